@@ -1,0 +1,49 @@
+# The two commands: `make demo` (embedded default, no server needed) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+PYTEST_ARGS ?=
+
+# The test suite talks to real PostgreSQL and Redis; override these to point elsewhere.
+TEST_ENV := SECRET_KEY=test-only-secret-key-not-used-anywhere-else-4f9c2a7b1e \
+	DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mlplatform} \
+	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/0} HTTPS=0 STATIC_MANIFEST=0 DEBUG=0
+
+.PHONY: demo test test-fast test-faults lint format services install bench clean
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	DEBUG=1 $(PY) manage.py demo
+
+services:
+	@bash scripts/services.sh
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: $(VENV)/.installed services lint
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed services
+	$(TEST_ENV) $(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+test-faults: $(VENV)/.installed services
+	$(TEST_ENV) $(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed services
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf var/ .pytest_cache

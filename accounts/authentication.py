@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from rest_framework import authentication, exceptions
+
+from accounts.services import token_authenticate
+
+
+class TokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Token <key>` with hashed, revocable keys."""
+
+    keyword = "Token"
+
+    def authenticate(self, request):  # type: ignore[override]
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Invalid token header: expected 'Token <key>'.")
+        try:
+            key = header[1].decode()
+        except UnicodeError:
+            raise exceptions.AuthenticationFailed("Invalid token header: the key is not valid text.") from None
+        token = token_authenticate(key)
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        return token.user, token
+
+    def authenticate_header(self, request):  # type: ignore[override]
+        return self.keyword

@@ -1,0 +1,338 @@
+"""Running jobs: registration of handlers, enqueueing after commit, claiming, heartbeats.
+
+A handler is a plain function `handler(job, ctx) -> dict | None` registered under a kind:
+
+    @job_handler("dataset.profile")
+    def profile(job: Job, ctx: JobContext) -> dict:
+        ctx.progress(10, "Reading the file")
+        ...
+        return {"rows": n}
+
+It must be idempotent: a job can be delivered twice (late acks) or re-run after its worker died,
+so it writes artefacts under temporary names and records results in one short transaction.
+Raise `RetryableError` for transient faults; any other exception fails the job with its
+traceback. `ctx.progress` raises `JobCancelled` once a user asked to cancel.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback as tb
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db import utils as db_utils
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce, Concat
+from django.utils import timezone
+from django.utils.module_loading import autodiscover_modules
+
+from jobs.models import TERMINAL, Job, JobStatus
+
+logger = logging.getLogger(__name__)
+
+
+class JobCancelled(Exception):
+    pass
+
+
+class JobLost(Exception):
+    """Another worker took this job over (our heartbeat went stale); stop without writing."""
+
+
+class RetryableError(Exception):
+    """A transient fault: the job is queued again, up to its max_attempts."""
+
+
+Handler = Callable[[Job, "JobContext"], "dict[str, Any] | None"]
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    kind: str
+    func: Handler
+    queue: str
+
+
+_HANDLERS: dict[str, HandlerSpec] = {}
+_discovered = False
+
+
+def job_handler(kind: str, *, queue: str = "default") -> Callable[[Handler], Handler]:
+    def register(func: Handler) -> Handler:
+        _HANDLERS[kind] = HandlerSpec(kind, func, queue)
+        return func
+
+    return register
+
+
+def get_handler(kind: str) -> HandlerSpec:
+    global _discovered
+    if kind not in _HANDLERS and not _discovered:
+        autodiscover_modules("job_handlers")
+        _discovered = True
+    return _HANDLERS[kind]
+
+
+def job_enqueue(
+    *,
+    project: Any,
+    kind: str,
+    created_by: Any = None,
+    params: dict[str, Any] | None = None,
+    target: Any = None,
+    parent: Job | None = None,
+    max_attempts: int | None = None,
+    message: str = "Waiting for a worker",
+) -> Job:
+    """Create a queued job and publish its task once the surrounding transaction commits.
+
+    Publishing after commit means a rolled-back request queues nothing, and a worker never
+    looks for a row that is not there yet.
+    """
+    spec = get_handler(kind)
+    job = Job.objects.create(
+        project=project,
+        kind=kind,
+        queue=spec.queue,
+        created_by=created_by if getattr(created_by, "is_authenticated", False) else None,
+        params=params or {},
+        target_type=target._meta.model_name if target is not None else "",
+        target_id=target.pk if target is not None else None,
+        parent=parent,
+        max_attempts=max_attempts or settings.JOB_MAX_ATTEMPTS,
+        message=message,
+        enqueued_at=timezone.now(),
+    )
+    transaction.on_commit(lambda: publish(job.pk, spec.queue))
+    return job
+
+
+def publish(job_id: int, queue: str, countdown: float | None = None) -> None:
+    from jobs.tasks import run_job
+
+    run_job.apply_async(args=[job_id], queue=queue, countdown=countdown)
+
+
+class JobContext:
+    """What a handler gets besides its job: progress reporting and cancellation."""
+
+    def __init__(self, job: Job, token: uuid.UUID):
+        self.job = job
+        self.token = token
+        self.cancel_requested = False
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"job-{job.pk}-heartbeat", daemon=True)
+
+    # -- heartbeat ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(settings.JOB_HEARTBEAT_SECONDS):
+                try:
+                    updated = Job.objects.filter(pk=self.job.pk, claim_token=self.token).update(
+                        heartbeat_at=timezone.now()
+                    )
+                    if not updated:
+                        self.lost = True
+                        return
+                    self.cancel_requested = Job.objects.filter(pk=self.job.pk, cancel_requested=True).exists()
+                except db_utils.Error:
+                    logger.warning("heartbeat of job %s failed; will try again", self.job.pk, exc_info=True)
+                    close_old_connections()
+        finally:
+            connection.close()
+
+    # -- reporting ------------------------------------------------------------------------------
+    def check(self) -> None:
+        if self.lost:
+            raise JobLost()
+        if self.cancel_requested:
+            raise JobCancelled()
+
+    def progress(self, percent: float, message: str | None = None, *, log: bool = True) -> None:
+        """Record progress (0-100) and a short message; raises JobCancelled when asked to stop."""
+        self.check()
+        values: dict[str, Any] = {"progress": max(0, min(100, int(percent))), "heartbeat_at": timezone.now()}
+        if message is not None:
+            values["message"] = message[:300]
+            if log:
+                values["log"] = Concat(F("log"), Value(f"{timezone.now():%H:%M:%S} {message}\n"))
+        updated = Job.objects.filter(pk=self.job.pk, claim_token=self.token).update(**values)
+        if not updated:
+            self.lost = True
+            raise JobLost()
+        row = Job.objects.filter(pk=self.job.pk).values("cancel_requested").first()
+        if row and row["cancel_requested"]:
+            self.cancel_requested = True
+            raise JobCancelled()
+
+    def log(self, message: str) -> None:
+        Job.objects.filter(pk=self.job.pk, claim_token=self.token).update(
+            log=Concat(F("log"), Value(f"{timezone.now():%H:%M:%S} {message}\n"))
+        )
+
+
+def _finish(job_id: int, token: uuid.UUID | None, status: str, **values: Any) -> bool:
+    qs = Job.objects.filter(pk=job_id)
+    if token is not None:
+        qs = qs.filter(claim_token=token)
+    return bool(qs.update(status=status, finished_at=timezone.now(), claim_token=None, **values))
+
+
+def job_fail(job: Job, error: str, trace: str = "") -> None:
+    _finish(job.pk, None, JobStatus.FAILED, error=error[:5000], traceback=trace)
+
+
+def execute(job_id: int) -> str:
+    """Run one delivery of a job. Returns what happened: done, busy, ran, retry, gone."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return "gone"
+    if job.status in TERMINAL:
+        return "done"
+    if job.status == JobStatus.QUEUED and job.cancel_requested:
+        _finish(job.pk, None, JobStatus.CANCELLED, message="Cancelled before it started")
+        return "done"
+
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
+    token = uuid.uuid4()
+    claimed = (
+        Job.objects.filter(pk=job_id)
+        .filter(Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale))
+        .update(
+            status=JobStatus.RUNNING,
+            claim_token=token,
+            attempts=F("attempts") + 1,
+            heartbeat_at=now,
+            started_at=Coalesce(F("started_at"), Value(now)),
+            message="Running",
+        )
+    )
+    if not claimed:
+        # Either another worker is running it right now (a duplicate delivery, or our own
+        # redelivery after a child was killed, whose heartbeat has not gone stale yet), or it
+        # has finished in the meantime.
+        job.refresh_from_db()
+        return "busy" if job.status == JobStatus.RUNNING else "done"
+
+    job.refresh_from_db()
+    if job.attempts > job.max_attempts:
+        # Poison: its worker died on every attempt (killed, out of memory). Dead-letter it.
+        _finish(
+            job.pk,
+            token,
+            JobStatus.FAILED,
+            error=f"Gave up after {job.max_attempts} attempts: the worker running this job died each time "
+            "(killed or out of memory).",
+        )
+        return "done"
+
+    try:
+        spec = get_handler(job.kind)
+    except KeyError:
+        _finish(job.pk, token, JobStatus.FAILED, error=f"No handler for job kind {job.kind!r}.")
+        return "done"
+
+    ctx = JobContext(job, token)
+    ctx.start()
+    try:
+        result = spec.func(job, ctx) or {}
+        ctx.check()
+    except JobCancelled:
+        _finish(job.pk, token, JobStatus.CANCELLED, message="Cancelled")
+        return "ran"
+    except JobLost:
+        logger.warning("job %s was taken over by another worker; this delivery stops", job.pk)
+        return "ran"
+    except (RetryableError, db_utils.OperationalError, db_utils.InterfaceError) as exc:
+        close_old_connections()
+        if job.attempts < job.max_attempts:
+            Job.objects.filter(pk=job.pk, claim_token=token).update(
+                status=JobStatus.QUEUED,
+                claim_token=None,
+                message=f"Retrying after: {exc}"[:300],
+                enqueued_at=timezone.now(),
+            )
+            return "retry"
+        _finish(job.pk, token, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}", traceback=tb.format_exc())
+        return "ran"
+    except Exception as exc:
+        logger.exception("job %s (%s) failed", job.pk, job.kind)
+        message = str(exc) or type(exc).__name__
+        _finish(job.pk, token, JobStatus.FAILED, error=message, traceback=tb.format_exc(), message="Failed")
+        return "ran"
+    finally:
+        ctx.stop()
+    _finish(job.pk, token, JobStatus.SUCCEEDED, progress=100, result=result, message="Done")
+    return "ran"
+
+
+@transaction.atomic
+def job_cancel(*, job: Job, actor: Any) -> Job:
+    from projects.services import audit_record
+
+    if job.is_terminal:
+        return job
+    if job.status == JobStatus.QUEUED:
+        _finish(job.pk, None, JobStatus.CANCELLED, message="Cancelled before it started", cancel_requested=True)
+    else:
+        Job.objects.filter(pk=job.pk).update(cancel_requested=True, message="Cancelling…")
+    Job.objects.filter(parent=job, status=JobStatus.QUEUED).update(
+        status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
+    )
+    Job.objects.filter(parent=job, status=JobStatus.RUNNING).update(cancel_requested=True)
+    audit_record(actor=actor, action="job.cancelled", project=job.project, obj=job)
+    job.refresh_from_db()
+    return job
+
+
+def sweep_stale_jobs() -> dict[str, int]:
+    """Nothing stays `running` forever, and no queued job is forgotten.
+
+    - running with a heartbeat older than twice the stale limit: its worker is gone and no
+      redelivery claimed it; queue it again, or fail it once its attempts are spent;
+    - queued for longer than the requeue limit: its message may have been lost (a Redis
+      restart without persistence); publish it again. A duplicate is harmless: claims are atomic.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS * 2)
+    requeued = failed = republished = 0
+    for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale):
+        if job.attempts >= job.max_attempts:
+            if _finish(
+                job.pk,
+                job.claim_token,
+                JobStatus.FAILED,
+                error=f"The worker running this job stopped answering (attempt {job.attempts} of "
+                f"{job.max_attempts}); giving up.",
+            ):
+                failed += 1
+        elif Job.objects.filter(pk=job.pk, claim_token=job.claim_token, status=JobStatus.RUNNING).update(
+            status=JobStatus.QUEUED,
+            claim_token=None,
+            enqueued_at=now,
+            message="Requeued: the worker running it stopped answering",
+        ):
+            publish(job.pk, job.queue)
+            requeued += 1
+    forgotten = now - timedelta(seconds=max(60.0, settings.JOB_STALE_AFTER_SECONDS * 4))
+    for job in Job.objects.filter(status=JobStatus.QUEUED, enqueued_at__lt=forgotten):
+        if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED, enqueued_at=job.enqueued_at).update(enqueued_at=now):
+            publish(job.pk, job.queue)
+            republished += 1
+    return {"requeued": requeued, "failed": failed, "republished": republished}

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from jobs.models import Job
+from jobs.runner import job_cancel
+from projects.access import access, can
+from projects.roles import Action
+from projects.views import project_context
+
+
+@login_required
+def job_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
+    job = access(request.user, Job.objects.select_related("project", "created_by"), pk)
+    return render(
+        request,
+        "jobs/detail.html",
+        project_context(
+            request,
+            job.project,
+            "jobs",
+            job=job,
+            can_cancel=can(request.user, job.project, Action.CANCEL_JOB),
+            show_traceback=can(request.user, job.project, Action.VIEW_TRACEBACK),
+        ),
+    )
+
+
+@login_required
+@require_POST
+def job_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
+    job = access(request.user, Job, pk, Action.CANCEL_JOB)
+    job_cancel(job=job, actor=request.user)
+    messages.success(request, "Cancellation requested.")
+    return redirect("jobs:detail", job.pk)

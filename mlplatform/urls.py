@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import importlib
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from accounts.apis import ObtainTokenApi
+from mlplatform import views as platform_views
+
+# Each app registers its API viewsets in `<app>/api_urls.py` (`register(router)`), so apps
+# grow their API without touching this file.
+API_APPS = ["accounts", "projects", "jobs", "datasets", "experiments", "deployments"]
+
+
+class Router(DefaultRouter):
+    include_root_view = False
+
+
+router = Router()
+extra_api_urls = []
+for app in API_APPS:
+    module = importlib.import_module(f"{app}.api_urls")
+    module.register(router)
+    extra_api_urls += getattr(module, "urlpatterns", [])
+
+api_urlpatterns = [
+    path("auth/token/", ObtainTokenApi.as_view(), name="api-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    *extra_api_urls,
+    *router.urls,
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="registration/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz/", platform_views.healthz, name="healthz"),
+    path("api/v1/", include(api_urlpatterns)),
+    path("account/", include("accounts.urls")),
+    path("jobs/", include("jobs.urls")),
+    # App pages live under /projects/<pk>/<app>/... and /<app>/<id>/...; each app's urls.py
+    # spells out its own paths.
+    path("", include("datasets.urls")),
+    path("", include("experiments.urls")),
+    path("", include("deployments.urls")),
+    path("", include("projects.urls")),
+]
+
+handler403 = "mlplatform.views.forbidden"
+handler404 = "mlplatform.views.not_found"

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import json
+
+from django import forms
+
+from projects.metrics import METRICS, TaskType
+from projects.models import AssumptionStatus, Decision, GateStrictness
+from projects.roles import Role
+
+METRIC_CHOICES = [("", "—")] + [(m.name, f"{m.label} ({m.task_type})") for m in METRICS.values()]
+
+
+class ProjectForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    task_type = forms.ChoiceField(choices=TaskType.choices)
+    objective = forms.CharField(
+        widget=forms.Textarea, required=False, help_text="What the business wants, in plain English."
+    )
+    usage = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, label="How the model will be used"
+    )
+    current_solution = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="What is done today. Its score is the baseline to beat.",
+    )
+    success_metric = forms.ChoiceField(choices=METRIC_CHOICES, required=False)
+    success_threshold = forms.FloatField(required=False, help_text="The score the model must reach.")
+    baseline_score = forms.FloatField(required=False, help_text="The current solution's score.")
+    gate_strictness = forms.ChoiceField(choices=GateStrictness.choices, required=False)
+    webhook_url = forms.URLField(required=False, label="Webhook URL", assume_scheme="https")
+    assumptions_json = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def clean_assumptions_json(self) -> list[dict[str, str]]:
+        raw = self.cleaned_data.get("assumptions_json") or "[]"
+        try:
+            items = json.loads(raw)
+        except json.JSONDecodeError:
+            raise forms.ValidationError("Assumptions could not be read.") from None
+        if not isinstance(items, list):
+            raise forms.ValidationError("Assumptions could not be read.")
+        cleaned = []
+        for item in items:
+            if not isinstance(item, dict) or not str(item.get("text", "")).strip():
+                continue
+            status = item.get("status") or AssumptionStatus.UNCHECKED
+            if status not in AssumptionStatus.values:
+                raise forms.ValidationError(f"Unknown assumption status {status!r}.")
+            cleaned.append({"text": str(item["text"]).strip(), "status": status, "note": str(item.get("note", ""))})
+        return cleaned
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=Decision.choices)
+    decision_rationale = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, label="Rationale")
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

@@ -1,0 +1,57 @@
+// Small helpers shared by every page: CSRF-aware fetch and live job progress bars.
+(function () {
+  function cookie(name) {
+    const m = document.cookie.match(new RegExp("(^|; )" + name + "=([^;]*)"));
+    return m ? decodeURIComponent(m[2]) : "";
+  }
+  window.mlp = {
+    csrf: () => cookie("csrftoken"),
+    api: async function (url, options) {
+      options = options || {};
+      options.headers = Object.assign({ "X-CSRFToken": cookie("csrftoken"), "Accept": "application/json" }, options.headers || {});
+      if (options.json !== undefined) {
+        options.body = JSON.stringify(options.json);
+        options.headers["Content-Type"] = "application/json";
+        delete options.json;
+      }
+      options.credentials = "same-origin";
+      const resp = await fetch(url, options);
+      let body = null;
+      try { body = await resp.json(); } catch (e) { body = null; }
+      return { ok: resp.ok, status: resp.status, body: body };
+    },
+    text: function (el, value) { el.textContent = value == null ? "" : String(value); },
+  };
+  // <div data-job-id="12" data-reload-on-finish="1"> with .progress>span, [data-job-status], [data-job-message]
+  function watch(el) {
+    const id = el.getAttribute("data-job-id");
+    const bar = el.querySelector(".progress > span");
+    const status = el.querySelector("[data-job-status]");
+    const message = el.querySelector("[data-job-message]");
+    const error = el.querySelector("[data-job-error]");
+    async function tick() {
+      const r = await window.mlp.api("/api/v1/jobs/" + id + "/");
+      if (!r.ok) return;
+      const job = r.body;
+      if (bar) bar.style.width = job.progress + "%";
+      if (status) { mlp.text(status, job.status); status.className = "badge " + job.status; }
+      if (message) mlp.text(message, job.message);
+      if (error) mlp.text(error, job.error);
+      el.setAttribute("data-status", job.status);
+      if (["succeeded", "failed", "cancelled"].indexOf(job.status) >= 0) {
+        el.dispatchEvent(new CustomEvent("job:finished", { detail: job, bubbles: true }));
+        if (el.getAttribute("data-reload-on-finish")) window.location.reload();
+        return;
+      }
+      setTimeout(tick, 1000);
+    }
+    tick();
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-job-id]").forEach(function (el) {
+      const s = el.getAttribute("data-status");
+      if (!s || ["queued", "running"].indexOf(s) >= 0) watch(el);
+    });
+  });
+  window.mlp.watchJob = watch;
+})();

@@ -1,0 +1,206 @@
+"""Shared fixtures: a team with every role, API clients, a real Celery worker, a real browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from accounts.services import token_create
+from tests.factories import PASSWORD, ProjectFactory, UserFactory, add_member
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Team:
+    project: Any
+    other_project: Any
+    owner: Any
+    editor: Any
+    reviewer: Any
+    viewer: Any
+    outsider: Any  # owner of other_project, no role in project
+
+    def user(self, role: str):
+        return getattr(self, role)
+
+
+@pytest.fixture
+def team(db) -> Team:
+    owner = UserFactory(username="olivia")
+    project = ProjectFactory(created_by=owner)
+    add_member(project, owner, "owner")
+    users = {}
+    for role, name in (("editor", "eddie"), ("reviewer", "rita"), ("viewer", "victor")):
+        users[role] = UserFactory(username=name)
+        add_member(project, users[role], role)
+    outsider = UserFactory(username="oscar")
+    other = ProjectFactory(created_by=outsider, name="Other team's project")
+    add_member(other, outsider, "owner")
+    return Team(project, other, owner, users["editor"], users["reviewer"], users["viewer"], outsider)
+
+
+def api_client_for(user) -> APIClient:
+    client = APIClient()
+    _, key = token_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+@pytest.fixture
+def api(team):
+    """api("owner") -> an APIClient authenticated with that team member's token."""
+    cache: dict[str, APIClient] = {}
+
+    def get(role: str) -> APIClient:
+        if role not in cache:
+            cache[role] = api_client_for(team.user(role))
+        return cache[role]
+
+    return get
+
+
+# --- jobs and workers --------------------------------------------------------------------------
+
+
+def wait_for_job(job_id: int, timeout: float = 60.0, statuses=("succeeded", "failed", "cancelled")):
+    from jobs.models import Job
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = Job.objects.get(pk=job_id)
+        if job.status in statuses:
+            return job
+        time.sleep(0.1)
+    job = Job.objects.get(pk=job_id)
+    raise AssertionError(f"job {job_id} still {job.status} after {timeout}s: {job.message} {job.error}")
+
+
+def _purge_queues() -> None:
+    from mlplatform.celery import app
+
+    with app.connection_for_write() as conn:
+        for queue in ("default", "training", "logging"):
+            try:
+                conn.default_channel.queue_purge(queue)
+            except Exception:
+                pass
+
+
+@pytest.fixture(scope="session")
+def celery_worker_thread(django_db_setup, django_db_blocker):
+    """A real Celery worker (solo pool, in a thread) consuming our queues over Redis."""
+    from celery.contrib.testing.worker import start_worker
+
+    from mlplatform.celery import app
+
+    _purge_queues()
+    with start_worker(
+        app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30,
+        queues=["default", "training", "logging"],
+    ):
+        yield app
+
+
+@pytest.fixture
+def worker(transactional_db, celery_worker_thread):
+    """Use in tests whose jobs must run: the worker sees only committed rows."""
+    yield celery_worker_thread
+
+
+class WorkerProcess:
+    """`celery worker` in a subprocess, on the test database: for SIGKILL tests."""
+
+    def __init__(self, queues: str = "default,training,logging", concurrency: int = 1, extra_env=None):
+        db = connection.settings_dict
+        env = dict(os.environ)
+        env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        env.update(extra_env or {})
+        self.cmd = [
+            sys.executable, "-m", "celery", "-A", "mlplatform", "worker", "-Q", queues, "-c", str(concurrency),
+            "--pool", "prefork", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+            "--without-heartbeat", "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+        ]
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, start_new_session=True)
+        return self
+
+    def children(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
+        return [int(x) for x in out.split()]
+
+    def stop(self, sig: int = 15) -> None:
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+
+
+@pytest.fixture
+def worker_process(transactional_db):
+    _purge_queues()
+    started: list[WorkerProcess] = []
+
+    def start(**kwargs) -> WorkerProcess:
+        w = WorkerProcess(**kwargs).start()
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop(9)
+
+
+# --- browser ----------------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-quic", "--no-first-run", "--disable-sync"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url)
+    p = context.new_page()
+    p.set_default_timeout(15000)
+    yield p
+    context.close()
+
+
+def login(page, username: str, password: str = PASSWORD) -> None:
+    page.goto("/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login/" not in url)
