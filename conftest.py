@@ -1,4 +1,7 @@
-"""Test-run environment defaults (the Makefile sets the same; these make a bare `pytest` work)."""
+"""Test-run environment defaults, for a bare `pytest` (the Makefile sets the same).
+
+pytest-django may import the settings before this file runs: the Makefile is the source of
+truth, these are the fallback."""
 
 import os
 import tempfile

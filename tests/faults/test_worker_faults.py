@@ -44,7 +44,8 @@ def test_killed_whole_worker_job_completes_after_restart(worker_process, team):
     assert Job.objects.get(pk=job.pk).status == JobStatus.RUNNING
     time.sleep(9)  # the heartbeat goes stale (JOB_STALE_AFTER_SECONDS=4, sweep waits twice that)
     swept = sweep_stale_jobs()
-    assert swept["requeued"] == 1
+    stuck = Job.objects.get(pk=job.pk)
+    assert swept["requeued"] == 1, (swept, stuck.status, stuck.heartbeat_at, stuck.attempts)
     worker_process()
     job = wait_for_job(job.pk, timeout=90)
     assert job.status == JobStatus.SUCCEEDED
