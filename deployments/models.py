@@ -15,7 +15,13 @@ def uuid7() -> uuid.UUID:
     """A time-ordered UUID (RFC 9562 v7): prediction ids are made in-process, index-friendly."""
     ms = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80 | (0x7 << 76) | ((rand >> 62) & 0xFFF) << 64 | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    value = (
+        (ms & ((1 << 48) - 1)) << 80
+        | (0x7 << 76)
+        | ((rand >> 62) & 0xFFF) << 64
+        | (0b10 << 62)
+        | (rand & ((1 << 62) - 1))
+    )
     return uuid.UUID(int=value)
 
 
@@ -26,7 +32,9 @@ class ModelVersion(models.Model):
     version = models.PositiveIntegerField()
     run = models.ForeignKey("experiments.Run", null=True, on_delete=models.SET_NULL, related_name="model_versions")
     experiment = models.ForeignKey("experiments.Experiment", null=True, on_delete=models.SET_NULL, related_name="+")
-    dataset_version = models.ForeignKey("datasets.DatasetVersion", null=True, on_delete=models.SET_NULL, related_name="+")
+    dataset_version = models.ForeignKey(
+        "datasets.DatasetVersion", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     name = models.CharField(max_length=120, blank=True)
     task_type = models.CharField(max_length=20)
     target = models.CharField(max_length=200)
@@ -198,9 +206,13 @@ class ReviewItem(models.Model):
     final_label = models.JSONField(null=True, blank=True)
     sample_weight = models.FloatField(default=1.0)  # 1 / sampling rate for the random QC sample
     comment = models.TextField(blank=True)
-    claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     claimed_until = models.DateTimeField(null=True, blank=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     decided_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
@@ -248,7 +260,9 @@ class Alert(models.Model):
     first_fired_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
-    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -18,9 +18,7 @@ class ExperimentStatus(models.TextChoices):
 class Experiment(models.Model):
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="experiments")
     name = models.CharField(max_length=120)
-    dataset_version = models.ForeignKey(
-        "datasets.DatasetVersion", on_delete=models.PROTECT, related_name="experiments"
-    )
+    dataset_version = models.ForeignKey("datasets.DatasetVersion", on_delete=models.PROTECT, related_name="experiments")
     target = models.CharField(max_length=200)
     task_type = models.CharField(max_length=20)
     metric = models.CharField(max_length=30)
@@ -35,14 +33,20 @@ class Experiment(models.Model):
     error = models.TextField(blank=True)
     job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retrains",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="retrains",
         help_text="The experiment whose configuration a retrain reused.",
     )
     # The one final evaluation on the locked test set.
     evaluated_run = models.ForeignKey("Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     test_evaluation = models.JSONField(null=True, blank=True)  # {metric: {value, ci_low, ci_high}, verdict...}
     evaluated_at = models.DateTimeField(null=True, blank=True)
-    evaluated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    evaluated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -93,7 +93,7 @@ def _purge_queues() -> None:
         for queue in ("default", "training", "logging"):
             try:
                 conn.default_channel.queue_purge(queue)
-            except Exception:
+            except Exception:  # noqa: S110 - a queue that does not exist yet has nothing to purge
                 pass
 
 
@@ -106,7 +106,12 @@ def celery_worker_thread(django_db_setup, django_db_blocker):
 
     _purge_queues()
     with start_worker(
-        app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30,
+        app,
+        pool="solo",
+        concurrency=1,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=30,
         queues=["default", "training", "logging"],
     ):
         yield app
@@ -127,9 +132,25 @@ class WorkerProcess:
         env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
         env.update(extra_env or {})
         self.cmd = [
-            sys.executable, "-m", "celery", "-A", "mlplatform", "worker", "-Q", queues, "-c", str(concurrency),
-            "--pool", "prefork", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
-            "--without-heartbeat", "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mlplatform",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "--pool",
+            "prefork",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
         ]
         self.env = env
         self.proc: subprocess.Popen | None = None
@@ -182,8 +203,15 @@ def browser():
     with sync_playwright() as pw:
         b = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-quic", "--no-first-run", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-sync",
+            ],
         )
         yield b
         b.close()

@@ -26,7 +26,9 @@ def test_create_project_makes_creator_owner(api, team):
     project = Project.objects.get(pk=response.data["id"])
     assert Membership.objects.get(project=project, user=team.editor).role == "owner"
     assert response.data["my_role"] == "owner"
-    assert project.assumptions == [{"text": "Applicants' income is reported honestly", "status": "unchecked", "note": ""}]
+    assert project.assumptions == [
+        {"text": "Applicants' income is reported honestly", "status": "unchecked", "note": ""}
+    ]
     assert AuditEvent.objects.filter(project=project, action="project.created").exists()
 
 
@@ -111,7 +113,8 @@ def test_update_rejects_metric_of_other_task_type(api, team):
 
 def test_switching_task_type_resets_metric(api, team):
     response = api("owner").patch(
-        f"{URL}{team.project.pk}/", {"task_type": "regression", "success_threshold": 5, "baseline_score": 7},
+        f"{URL}{team.project.pk}/",
+        {"task_type": "regression", "success_threshold": 5, "baseline_score": 7},
         format="json",
     )
     assert response.status_code == 200, response.data

@@ -1,0 +1,59 @@
+"""Column kinds inferred from data: the vocabulary shared by profiling, recipes and schemas."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+BOOLEAN = "boolean"
+DATETIME = "datetime"
+TEXT = "text"
+ID_LIKE = "id"
+
+KINDS = (NUMERIC, CATEGORICAL, BOOLEAN, DATETIME, TEXT, ID_LIKE)
+
+
+def infer_kind(series: pd.Series) -> str:
+    """A column's kind, from its dtype and its values (cheap: samples long columns)."""
+    s = series.dropna()
+    n = len(s)
+    if pd.api.types.is_bool_dtype(series):
+        return BOOLEAN
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return DATETIME
+    if n == 0:
+        return CATEGORICAL
+    unique = s.nunique()
+    if pd.api.types.is_numeric_dtype(series):
+        if unique <= 2 and set(pd.unique(s)).issubset({0, 1}):
+            return BOOLEAN
+        if pd.api.types.is_integer_dtype(series) and unique == n and n >= 50 and _is_sequence_like(s):
+            return ID_LIKE
+        return NUMERIC
+    sample = s.astype(str).head(5000)
+    if unique <= 2 and {v.lower() for v in sample.unique()} <= {"true", "false", "yes", "no", "y", "n", "t", "f"}:
+        return BOOLEAN
+    if sample.str.match(r"^\d{4}-\d{2}-\d{2}").mean() > 0.95:
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+        if parsed.notna().mean() > 0.95:
+            return DATETIME
+    if unique == n and n >= 50 and sample.str.len().mean() < 40:
+        return ID_LIKE
+    mean_len = sample.str.len().mean()
+    words = sample.str.count(" ").mean()
+    if mean_len > 30 and words >= 3 and unique > 0.5 * n:
+        return TEXT
+    return CATEGORICAL
+
+
+def _is_sequence_like(s: pd.Series) -> bool:
+    # An integer column of distinct values is an id when it looks like a counter or a code,
+    # not a measurement: mostly increasing, or spanning a range near its length.
+    values = s.to_numpy()
+    span = values.max() - values.min()
+    return bool(span <= 10 * len(values))
+
+
+def column_kinds(frame: pd.DataFrame) -> dict[str, str]:
+    return {str(c): infer_kind(frame[c]) for c in frame.columns}
