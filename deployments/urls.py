@@ -1,4 +1,4 @@
-from django.urls import path  # noqa: F401
+from deployments import monitoring_views, review_views, views
 
 app_name = "deployments"
-urlpatterns: list = []
+urlpatterns = [*views.urlpatterns, *review_views.urlpatterns, *monitoring_views.urlpatterns]

@@ -125,6 +125,11 @@ STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "mlplatform.staticfinders.VendorFinder",
+]
 STORAGES = {
     "default": {
         "BACKEND": env_str("STORAGE_BACKEND") or "django.core.files.storage.FileSystemStorage",

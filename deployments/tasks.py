@@ -1,0 +1,13 @@
+"""Celery entry points of the deployments app (beat: monitoring snapshots)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="deployments.tasks.schedule_snapshots", ignore_result=True)
+def schedule_snapshots() -> int:
+    """Queue a monitoring snapshot for every deployment whose interval has passed."""
+    from deployments import monitoring_schedule
+
+    return monitoring_schedule.schedule_due_snapshots()

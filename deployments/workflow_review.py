@@ -1,0 +1,1 @@
+"""Workflow stage provider (see projects.workflow.stage)."""

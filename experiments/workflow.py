@@ -1,0 +1,1 @@
+"""Workflow stage providers (see projects.workflow.stage)."""
