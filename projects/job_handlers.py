@@ -1,0 +1,1 @@
+from projects import webhooks  # noqa: F401  (registers webhook.deliver)
