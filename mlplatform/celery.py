@@ -26,9 +26,12 @@ def configure(app: Celery) -> None:
         worker_prefetch_multiplier=1,
         task_time_limit=settings.CELERY_TASK_TIME_LIMIT,
         task_soft_time_limit=settings.CELERY_TASK_TIME_LIMIT - 60,
-        broker_transport_options={
+        # The SQLAlchemy transport (embedded mode) takes no transport options; Redis gets the
+        # visibility timeout that the task time limit stays below.
+        broker_transport_options={}
+        if settings.EMBEDDED_BROKER
+        else {
             "visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT,
-            **({"polling_interval": 0.5} if settings.EMBEDDED_BROKER else {}),
         },
         task_serializer="json",
         result_serializer="json",

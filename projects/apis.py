@@ -95,6 +95,16 @@ class AuditEventSerializer(serializers.ModelSerializer):
         fields = ["id", "actor", "action", "object_type", "object_id", "object_repr", "data", "created_at"]
 
 
+class WorkflowStageSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    state = serializers.ChoiceField(choices=["done", "in_progress", "blocked", "todo"])
+    detail = serializers.CharField()
+    next_step = serializers.CharField()
+    url = serializers.CharField()
+    extra = serializers.DictField()
+
+
 class ProjectViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -200,7 +210,7 @@ class ProjectViewSet(
         page = self.paginate_queryset(AuditEvent.objects.filter(project=project))
         return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
 
-    @extend_schema(request=None, responses=serializers.JSONField())
+    @extend_schema(request=None, responses=WorkflowStageSerializer(many=True))
     @action(detail=True, methods=["get"])
     def workflow(self, request, pk=None):
         project = self.get_object()
