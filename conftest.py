@@ -15,6 +15,7 @@ os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 os.environ.setdefault("JOB_HEARTBEAT_SECONDS", "1")
 os.environ.setdefault("JOB_STALE_AFTER_SECONDS", "4")
 os.environ.setdefault("DIAGNOSTIC_CRASH_JOBS", "1")
+os.environ.setdefault("JOB_REQUEUE_AFTER_SECONDS", "5")
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 os.environ.setdefault("MLPLATFORM_DATA_DIR", tempfile.mkdtemp(prefix="mlplatform-test-"))
 # Playwright's sync API runs an event loop in the test thread; the ORM calls made by test code

@@ -330,7 +330,7 @@ def sweep_stale_jobs() -> dict[str, int]:
         ):
             publish(job.pk, job.queue)
             requeued += 1
-    forgotten = now - timedelta(seconds=max(60.0, settings.JOB_STALE_AFTER_SECONDS * 4))
+    forgotten = now - timedelta(seconds=settings.JOB_REQUEUE_AFTER_SECONDS)
     for job in Job.objects.filter(status=JobStatus.QUEUED, enqueued_at__lt=forgotten):
         if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED, enqueued_at=job.enqueued_at).update(enqueued_at=now):
             publish(job.pk, job.queue)

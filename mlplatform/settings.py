@@ -183,6 +183,9 @@ CELERY_TASK_ALWAYS_EAGER = False  # never: jobs do not run inside a web request,
 JOB_HEARTBEAT_SECONDS = env_float("JOB_HEARTBEAT_SECONDS", 5.0)
 JOB_STALE_AFTER_SECONDS = env_float("JOB_STALE_AFTER_SECONDS", 30.0)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
+# A queued job whose message may have been lost (Redis restarted without persistence) is
+# published again after this long; duplicates are harmless (claims are atomic).
+JOB_REQUEUE_AFTER_SECONDS = env_float("JOB_REQUEUE_AFTER_SECONDS", 300.0)
 DIAGNOSTIC_CRASH_JOBS = env_bool("DIAGNOSTIC_CRASH_JOBS", False)  # test suite only
 
 # --- Data collection ------------------------------------------------------------------------
