@@ -13,9 +13,9 @@ import pytest
 import requests
 from django.db import connection, transaction
 
+from accounts.services import token_create
 from jobs.models import Job, JobStatus
 from jobs.runner import job_enqueue, sweep_stale_jobs
-from accounts.services import token_create
 from tests.conftest import wait_for_job
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
