@@ -12,6 +12,11 @@ from jobs.runner import execute, job_enqueue, publish, sweep_stale_jobs
 from tests.conftest import wait_for_job
 
 
+def unpublished(team, **params) -> Job:
+    """A queued job no worker will pick up: for tests that drive `execute` themselves."""
+    return Job.objects.create(project=team.project, kind="diagnostics.sleep", params=params, enqueued_at=timezone.now())
+
+
 def enqueue(team, **params) -> Job:
     with transaction.atomic():
         return job_enqueue(project=team.project, kind="diagnostics.sleep", created_by=team.owner, params=params)
@@ -89,7 +94,7 @@ def test_rolled_back_transaction_queues_nothing(worker, team):
 
 
 def test_execute_claims_once(transactional_db, team):
-    job = enqueue(team, seconds=0)
+    job = unpublished(team, seconds=0)
     assert execute(job.pk) == "ran"
     assert execute(job.pk) == "done"
     job.refresh_from_db()
@@ -97,13 +102,13 @@ def test_execute_claims_once(transactional_db, team):
 
 
 def test_running_job_with_live_heartbeat_is_busy(transactional_db, team):
-    job = enqueue(team, seconds=0)
+    job = unpublished(team, seconds=0)
     Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, heartbeat_at=timezone.now(), attempts=1)
     assert execute(job.pk) == "busy"
 
 
 def test_stale_running_job_is_reclaimed(transactional_db, team):
-    job = enqueue(team, seconds=0)
+    job = unpublished(team, seconds=0)
     Job.objects.filter(pk=job.pk).update(
         status=JobStatus.RUNNING, heartbeat_at=timezone.now() - timedelta(minutes=5), attempts=1
     )
@@ -114,7 +119,7 @@ def test_stale_running_job_is_reclaimed(transactional_db, team):
 
 
 def test_job_beyond_max_attempts_is_dead_lettered(transactional_db, team):
-    job = enqueue(team, seconds=0)
+    job = unpublished(team, seconds=0)
     Job.objects.filter(pk=job.pk).update(
         status=JobStatus.RUNNING, heartbeat_at=timezone.now() - timedelta(minutes=5), attempts=3
     )
@@ -126,9 +131,9 @@ def test_job_beyond_max_attempts_is_dead_lettered(transactional_db, team):
 
 def test_sweep_fails_or_requeues_silent_jobs(transactional_db, team):
     old = timezone.now() - timedelta(minutes=5)
-    spent = enqueue(team, seconds=0)
+    spent = unpublished(team, seconds=0)
     Job.objects.filter(pk=spent.pk).update(status=JobStatus.RUNNING, heartbeat_at=old, attempts=3)
-    retry = enqueue(team, seconds=0)
+    retry = unpublished(team, seconds=0)
     Job.objects.filter(pk=retry.pk).update(status=JobStatus.RUNNING, heartbeat_at=old, attempts=1)
     result = sweep_stale_jobs()
     assert result["failed"] == 1 and result["requeued"] == 1
