@@ -28,7 +28,8 @@ def infer_kind(series: pd.Series) -> str:
     if pd.api.types.is_numeric_dtype(series):
         if unique <= 2 and set(pd.unique(s)).issubset({0, 1}):
             return BOOLEAN
-        if pd.api.types.is_integer_dtype(series) and unique == n and n >= 50 and _is_sequence_like(s):
+        # Nearly unique (duplicated rows repeat an id, so not exactly unique) integer codes.
+        if pd.api.types.is_integer_dtype(series) and unique >= 0.95 * n and n >= 50 and _is_sequence_like(s):
             return ID_LIKE
         return NUMERIC
     sample = s.astype(str).head(5000)
@@ -38,7 +39,7 @@ def infer_kind(series: pd.Series) -> str:
         parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
         if parsed.notna().mean() > 0.95:
             return DATETIME
-    if unique == n and n >= 50 and sample.str.len().mean() < 40:
+    if unique >= 0.95 * n and n >= 50 and sample.str.len().mean() < 40 and words_per_value(sample) < 2:
         return ID_LIKE
     mean_len = sample.str.len().mean()
     words = sample.str.count(" ").mean()
@@ -47,12 +48,16 @@ def infer_kind(series: pd.Series) -> str:
     return CATEGORICAL
 
 
+def words_per_value(sample: pd.Series) -> float:
+    return float(sample.str.count(" ").mean())
+
+
 def _is_sequence_like(s: pd.Series) -> bool:
     # An integer column of distinct values is an id when it looks like a counter or a code,
     # not a measurement: mostly increasing, or spanning a range near its length.
     values = s.to_numpy()
     span = values.max() - values.min()
-    return bool(span <= 10 * len(values))
+    return bool(span <= 10 * s.nunique())
 
 
 def column_kinds(frame: pd.DataFrame) -> dict[str, str]:

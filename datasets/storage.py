@@ -45,3 +45,19 @@ def assignment_save(assignment: np.ndarray, *, prefix: str) -> StoredArtifact:
 
 def assignment_load(key: str) -> np.ndarray:
     return frame_load(key)["part"].to_numpy()
+
+
+def frame_head(key: str, rows: int) -> pd.DataFrame:
+    """The first `rows` rows without reading the whole file (previews, recipe checks)."""
+    with default_storage.open(key, "rb") as fh:
+        parquet = pq.ParquetFile(fh)
+        batches = []
+        count = 0
+        for batch in parquet.iter_batches(batch_size=min(max(rows, 1), 65536)):
+            batches.append(batch)
+            count += batch.num_rows
+            if count >= rows:
+                break
+        if not batches:
+            return parquet.schema_arrow.empty_table().to_pandas()
+        return pa.Table.from_batches(batches).slice(0, rows).to_pandas()
