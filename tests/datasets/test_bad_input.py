@@ -143,7 +143,12 @@ def test_xss_in_column_names_and_cells_is_escaped_in_the_ui(client, team, worker
     wait_version(v.pk)
     client.force_login(team.viewer)
     for url in (f"/projects/{team.project.pk}/datasets/", f"/datasets/{ds.pk}/", f"/dataset-versions/{v.pk}/"):
-        html = client.get(url).content.decode()
+        response = client.get(url)
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "&lt;b&gt;xss&lt;/b&gt;" in html
+        if "dataset-versions" in url:
+            assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the column table, escaped
         assert "<script>alert(1)</script>" not in html
         assert "<img src=x onerror" not in html
         assert "<b>xss</b>" not in html
