@@ -105,6 +105,7 @@ def read_csv_bytes(data: bytes | io.BufferedIOBase, head: bytes) -> tuple[pd.Dat
         raise IngestError("The first line must be a header with column names.")
     if all(_looks_numeric(h) for h in header if h.strip()):
         raise IngestError("The first line holds numbers, not column names: a header row is required.")
+    _check_sample_rows(sample, delimiter, len(header))
     source = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
         frame = pd.read_csv(
@@ -123,9 +124,32 @@ def read_csv_bytes(data: bytes | io.BufferedIOBase, head: bytes) -> tuple[pd.Dat
         raise IngestError(f"Ragged rows: {msg}. Every row needs as many fields as the header.") from None
     except UnicodeDecodeError as exc:
         raise IngestError(f"The file is not valid {encoding} text (byte {exc.start}).") from None
+    if not isinstance(frame.index, pd.RangeIndex):
+        # pandas turns a first data row with one field too many into an implicit index column.
+        raise IngestError("Ragged rows: some rows have more fields than the header.")
     if frame.shape[1] and len(frame) == 0:
         raise IngestError("The file has a header but no rows.")
     return frame, {"format": "csv", "encoding": encoding, "delimiter": delimiter}
+
+
+def _check_sample_rows(sample: str, delimiter: str, width: int) -> None:
+    """Rows with a different number of fields than the header, in the sniffed sample.
+
+    The C parser refuses rows with too many fields anywhere in the file but pads short rows
+    with missing values; checking the first lines catches the usual broken export early.
+    """
+    lines = sample.lstrip("\ufeff").splitlines()
+    if len(lines) > 1 and len(sample) >= SNIFF_BYTES - 4:
+        lines = lines[:-1]  # the sample may cut the last line
+    try:
+        for number, row in enumerate(csv.reader(lines[:2000], delimiter=delimiter), start=1):
+            if row and len(row) != width:
+                raise IngestError(
+                    f"Ragged rows: line {number} has {len(row)} fields but the header has {width}. "
+                    "Every row needs as many fields as the header."
+                )
+    except csv.Error:
+        return  # quoted fields spanning lines: leave it to the parser
 
 
 def _looks_numeric(text: str) -> bool:

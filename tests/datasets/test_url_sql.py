@@ -17,7 +17,7 @@ CSV = messy_frame(40).to_csv(index=False).encode()
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server API
+    def do_GET(self):
         port = self.server.server_address[1]
         routes = {
             "/data.csv": (200, CSV, {}),
@@ -71,7 +71,7 @@ def test_check_url_refuses_internal_addresses_in_every_spelling(url, settings):
 def test_allowed_host_works_but_redirects_to_private_addresses_are_refused(server, settings):
     settings.URL_FETCH_ALLOWED_HOSTS = ["localhost"]
     assert safe_request("GET", f"{server}/data.csv").body == CSV
-    with pytest.raises(UnsafeURL, match="127.0.0.1"):
+    with pytest.raises(UnsafeURL, match=r"127\.0\.0\.1"):
         safe_request("GET", f"{server}/to-loopback")
     with pytest.raises(UnsafeURL):
         safe_request("GET", f"{server}/to-metadata")
