@@ -16,8 +16,9 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from datasets import services
-from datasets.ingest import IngestError, read_table
+from datasets.ingest import IngestError, prepare, read_table
 from datasets.models import DatasetVersion, VersionSource, VersionStatus
+from datasets.profiling import profile_frame
 from jobs.models import Job
 from jobs.runner import JobContext, RetryableError, job_handler
 from mlplatform.errors import DomainError
@@ -123,11 +124,17 @@ def ingest(job: Job, ctx: JobContext) -> dict[str, Any]:
         else:
             raise DataProblem(f"Nothing to ingest for a {version.source} version.")
         del data
-        ctx.progress(60, f"Parsed {len(frame)} rows x {frame.shape[1]} columns; storing as Parquet")
-        services.validate_frame(frame)
+        ctx.progress(40, f"Parsed {len(frame)} rows x {frame.shape[1]} columns; profiling")
+        frame = services.validate_frame(frame)
+        # Profiled here, on the frame already in memory, rather than by a second job that would
+        # read the Parquet back: the row hashes serve both the content hash and the duplicates.
+        ready = prepare(frame, target=version.target_column, task=version.project.task_type)
+        ctx.progress(80, "Storing as Parquet")
         with transaction.atomic():
             DatasetVersion.objects.filter(pk=version.pk).update(source_detail={**version.source_detail, **meta})
-        services.version_fill(version=version, frame=frame, enqueue_profile=True)
+        services.version_fill(
+            version=version, frame=frame, profile=ready.profile, hashes=ready.hashes, parquet=ready.parquet
+        )
     except (IngestError, DataProblem) as exc:
         _fail(version, str(exc))
         _drop_upload(version)
@@ -142,7 +149,6 @@ def ingest(job: Job, ctx: JobContext) -> dict[str, Any]:
 
 @job_handler("dataset.profile")
 def profile(job: Job, ctx: JobContext) -> dict[str, Any]:
-    from datasets.profiling import profile_frame
     from datasets.selectors import visible_rows
 
     version = DatasetVersion.objects.select_related("project").filter(pk=job.params["version_id"]).first()

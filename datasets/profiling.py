@@ -9,6 +9,7 @@ sample of at most SAMPLE_ROWS rows, so a million-row upload profiles in about a 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,8 @@ import pandas as pd
 
 from datasets.kinds import BOOLEAN, CATEGORICAL, DATETIME, ID_LIKE, NUMERIC, TEXT, infer_kind
 
-SAMPLE_ROWS = 200_000
-CORR_ROWS = 100_000
+SAMPLE_ROWS = 100_000
+CORR_ROWS = 50_000
 LEAK_ROWS = 20_000
 HIST_BINS = 30
 TOP_VALUES = 10
@@ -51,22 +52,31 @@ def _as_numeric(series: pd.Series, kind: str) -> pd.Series | None:
     if kind == BOOLEAN:
         if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
             return series.astype("float64")
+        # Factorise first: mapping two distinct strings is cheap, mapping a million is not.
         m = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "y": 1.0, "n": 0.0, "t": 1.0, "f": 0.0}
-        return series.astype(str).str.lower().map(m).astype("float64")
+        codes, uniques = pd.factorize(series)
+        lookup = np.array([m.get(str(u).strip().lower(), np.nan) for u in uniques] + [np.nan])
+        return pd.Series(lookup[codes], index=series.index, dtype="float64")
     return None
 
 
-def _top_values(series: pd.Series, n: int) -> list[dict]:
-    counts = series.value_counts(dropna=True).head(n)
+def _top_values(series: pd.Series, n: int, counts: pd.Series | None = None) -> list[dict]:
+    counts = (series.value_counts(dropna=True) if counts is None else counts).head(n)
     total = len(series)
     return [{"value": str(k), "count": int(v), "share": _f(v / total)} for k, v in counts.items()]
 
 
 def profile_column(name: str, series: pd.Series, sample: pd.Series, n: int) -> tuple[dict, dict]:
     """(profile entry, private numeric info used by table checks)."""
-    kind = infer_kind(series)
+    counts = None
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        unique = int(series.nunique(dropna=True))
+    else:
+        # One hash pass gives both the distinct count and the top values of a text column.
+        counts = series.value_counts(dropna=True)
+        unique = len(counts)
+    kind = infer_kind(series, unique=unique)
     missing = int(series.isna().sum())
-    unique = int(series.nunique(dropna=True))
     entry: dict[str, Any] = {
         "name": name,
         "kind": kind,
@@ -113,15 +123,15 @@ def profile_column(name: str, series: pd.Series, sample: pd.Series, n: int) -> t
             at_max = int((finite == vmax).sum())
             at_min = int((finite == vmin).sum())
             entry["at_max"], entry["at_min"] = at_max, at_min
-            info.update(values=numeric, at_max=at_max, at_min=at_min, vmax=vmax, vmin=vmin, q=q)
+            info.update(values=numeric, sample_values=s_finite, at_max=at_max, at_min=at_min, vmax=vmax, vmin=vmin, q=q)
         entry["top_values"] = _top_values(series, 5) if unique <= 50 else []
     else:
-        entry["top_values"] = _top_values(series, TOP_VALUES)
+        entry["top_values"] = _top_values(series, TOP_VALUES, counts)
         if kind == TEXT:
             lengths = sample.dropna().astype(str).str.len()
             entry["length"] = {"mean": _f(lengths.mean()), "max": _f(lengths.max())}
         if kind == DATETIME:
-            times = pd.to_datetime(sample, errors="coerce", format="mixed")
+            times = parse_dates(sample)
             if pd.api.types.is_datetime64_any_dtype(times) and times.notna().any():
                 entry["min"] = str(times.min())
                 entry["max"] = str(times.max())
@@ -135,8 +145,22 @@ def profile_column(name: str, series: pd.Series, sample: pd.Series, n: int) -> t
     return entry, info
 
 
+def parse_dates(series: pd.Series) -> pd.Series:
+    """ISO dates parse vectorised; only other spellings fall back to per-value parsing."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series
+    parsed = pd.to_datetime(series, errors="coerce", format="ISO8601")
+    if parsed.notna().sum() < 0.95 * series.notna().sum():
+        parsed = pd.to_datetime(series, errors="coerce", format="mixed")
+    return parsed
+
+
 def _cramers_v(a: np.ndarray, b: np.ndarray) -> float:
-    table = pd.crosstab(a, b).to_numpy().astype(float)
+    ca, ua = pd.factorize(a)
+    cb, ub = pd.factorize(b)
+    keep = (ca >= 0) & (cb >= 0)
+    table = np.bincount(ca[keep] * len(ub) + cb[keep], minlength=len(ua) * len(ub)).reshape(len(ua), len(ub))
+    table = table.astype(float)
     n = table.sum()
     if n == 0 or min(table.shape) < 2:
         return 0.0
@@ -157,11 +181,12 @@ def correlations(sample: pd.DataFrame, columns: list[dict]) -> dict:
         out["numeric"] = {"columns": numeric, "matrix": [[_f(v) for v in row] for row in corr.to_numpy()]}
     cats = [c["name"] for c in columns if c["kind"] in (CATEGORICAL, BOOLEAN) and 2 <= c["unique"] <= 50][:15]
     if len(cats) >= 2:
-        small = sample[cats].head(50_000).astype(str)
+        small = sample[cats].head(50_000)
+        arrays = {c: small[c].to_numpy() for c in cats}
         m = np.eye(len(cats))
         for i in range(len(cats)):
             for j in range(i + 1, len(cats)):
-                m[i, j] = m[j, i] = _cramers_v(small[cats[i]].to_numpy(), small[cats[j]].to_numpy())
+                m[i, j] = m[j, i] = _cramers_v(arrays[cats[i]], arrays[cats[j]])
         out["categorical"] = {"columns": cats, "matrix": [[_f(v) for v in row] for row in m], "method": "cramers_v"}
     return out
 
@@ -220,7 +245,7 @@ def _leakage(sample: pd.DataFrame, columns: list[dict], target: str, task: str) 
             lowest = x_num.min()
             x = x_num.fillna((lowest if pd.notna(lowest) else 0.0) - 1.0).to_numpy()
         elif col["kind"] == DATETIME:
-            x = pd.to_datetime(s, errors="coerce", format="mixed").astype("int64").to_numpy().astype(float)
+            x = parse_dates(s).astype("int64").to_numpy().astype(float)
         else:
             x = pd.Series(pd.factorize(s.astype(str))[0]).to_numpy().astype(float)
         try:
@@ -243,7 +268,14 @@ def _leakage(sample: pd.DataFrame, columns: list[dict], target: str, task: str) 
     return warnings
 
 
-def profile_frame(frame: pd.DataFrame, *, target: str = "", task: str = "") -> dict:
+def profile_frame(
+    frame: pd.DataFrame,
+    *,
+    target: str = "",
+    task: str = "",
+    hashes: np.ndarray | Callable[[], np.ndarray] | None = None,
+) -> dict:
+    """`hashes`: the row hashes, or a callable returning them (computed meanwhile elsewhere)."""
     """The whole profile: {"rows", "columns": [...], "table": {...}, "warnings": [...], "target": {...}}."""
     n = len(frame)
     sample = _sample(frame, SAMPLE_ROWS)
@@ -255,8 +287,11 @@ def profile_frame(frame: pd.DataFrame, *, target: str = "", task: str = "") -> d
         infos[str(name)] = info
     warnings: list[dict] = []
 
-    hashes = pd.util.hash_pandas_object(frame, index=False)
-    duplicates = int(hashes.duplicated().sum())
+    if hashes is None:
+        hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    elif callable(hashes):
+        hashes = hashes()
+    duplicates = int(n - len(pd.unique(hashes)))
     table: dict[str, Any] = {
         "rows": n,
         "columns": frame.shape[1],
@@ -344,7 +379,7 @@ def profile_frame(frame: pd.DataFrame, *, target: str = "", task: str = "") -> d
             if capped:
                 warnings.append(capped)
             if c.get("std") and c.get("quantiles", {}).get("p50") is not None:
-                skew = _skew(info["values"])
+                skew = _skew(info["sample_values"])
                 c["skew"] = _f(skew)
                 if skew is not None and abs(skew) > 2:
                     warnings.append(
@@ -421,15 +456,12 @@ def profile_frame(frame: pd.DataFrame, *, target: str = "", task: str = "") -> d
     }
 
 
-def _skew(values: pd.Series) -> float | None:
-    v = values.to_numpy()
-    v = v[np.isfinite(v)]
+def _skew(v: np.ndarray) -> float | None:
     if len(v) < 3:
         return None
-    if len(v) > SAMPLE_ROWS:
-        v = v[:: max(1, len(v) // SAMPLE_ROWS)]
-    std = v.std()
-    return float(((v - v.mean()) ** 3).mean() / std**3) if std > 0 else None
+    d = v - v.mean()
+    std = float(np.sqrt(np.dot(d, d) / len(d)))
+    return float(np.dot(d * d, d) / len(d) / std**3) if std > 0 else None
 
 
 def _capped(c: dict, info: dict, n: int) -> dict | None:

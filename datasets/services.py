@@ -17,6 +17,7 @@ from django.utils import timezone
 from datasets import splitting
 from datasets.models import Dataset, DatasetVersion, VersionSource, VersionStatus
 from datasets.storage import assignment_save, content_hash, frame_save
+from mlplatform.artifacts import bytes_save
 from mlplatform.errors import Conflict, InvalidInput
 from projects.models import Project
 from projects.services import audit_record
@@ -68,7 +69,7 @@ def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
         raise InvalidInput("The data has no columns (a header row is required).", field="file")
     if len(frame) == 0:
         raise InvalidInput("The data has a header but no rows.", field="file")
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # copy-on-write: the caller's frame is never modified
     frame.columns = [str(c).strip() for c in frame.columns]
     if any(c == "" for c in frame.columns):
         raise InvalidInput("Every column needs a name; the header has an empty one.", field="file")
@@ -86,10 +87,22 @@ def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def version_fill(*, version: DatasetVersion, frame: pd.DataFrame, enqueue_profile: bool = True) -> DatasetVersion:
-    """Store a processing version's rows and mark it ready. Slow work first, one short write last."""
+def version_fill(
+    *,
+    version: DatasetVersion,
+    frame: pd.DataFrame,
+    enqueue_profile: bool = True,
+    profile: dict | None = None,
+    hashes: Any = None,
+    parquet: bytes | None = None,
+) -> DatasetVersion:
+    """Store a processing version's rows and mark it ready. Slow work first, one short write last.
+
+    With `profile` (computed by the caller on the same frame, e.g. the ingest job) the version
+    becomes ready with it in the same write and no profile job is queued.
+    """
     frame = validate_frame(frame)
-    digest = content_hash(frame)
+    digest = content_hash(frame, hashes)
     existing = (
         # Any version whose file is written counts, even one still being profiled.
         DatasetVersion.objects.filter(project=version.project, content_hash=digest)
@@ -100,7 +113,8 @@ def version_fill(*, version: DatasetVersion, frame: pd.DataFrame, enqueue_profil
     if existing is not None:
         key, size = existing.storage_key, existing.size_bytes  # identical content: stored once
     else:
-        stored = frame_save(frame, prefix=f"projects/{version.project_id}/datasets")
+        prefix = f"projects/{version.project_id}/datasets"
+        stored = bytes_save(parquet, prefix=prefix, suffix=".parquet") if parquet else frame_save(frame, prefix=prefix)
         key, size = stored.key, stored.size
     with transaction.atomic():
         DatasetVersion.objects.filter(pk=version.pk).update(
@@ -110,11 +124,16 @@ def version_fill(*, version: DatasetVersion, frame: pd.DataFrame, enqueue_profil
             row_count=len(frame),
             column_count=frame.shape[1],
             schema=[{"name": c, "dtype": str(t)} for c, t in frame.dtypes.items()],
-            status=VersionStatus.READY if not enqueue_profile else VersionStatus.PROCESSING,
+            status=VersionStatus.READY if (not enqueue_profile or profile is not None) else VersionStatus.PROCESSING,
             error="",
+            **(
+                {"profile": {k: v for k, v in profile.items() if k != "warnings"}, "warnings": profile["warnings"]}
+                if profile is not None
+                else {}
+            ),
         )
         version.refresh_from_db()
-        if enqueue_profile:
+        if enqueue_profile and profile is None:
             profile_enqueue(version=version, actor=version.created_by)
     return version
 
