@@ -192,3 +192,37 @@ def test_file_based_or_invalid_dsn_is_400(api, team, dsn):
     )
     assert r.status_code == 400 and "dsn" in r.data["errors"]
     assert not SqlConnection.objects.exists()
+
+
+class SlowHandler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        import time
+
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(100):
+                self.wfile.write(b"a")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_trickling_server_cannot_outlast_the_time_limit(settings):
+    import time
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), SlowHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    settings.URL_FETCH_ALLOWED_HOSTS = ["localhost"]
+    started = time.monotonic()
+    try:
+        with pytest.raises(FetchFailed, match="longer than"):
+            safe_request("GET", f"http://localhost:{httpd.server_address[1]}/", timeout=1.0)
+    finally:
+        httpd.shutdown()
+    assert time.monotonic() - started < 5
