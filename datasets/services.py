@@ -274,7 +274,27 @@ def dataset_upload(
     *, project: Project, name: str, created_by: Any, upload: Any, dataset: Dataset | None = None
 ) -> DatasetVersion:
     """A new dataset (or a new version of `dataset`) from an uploaded file; parsed by a job."""
+    if dataset is None:
+        dataset_name_check(project=project, name=name)  # before storing anything
     upload_key = upload_store(project=project, upload=upload)
+    try:
+        return _upload_version(project, name, created_by, upload, dataset, upload_key)
+    except Exception:
+        from django.core.files.storage import default_storage
+
+        default_storage.delete(upload_key)  # nothing refers to it: no orphaned files
+        raise
+
+
+def dataset_name_check(*, project: Project, name: str) -> None:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A dataset needs a name.", field="name")
+    if Dataset.objects.filter(project=project, name=name).exists():
+        raise Conflict(f"A dataset named {name!r} already exists in this project.", field="name")
+
+
+def _upload_version(project, name, created_by, upload, dataset, upload_key) -> DatasetVersion:
     with transaction.atomic():
         if dataset is None:
             dataset = dataset_create(project=project, name=name, created_by=created_by)

@@ -195,3 +195,50 @@ def test_versions_count_unchanged_after_bad_url(api, team, worker):
     )
     assert bad.status_code == 400 and "source_url" in bad.data["errors"]
     assert DatasetVersion.objects.filter(dataset_id=v.dataset_id).count() == 1
+
+
+@override_settings(PROJECT_STORAGE_QUOTA_BYTES=1500)
+def test_upload_over_the_project_quota_is_413(api, team, db):
+    from datasets.models import DatasetVersion as DV
+
+    ds = Dataset.objects.create(project=team.project, name="big")
+    DV.objects.create(project=team.project, dataset=ds, number=1, source="upload", status="ready", size_bytes=1000)
+    r = upload(api, team, b"a,b\n" + b"1,2\n" * 200, "q.csv", name="more")
+    assert r.status_code == 413 and "quota" in r.data["detail"]
+    assert not Dataset.objects.filter(name="more").exists()
+
+
+def test_conflicting_name_stores_no_file(api, team, db):
+    import os
+
+    from django.conf import settings
+
+    Dataset.objects.create(project=team.project, name="taken")
+    uploads = os.path.join(settings.STORAGES["default"]["OPTIONS"]["location"], f"projects/{team.project.pk}/uploads")
+    before = set(os.listdir(uploads)) if os.path.isdir(uploads) else set()
+    r = upload(api, team, b"a,b\n1,2\n", "x.csv", name="taken")
+    assert r.status_code == 409
+    after = set(os.listdir(uploads)) if os.path.isdir(uploads) else set()
+    assert after == before
+
+
+def test_ingest_redelivery_changes_nothing(api, team, worker):
+    from django.db import transaction
+
+    from jobs.runner import job_enqueue
+
+    r = api("editor").post(
+        URL, {"project": team.project.pk, "name": "once", "file": csv_upload(messy_frame(30))}, format="multipart"
+    )
+    v = wait_version(r.data["latest_version"]["id"])
+    with transaction.atomic():
+        job = job_enqueue(project=team.project, kind="dataset.ingest", params={"version_id": v.pk}, target=v)
+    done = wait_for_job(job.pk)
+    assert done.status == "succeeded" and done.result["already"] is True
+    again = DatasetVersion.objects.get(pk=v.pk)
+    assert (again.status, again.storage_key, again.content_hash, again.row_count) == (
+        v.status,
+        v.storage_key,
+        v.content_hash,
+        v.row_count,
+    )

@@ -102,8 +102,9 @@ def test_stratified_split_on_a_single_class_target_is_400(api, team, worker):
     r = api("editor").post(
         f"/api/v1/dataset-versions/{v.pk}/split/", {"strategy": "stratified", "column": "label"}, format="json"
     )
-    # One class cannot be stratified meaningfully, but sklearn accepts it; the warning above is the signal.
-    assert r.status_code in (200, 400)
+    assert r.status_code == 400 and "single class" in r.data["errors"]["column"][0]
+    v.refresh_from_db()
+    assert v.split is None
 
 
 EVERY_STEP = [
