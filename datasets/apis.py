@@ -180,6 +180,16 @@ class SplitSerializer(serializers.Serializer):
     column = serializers.CharField(required=False, allow_blank=True, allow_null=True, default=None)
 
 
+class CleanSerializer(serializers.Serializer):
+    steps = serializers.JSONField(required=False)
+    recipe = serializers.IntegerField(required=False)
+
+    def validate(self, attrs):
+        if (attrs.get("steps") is None) == (attrs.get("recipe") is None):
+            raise serializers.ValidationError({"steps": ["Send either steps or a recipe id."]})
+        return attrs
+
+
 class TargetSerializer(serializers.Serializer):
     target = serializers.CharField(allow_blank=True, max_length=200)
 
@@ -293,7 +303,7 @@ class DatasetVersionViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Pr
     serializer_class = VersionSerializer
     filterset_fields = ["project", "dataset", "status"]
     ordering_fields = ["number", "created_at"]
-    action_permissions = {"split": Action.EDIT_DATA, "target": Action.EDIT_DATA}
+    action_permissions = {"split": Action.EDIT_DATA, "target": Action.EDIT_DATA, "clean": Action.EDIT_DATA}
 
     def base_queryset(self):
         return DatasetVersion.objects.select_related("created_by", "parent", "dataset")
@@ -316,6 +326,21 @@ class DatasetVersionViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Pr
         body.is_valid(raise_exception=True)
         version = services.version_set_target(version=version, target=body.validated_data["target"], actor=request.user)
         return Response(VersionSerializer(version).data)
+
+    @extend_schema(request=CleanSerializer, responses={201: VersionSerializer})
+    @action(detail=True, methods=["post"])
+    def clean(self, request, pk=None):
+        """A new version with the cleaning steps (drop_columns, drop_duplicates) applied to every row."""
+        version = self.get_object()
+        body = CleanSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        steps = body.validated_data.get("steps")
+        if body.validated_data.get("recipe") is not None:
+            steps = self.related_in_project(
+                Recipe.objects.all(), body.validated_data["recipe"], version.project, "recipe"
+            ).steps
+        new = services.version_clean(version=version, steps=steps, actor=request.user)
+        return Response(VersionSerializer(new).data, status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["get"])
     def rows(self, request, pk=None):

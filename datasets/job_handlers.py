@@ -175,3 +175,30 @@ def profile(job: Job, ctx: JobContext) -> dict[str, Any]:
         current.error = ""
         current.save(update_fields=["profile", "warnings", "status", "error"])
     return {"version": version.pk, "warnings": len(warnings)}
+
+
+@job_handler("dataset.clean")
+def clean(job: Job, ctx: JobContext) -> dict[str, Any]:
+    from datasets.selectors import version_frame
+
+    version = DatasetVersion.objects.select_related("project").filter(pk=job.params["version_id"]).first()
+    source = DatasetVersion.objects.filter(pk=job.params["source_id"]).first()
+    if version is None or version.storage_key or version.status == VersionStatus.FAILED:
+        return {"skipped": True}
+    if source is None:
+        _fail(version, "The source version no longer exists.")
+        raise DataProblem("The source version no longer exists.")
+    ctx.progress(10, f"Reading v{source.number}")
+    frame = version_frame(source)
+    before = len(frame)
+    frame = services.apply_cleaning(frame, version.source_detail.get("steps", []))
+    ctx.progress(40, f"{before - len(frame)} rows removed; profiling")
+    try:
+        ready = prepare(services.validate_frame(frame), target=version.target_column, task=version.project.task_type)
+        services.version_fill(
+            version=version, frame=frame, profile=ready.profile, hashes=ready.hashes, parquet=ready.parquet
+        )
+    except DomainError as exc:
+        _fail(version, exc.message)
+        raise DataProblem(exc.message) from None
+    return {"version": version.pk, "rows_removed": before - len(frame)}

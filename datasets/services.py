@@ -578,3 +578,59 @@ def sql_connection_delete(*, connection: Any, actor: Any) -> None:
         data={"name": connection.name},
     )
     connection.delete()
+
+
+CLEANING_OPS = ("drop_columns", "drop_duplicates")
+
+
+def version_clean(*, version: DatasetVersion, steps: Any, actor: Any) -> DatasetVersion:
+    """A new version with the recipe's data-cleaning steps applied to every row (a job does it).
+
+    Only steps that do not change how a future row is read are applied to the data itself
+    (dropping columns, dropping exact duplicate rows: do it before splitting so a row cannot
+    sit in both train and test). Everything else stays in the recipe, fitted per fold and saved
+    with the model.
+    """
+    from datasets.recipes import RecipeError, validate_steps
+
+    if version.status != VersionStatus.READY:
+        raise InvalidInput(f"The version is {version.status}.", field="version")
+    try:
+        steps = validate_steps(steps)
+    except RecipeError as exc:
+        raise InvalidInput(str(exc), field=exc.field) from None
+    cleaning = [s for s in steps if s["op"] in CLEANING_OPS]
+    if not cleaning:
+        raise InvalidInput("No cleaning step (drop_columns, drop_duplicates) to apply.", field="steps")
+    recipe_check(steps=cleaning, version=version)
+    with transaction.atomic():
+        new = version_reserve(
+            dataset=version.dataset,
+            source=VersionSource.RECIPE,
+            created_by=actor,
+            source_detail={"steps": cleaning, "from_version": version.number},
+            parent=version,
+        )
+        DatasetVersion.objects.filter(pk=new.pk).update(target_column=version.target_column)
+        from jobs.runner import job_enqueue
+
+        job_enqueue(
+            project=version.project,
+            kind="dataset.clean",
+            created_by=actor,
+            params={"version_id": new.pk, "source_id": version.pk},
+            target=new,
+        )
+        audit_record(
+            actor=actor, action="dataset_version.cleaned", project=version.project, obj=new, data={"steps": cleaning}
+        )
+    return new
+
+
+def apply_cleaning(frame: pd.DataFrame, steps: list[dict]) -> pd.DataFrame:
+    for step in steps:
+        if step["op"] == "drop_columns":
+            frame = frame.drop(columns=step.get("columns") or [], errors="ignore")
+        elif step["op"] == "drop_duplicates":
+            frame = frame.drop_duplicates(ignore_index=True)
+    return frame

@@ -177,6 +177,10 @@ def version_detail_view(request: HttpRequest, version_id: int) -> HttpResponse:
                     dataset=version.dataset,
                 )
                 messages.success(request, f"Recipe {recipe.name} v{recipe.version} saved.")
+                if request.POST.get("apply_cleaning"):
+                    new = services.version_clean(version=version, steps=steps, actor=request.user)
+                    messages.success(request, f"Cleaning applied as v{new.number}.")
+                    return redirect("datasets:version", new.pk)
                 return redirect("datasets:version", version.pk)
         except DomainError as exc:
             report(request, exc, split_form if kind == "split" else None)

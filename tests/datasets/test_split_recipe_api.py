@@ -176,3 +176,31 @@ def test_rows_are_paged(api, ready):
     assert r["columns"][0] == "customer_id" and r["rows"][0][0] == 1100
     bad = api("viewer").get(f"/api/v1/dataset-versions/{ready.pk}/rows/?page=x")
     assert bad.status_code == 400
+
+
+def test_cleaning_makes_a_new_version_without_duplicates(api, team, ready):
+    steps = [{"op": "drop_duplicates"}, {"op": "drop_columns", "columns": ["customer_id"]}, {"op": "scale"}]
+    r = api("editor").post(f"/api/v1/dataset-versions/{ready.pk}/clean/", {"steps": steps}, format="json")
+    assert r.status_code == 201, r.data
+    new = wait_version(r.data["id"])
+    assert new.status == "ready", new.error
+    assert new.row_count == 300 and new.parent_id == ready.pk and new.source == "recipe"
+    assert "customer_id" not in [c["name"] for c in new.schema]
+    assert new.source_detail["steps"] == steps[:2] and new.target_column == "churn"
+    assert not any(w["kind"] == "duplicate_rows" for w in new.warnings)
+    ready.refresh_from_db()
+    assert ready.row_count == 312  # the source version is untouched
+    bad = api("editor").post(f"/api/v1/dataset-versions/{ready.pk}/clean/", {"steps": [{"op": "scale"}]}, format="json")
+    assert bad.status_code == 400 and "steps" in bad.data["errors"]
+    ghost = [{"op": "drop_columns", "columns": ["ghost"]}]
+    bad = api("editor").post(f"/api/v1/dataset-versions/{ready.pk}/clean/", {"steps": ghost}, format="json")
+    assert bad.status_code == 400 and "ghost" in bad.data["detail"]
+    assert (
+        api("viewer").post(f"/api/v1/dataset-versions/{ready.pk}/clean/", {"steps": steps}, format="json").status_code
+        == 403
+    )
+    assert (
+        api("outsider").post(f"/api/v1/dataset-versions/{ready.pk}/clean/", {"steps": steps}, format="json").status_code
+        == 404
+    )
+    assert DatasetVersion.objects.filter(dataset=ready.dataset).count() == 2
