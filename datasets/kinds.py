@@ -14,31 +14,35 @@ ID_LIKE = "id"
 KINDS = (NUMERIC, CATEGORICAL, BOOLEAN, DATETIME, TEXT, ID_LIKE)
 
 
-def infer_kind(series: pd.Series) -> str:
-    """A column's kind, from its dtype and its values (cheap: samples long columns)."""
-    s = series.dropna()
-    n = len(s)
+def infer_kind(series: pd.Series, *, unique: int | None = None) -> str:
+    """A column's kind, from its dtype and its values (cheap: samples long columns).
+
+    `unique` (distinct non-missing values) may be passed when the caller has counted it.
+    """
+    # Avoid copying a long column: count, and sample the head for the text checks.
+    n = int(series.notna().sum())
     if pd.api.types.is_bool_dtype(series):
         return BOOLEAN
     if pd.api.types.is_datetime64_any_dtype(series):
         return DATETIME
     if n == 0:
         return CATEGORICAL
-    unique = s.nunique()
+    unique = series.nunique() if unique is None else unique
     if pd.api.types.is_numeric_dtype(series):
-        if unique <= 2 and set(pd.unique(s)).issubset({0, 1}):
+        if unique <= 2 and set(pd.unique(series.dropna())).issubset({0, 1}):
             return BOOLEAN
-        if pd.api.types.is_integer_dtype(series) and unique == n and n >= 50 and _is_sequence_like(s):
+        # Nearly unique (duplicated rows repeat an id, so not exactly unique) integer codes.
+        if pd.api.types.is_integer_dtype(series) and unique >= 0.95 * n and n >= 50 and _is_sequence_like(series):
             return ID_LIKE
         return NUMERIC
-    sample = s.astype(str).head(5000)
+    sample = series.head(50_000).dropna().head(5000).astype(str)
     if unique <= 2 and {v.lower() for v in sample.unique()} <= {"true", "false", "yes", "no", "y", "n", "t", "f"}:
         return BOOLEAN
     if sample.str.match(r"^\d{4}-\d{2}-\d{2}").mean() > 0.95:
         parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
         if parsed.notna().mean() > 0.95:
             return DATETIME
-    if unique == n and n >= 50 and sample.str.len().mean() < 40:
+    if unique >= 0.95 * n and n >= 50 and sample.str.len().mean() < 40 and words_per_value(sample) < 2:
         return ID_LIKE
     mean_len = sample.str.len().mean()
     words = sample.str.count(" ").mean()
@@ -47,12 +51,15 @@ def infer_kind(series: pd.Series) -> str:
     return CATEGORICAL
 
 
+def words_per_value(sample: pd.Series) -> float:
+    return float(sample.str.count(" ").mean())
+
+
 def _is_sequence_like(s: pd.Series) -> bool:
     # An integer column of distinct values is an id when it looks like a counter or a code,
     # not a measurement: mostly increasing, or spanning a range near its length.
-    values = s.to_numpy()
-    span = values.max() - values.min()
-    return bool(span <= 10 * len(values))
+    span = s.max() - s.min()
+    return bool(span <= 10 * len(s))
 
 
 def column_kinds(frame: pd.DataFrame) -> dict[str, str]:

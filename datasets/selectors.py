@@ -51,3 +51,37 @@ def locked_test_frame(version: DatasetVersion, *, purpose: str) -> pd.DataFrame:
     assignment = split_assignment(version)
     frame = version_frame(version)
     return frame[assignment == splitting.TEST].reset_index(drop=True)
+
+
+def version_sample(version: DatasetVersion, rows: int = 500) -> pd.DataFrame:
+    """The first rows outside the locked test set (for recipe checks and previews)."""
+    from datasets.storage import frame_head
+
+    if not version.storage_key:
+        raise InvalidInput(f"Version {version.number} has no data yet (status: {version.status}).", field="version")
+    if not version.split_key:
+        return frame_head(version.storage_key, rows)
+    assignment = split_assignment(version)
+    wanted = int(np.searchsorted(np.cumsum(assignment != splitting.TEST), rows)) + 1
+    head = frame_head(version.storage_key, wanted)
+    return head[assignment[: len(head)] != splitting.TEST].head(rows).reset_index(drop=True)
+
+
+def visible_rows(version: DatasetVersion) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Every row but the locked test rows, with each row's split part (None before a split)."""
+    frame = version_frame(version)
+    if not version.split_key:
+        return frame, None
+    assignment = split_assignment(version)
+    keep = assignment != splitting.TEST
+    return frame[keep].reset_index(drop=True), assignment[keep]
+
+
+def dataset_list(*, user, project=None):
+    from datasets.models import Dataset
+    from projects.access import scope
+
+    qs = scope(Dataset.objects.all(), user)
+    if project is not None:
+        qs = qs.filter(project=project)
+    return qs.distinct()

@@ -17,6 +17,7 @@ from django.utils import timezone
 from datasets import splitting
 from datasets.models import Dataset, DatasetVersion, VersionSource, VersionStatus
 from datasets.storage import assignment_save, content_hash, frame_save
+from mlplatform.artifacts import bytes_save
 from mlplatform.errors import Conflict, InvalidInput
 from projects.models import Project
 from projects.services import audit_record
@@ -68,7 +69,7 @@ def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
         raise InvalidInput("The data has no columns (a header row is required).", field="file")
     if len(frame) == 0:
         raise InvalidInput("The data has a header but no rows.", field="file")
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # copy-on-write: the caller's frame is never modified
     frame.columns = [str(c).strip() for c in frame.columns]
     if any(c == "" for c in frame.columns):
         raise InvalidInput("Every column needs a name; the header has an empty one.", field="file")
@@ -86,19 +87,34 @@ def validate_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def version_fill(*, version: DatasetVersion, frame: pd.DataFrame, enqueue_profile: bool = True) -> DatasetVersion:
-    """Store a processing version's rows and mark it ready. Slow work first, one short write last."""
+def version_fill(
+    *,
+    version: DatasetVersion,
+    frame: pd.DataFrame,
+    enqueue_profile: bool = True,
+    profile: dict | None = None,
+    hashes: Any = None,
+    parquet: bytes | None = None,
+) -> DatasetVersion:
+    """Store a processing version's rows and mark it ready. Slow work first, one short write last.
+
+    With `profile` (computed by the caller on the same frame, e.g. the ingest job) the version
+    becomes ready with it in the same write and no profile job is queued.
+    """
     frame = validate_frame(frame)
-    digest = content_hash(frame)
+    digest = content_hash(frame, hashes)
     existing = (
-        DatasetVersion.objects.filter(project=version.project, content_hash=digest, status=VersionStatus.READY)
+        # Any version whose file is written counts, even one still being profiled.
+        DatasetVersion.objects.filter(project=version.project, content_hash=digest)
+        .exclude(status=VersionStatus.FAILED)
         .exclude(storage_key="")
         .first()
     )
     if existing is not None:
         key, size = existing.storage_key, existing.size_bytes  # identical content: stored once
     else:
-        stored = frame_save(frame, prefix=f"projects/{version.project_id}/datasets")
+        prefix = f"projects/{version.project_id}/datasets"
+        stored = bytes_save(parquet, prefix=prefix, suffix=".parquet") if parquet else frame_save(frame, prefix=prefix)
         key, size = stored.key, stored.size
     with transaction.atomic():
         DatasetVersion.objects.filter(pk=version.pk).update(
@@ -108,11 +124,16 @@ def version_fill(*, version: DatasetVersion, frame: pd.DataFrame, enqueue_profil
             row_count=len(frame),
             column_count=frame.shape[1],
             schema=[{"name": c, "dtype": str(t)} for c, t in frame.dtypes.items()],
-            status=VersionStatus.READY if not enqueue_profile else VersionStatus.PROCESSING,
+            status=VersionStatus.READY if (not enqueue_profile or profile is not None) else VersionStatus.PROCESSING,
             error="",
+            **(
+                {"profile": {k: v for k, v in profile.items() if k != "warnings"}, "warnings": profile["warnings"]}
+                if profile is not None
+                else {}
+            ),
         )
         version.refresh_from_db()
-        if enqueue_profile:
+        if enqueue_profile and profile is None:
             profile_enqueue(version=version, actor=version.created_by)
     return version
 
@@ -206,3 +227,410 @@ def version_split(
             actor=actor, action="dataset_version.split", project=version.project, obj=version, data=version.split
         )
     return version
+
+
+# --- collection: uploads, URLs, SQL, appends ------------------------------------------------------
+
+
+def _quota_check(project: Project, incoming: int) -> None:
+    from django.conf import settings
+    from django.db.models import Sum
+
+    used = DatasetVersion.objects.filter(project=project).aggregate(s=Sum("size_bytes"))["s"] or 0
+    if settings.PROJECT_STORAGE_QUOTA_BYTES and used + incoming > settings.PROJECT_STORAGE_QUOTA_BYTES:
+        from mlplatform.errors import PayloadTooLarge
+
+        raise PayloadTooLarge(
+            f"The project's storage quota ({settings.PROJECT_STORAGE_QUOTA_BYTES} bytes) would be exceeded.",
+            field="file",
+        )
+
+
+def upload_store(*, project: Project, upload: Any) -> str:
+    """Stream an uploaded file to storage under a generated key (never the client's filename)."""
+    import uuid
+
+    from django.conf import settings
+    from django.core.files.storage import default_storage
+
+    from mlplatform.errors import PayloadTooLarge
+
+    size = getattr(upload, "size", 0) or 0
+    if size > settings.MAX_UPLOAD_BYTES:
+        raise PayloadTooLarge(f"The file is {size} bytes; the limit is {settings.MAX_UPLOAD_BYTES}.", field="file")
+    if size == 0:
+        raise InvalidInput("The file is empty.", field="file")
+    _quota_check(project, size)
+    key = f"projects/{project.pk}/uploads/{uuid.uuid4().hex}.upload"
+    return default_storage.save(key, upload)
+
+
+def _display_name(filename: str) -> str:
+    # Shown to users only (escaped by templates); the stored key never derives from it.
+    return str(filename or "")[-200:]
+
+
+def dataset_upload(
+    *, project: Project, name: str, created_by: Any, upload: Any, dataset: Dataset | None = None
+) -> DatasetVersion:
+    """A new dataset (or a new version of `dataset`) from an uploaded file; parsed by a job."""
+    if dataset is None:
+        dataset_name_check(project=project, name=name)  # before storing anything
+    upload_key = upload_store(project=project, upload=upload)
+    try:
+        return _upload_version(project, name, created_by, upload, dataset, upload_key)
+    except Exception:
+        from django.core.files.storage import default_storage
+
+        default_storage.delete(upload_key)  # nothing refers to it: no orphaned files
+        raise
+
+
+def dataset_name_check(*, project: Project, name: str) -> None:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A dataset needs a name.", field="name")
+    if Dataset.objects.filter(project=project, name=name).exists():
+        raise Conflict(f"A dataset named {name!r} already exists in this project.", field="name")
+
+
+def _upload_version(project, name, created_by, upload, dataset, upload_key) -> DatasetVersion:
+    with transaction.atomic():
+        if dataset is None:
+            dataset = dataset_create(project=project, name=name, created_by=created_by)
+        version = version_reserve(
+            dataset=dataset,
+            source=VersionSource.UPLOAD,
+            created_by=created_by,
+            source_detail={"filename": _display_name(getattr(upload, "name", "")), "size": upload.size},
+            parent=dataset.versions.filter(status=VersionStatus.READY).order_by("-number").first(),
+            upload_key=upload_key,
+        )
+        _ingest_enqueue(version=version, actor=created_by)
+        audit_record(actor=created_by, action="dataset_version.uploaded", project=project, obj=version)
+    return version
+
+
+def dataset_from_url(
+    *, project: Project, name: str, created_by: Any, url: str, dataset: Dataset | None = None
+) -> DatasetVersion:
+    from mlplatform.netguard import UnsafeURL, check_url
+
+    try:
+        check_url(url)  # early, clear 400; the job checks again at fetch time (and every redirect)
+    except UnsafeURL as exc:
+        raise InvalidInput(str(exc), field="source_url") from None
+    with transaction.atomic():
+        if dataset is None:
+            dataset = dataset_create(project=project, name=name, created_by=created_by)
+        version = version_reserve(
+            dataset=dataset,
+            source=VersionSource.URL,
+            created_by=created_by,
+            source_detail={"url": url[:2000]},
+            parent=dataset.versions.filter(status=VersionStatus.READY).order_by("-number").first(),
+        )
+        _ingest_enqueue(version=version, actor=created_by)
+        audit_record(
+            actor=created_by, action="dataset_version.url_import", project=project, obj=version, data={"url": url}
+        )
+    return version
+
+
+def _ingest_enqueue(*, version: DatasetVersion, actor: Any):
+    from jobs.runner import job_enqueue
+
+    return job_enqueue(
+        project=version.project,
+        kind="dataset.ingest",
+        created_by=actor,
+        params={"version_id": version.pk},
+        target=version,
+        message="Waiting for a worker to read the data",
+    )
+
+
+def latest_ready(dataset: Dataset) -> DatasetVersion | None:
+    return dataset.versions.filter(status=VersionStatus.READY).order_by("-number").first()
+
+
+def rows_append(*, dataset: Dataset, rows: Any, actor: Any) -> DatasetVersion:
+    """A new version: the latest ready version's rows plus `rows` (same columns)."""
+    from datasets.ingest import IngestError, rows_to_frame
+    from datasets.selectors import version_frame
+
+    if not isinstance(rows, list) or not rows:
+        raise InvalidInput("Send a non-empty list of row objects.", field="rows")
+    if len(rows) > 100_000:
+        raise InvalidInput("At most 100000 rows per request.", field="rows")
+    try:
+        new = rows_to_frame(rows)
+    except IngestError as exc:
+        raise InvalidInput(str(exc), field="rows") from None
+    parent = latest_ready(dataset)
+    if parent is not None:
+        base = version_frame(parent)
+        unknown = [c for c in new.columns if c not in base.columns]
+        if unknown:
+            raise InvalidInput(f"Unknown column {unknown[0]!r}; the dataset's columns are fixed.", field="rows")
+        for c in base.columns:
+            if c not in new.columns:
+                new[c] = None
+        new = new[list(base.columns)]
+        for c in base.columns:
+            try:
+                if pd.api.types.is_numeric_dtype(base[c]) and not pd.api.types.is_bool_dtype(base[c]):
+                    new[c] = pd.to_numeric(new[c], errors="raise")
+                    if pd.api.types.is_integer_dtype(base[c]) and new[c].isna().any():
+                        base[c] = base[c].astype("float64")
+                elif pd.api.types.is_datetime64_any_dtype(base[c]):
+                    new[c] = pd.to_datetime(new[c], errors="raise", format="mixed")
+                else:
+                    new[c] = new[c].astype(base[c].dtype)
+            except (ValueError, TypeError):
+                raise InvalidInput(
+                    f"Column {c!r}: a value does not match the column's type ({base[c].dtype}).", field="rows"
+                ) from None
+        frame = pd.concat([base, new], ignore_index=True)
+    else:
+        frame = new
+    try:
+        frame = validate_frame(frame)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, field="rows") from None
+    version = version_create_from_frame(
+        dataset=dataset,
+        frame=frame,
+        source=VersionSource.APPEND,
+        created_by=actor,
+        parent=parent,
+        source_detail={"appended_rows": len(new)},
+    )
+    DatasetVersion.objects.filter(pk=version.pk).update(target_column=parent.target_column if parent else "")
+    version.refresh_from_db()
+    audit_record(
+        actor=actor, action="dataset_version.appended", project=dataset.project, obj=version, data={"rows": len(new)}
+    )
+    return version
+
+
+def version_set_target(*, version: DatasetVersion, target: str, actor: Any) -> DatasetVersion:
+    """Choose the target column (class balance, leakage checks) and profile again."""
+    target = (target or "").strip()
+    if target and target not in [c["name"] for c in version.schema]:
+        raise InvalidInput(f"No column named {target!r}.", field="target")
+    if version.status != VersionStatus.READY:
+        raise InvalidInput(f"The version is {version.status}.", field="target")
+    with transaction.atomic():
+        DatasetVersion.objects.filter(pk=version.pk).update(target_column=target)
+        version.refresh_from_db()
+        profile_enqueue(version=version, actor=actor)
+        audit_record(
+            actor=actor, action="dataset_version.target", project=version.project, obj=version, data={"target": target}
+        )
+    return version
+
+
+# --- recipes ---------------------------------------------------------------------------------------
+
+
+def recipe_save(*, project: Project, name: str, steps: Any, actor: Any, dataset: Dataset | None = None):
+    """Save steps under `name`: a new version when the name exists (old versions stay)."""
+    from datasets.models import Recipe
+    from datasets.recipes import RecipeError, validate_steps
+
+    name = (name or "").strip()
+    if not name or len(name) > 120:
+        raise InvalidInput("A recipe needs a name (at most 120 characters).", field="name")
+    try:
+        steps = validate_steps(steps)
+    except RecipeError as exc:
+        raise InvalidInput(str(exc), field=exc.field) from None
+    if dataset is not None:
+        version = latest_ready(dataset)
+        if version is not None:
+            recipe_check(steps=steps, version=version)
+    with transaction.atomic():
+        last = Recipe.objects.select_for_update().filter(project=project, name=name).order_by("-version").first()
+        recipe = Recipe.objects.create(
+            project=project,
+            dataset=dataset or (last.dataset if last else None),
+            name=name,
+            version=(last.version + 1) if last else 1,
+            steps=steps,
+            created_by=actor,
+        )
+        audit_record(actor=actor, action="recipe.saved", project=project, obj=recipe, data={"version": recipe.version})
+    return recipe
+
+
+def recipe_check(*, steps: list[dict], version: DatasetVersion) -> None:
+    """Compile against a sample of the version's columns: a missing column is a 400 naming it."""
+    from datasets.recipes import RecipeError, compile_recipe
+    from datasets.selectors import version_sample
+
+    sample = version_sample(version, rows=500)
+    try:
+        compile_recipe(steps, frame=sample, target=version.target_column)
+    except RecipeError as exc:
+        raise InvalidInput(str(exc), field=exc.field) from None
+
+
+# --- SQL connections -------------------------------------------------------------------------------
+
+SQL_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "mysql", "mysql+pymysql", "mssql+pyodbc")
+
+
+def sql_connection_create(*, project: Project, name: str, dsn: str, actor: Any):
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from datasets.crypto import encrypt
+    from datasets.models import SqlConnection
+
+    name = (name or "").strip()
+    if not name or len(name) > 80:
+        raise InvalidInput("A connection needs a name (at most 80 characters).", field="name")
+    try:
+        url = make_url((dsn or "").strip())
+    except (ArgumentError, ValueError):
+        raise InvalidInput("Not a database URL (e.g. postgresql://user:password@host:5432/db).", field="dsn") from None
+    # SQLite and other file-based drivers would read files on *our* servers: only network DBs.
+    if url.drivername not in SQL_SCHEMES:
+        raise InvalidInput(
+            f"Unsupported database {url.drivername!r}; use one of {', '.join(SQL_SCHEMES)}.", field="dsn"
+        )
+    if SqlConnection.objects.filter(project=project, name=name).exists() or name in _settings_connections():
+        raise Conflict(f"A connection named {name!r} already exists.", field="name")
+    conn = SqlConnection.objects.create(
+        project=project, name=name, dsn_encrypted=encrypt(dsn.strip()), created_by=actor
+    )
+    audit_record(actor=actor, action="sql_connection.created", project=project, obj=conn, data={"name": name})
+    return conn
+
+
+def _settings_connections() -> dict:
+    from django.conf import settings
+
+    return dict(settings.SQL_CONNECTIONS or {})
+
+
+def sql_connection_dsn(*, project: Project, name: str) -> str:
+    from datasets.crypto import decrypt
+    from datasets.models import SqlConnection
+
+    conn = SqlConnection.objects.filter(project=project, name=name).first()
+    if conn is not None:
+        return decrypt(conn.dsn_encrypted)
+    configured = _settings_connections()
+    if name in configured:
+        return configured[name]
+    raise InvalidInput(f"No connection named {name!r}.", field="connection")
+
+
+def sql_query_check(query: str) -> str:
+    import re
+
+    query = (query or "").strip().rstrip(";").strip()
+    if not query:
+        raise InvalidInput("Write a query.", field="query")
+    if len(query) > 20_000:
+        raise InvalidInput("The query is too long.", field="query")
+    if not re.match(r"^(select|with)\b", query, re.IGNORECASE):
+        raise InvalidInput("Only SELECT (or WITH ... SELECT) queries are allowed.", field="query")
+    if ";" in query:
+        raise InvalidInput("One statement only.", field="query")
+    return query
+
+
+def dataset_from_sql(
+    *, project: Project, name: str, connection: str, query: str, created_by: Any, dataset: Dataset | None = None
+) -> DatasetVersion:
+    query = sql_query_check(query)
+    sql_connection_dsn(project=project, name=connection)  # exists, 400 otherwise
+    with transaction.atomic():
+        if dataset is None:
+            dataset = dataset_create(project=project, name=name, created_by=created_by)
+        version = version_reserve(
+            dataset=dataset,
+            source=VersionSource.SQL,
+            created_by=created_by,
+            source_detail={"connection": connection, "query": query},
+            parent=latest_ready(dataset),
+        )
+        _ingest_enqueue(version=version, actor=created_by)
+        audit_record(
+            actor=created_by,
+            action="dataset_version.sql_query",
+            project=project,
+            obj=version,
+            data={"connection": connection},
+        )
+    return version
+
+
+def sql_connection_delete(*, connection: Any, actor: Any) -> None:
+    audit_record(
+        actor=actor,
+        action="sql_connection.deleted",
+        project=connection.project,
+        obj=connection,
+        data={"name": connection.name},
+    )
+    connection.delete()
+
+
+CLEANING_OPS = ("drop_columns", "drop_duplicates")
+
+
+def version_clean(*, version: DatasetVersion, steps: Any, actor: Any) -> DatasetVersion:
+    """A new version with the recipe's data-cleaning steps applied to every row (a job does it).
+
+    Only steps that do not change how a future row is read are applied to the data itself
+    (dropping columns, dropping exact duplicate rows: do it before splitting so a row cannot
+    sit in both train and test). Everything else stays in the recipe, fitted per fold and saved
+    with the model.
+    """
+    from datasets.recipes import RecipeError, validate_steps
+
+    if version.status != VersionStatus.READY:
+        raise InvalidInput(f"The version is {version.status}.", field="version")
+    try:
+        steps = validate_steps(steps)
+    except RecipeError as exc:
+        raise InvalidInput(str(exc), field=exc.field) from None
+    cleaning = [s for s in steps if s["op"] in CLEANING_OPS]
+    if not cleaning:
+        raise InvalidInput("No cleaning step (drop_columns, drop_duplicates) to apply.", field="steps")
+    recipe_check(steps=cleaning, version=version)
+    with transaction.atomic():
+        new = version_reserve(
+            dataset=version.dataset,
+            source=VersionSource.RECIPE,
+            created_by=actor,
+            source_detail={"steps": cleaning, "from_version": version.number},
+            parent=version,
+        )
+        DatasetVersion.objects.filter(pk=new.pk).update(target_column=version.target_column)
+        from jobs.runner import job_enqueue
+
+        job_enqueue(
+            project=version.project,
+            kind="dataset.clean",
+            created_by=actor,
+            params={"version_id": new.pk, "source_id": version.pk},
+            target=new,
+        )
+        audit_record(
+            actor=actor, action="dataset_version.cleaned", project=version.project, obj=new, data={"steps": cleaning}
+        )
+    return new
+
+
+def apply_cleaning(frame: pd.DataFrame, steps: list[dict]) -> pd.DataFrame:
+    for step in steps:
+        if step["op"] == "drop_columns":
+            frame = frame.drop(columns=step.get("columns") or [], errors="ignore")
+        elif step["op"] == "drop_duplicates":
+            frame = frame.drop_duplicates(ignore_index=True)
+    return frame

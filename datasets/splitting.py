@@ -60,6 +60,12 @@ def assign_split(
         if strategy == "stratified":
             y = frame[column].astype(str).fillna("<missing>").to_numpy()
             counts = pd.Series(y).value_counts()
+            if len(counts) < 2:
+                raise SplitError(
+                    f"{column!r} has a single class ({counts.index[0]!r}): there is nothing to stratify, or to "
+                    "classify. Choose another target or collect examples of the other classes.",
+                    "column",
+                )
             if counts.min() < 3:
                 raise SplitError(
                     f"Class {counts.idxmin()!r} of {column!r} has {counts.min()} rows; stratifying needs at least 3 "

@@ -70,3 +70,91 @@ class ToFloat(BaseEstimator, TransformerMixin):
 
     def get_feature_names_out(self, input_features=None):
         return np.asarray(input_features, dtype=object) if input_features is not None else None
+
+
+class ColumnDropper(BaseEstimator, TransformerMixin):
+    """Drops named columns from a DataFrame (the recipe's drop_columns step)."""
+
+    def __init__(self, columns: tuple[str, ...] = ()):
+        self.columns = columns
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return pd.DataFrame(X).drop(columns=list(self.columns), errors="ignore")
+
+
+class Ratio(BaseEstimator, TransformerMixin):
+    """Adds `name` = numerator / denominator (division by zero -> missing)."""
+
+    def __init__(self, numerator: str = "", denominator: str = "", name: str = ""):
+        self.numerator = numerator
+        self.denominator = denominator
+        self.name = name
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        frame = pd.DataFrame(X).copy()
+        num = pd.to_numeric(frame[self.numerator], errors="coerce").astype("float64")
+        den = pd.to_numeric(frame[self.denominator], errors="coerce").astype("float64")
+        frame[self.name] = (num / den.where(den != 0)).replace([np.inf, -np.inf], np.nan)
+        return frame
+
+
+class AgeFromDate(BaseEstimator, TransformerMixin):
+    """Adds `name` = age in years at `reference` (an ISO date fixed when the recipe compiles, so
+    the same birth date gives the same age in training and at inference of that model)."""
+
+    def __init__(self, column: str = "", name: str = "", reference: str = ""):
+        self.column = column
+        self.name = name
+        self.reference = reference
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        frame = pd.DataFrame(X).copy()
+        born = pd.to_datetime(frame[self.column], errors="coerce", format="mixed")
+        ref = pd.Timestamp(self.reference)
+        if born.dt.tz is not None:
+            born = born.dt.tz_localize(None)
+        frame[self.name] = ((ref - born).dt.days / 365.25).astype("float64")
+        return frame
+
+
+class UppercaseRatio(BaseEstimator, TransformerMixin):
+    """Adds `name` = share of letters in upper case in a text column (shouting, spam)."""
+
+    def __init__(self, column: str = "", name: str = ""):
+        self.column = column
+        self.name = name
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        frame = pd.DataFrame(X).copy()
+        text = frame[self.column].astype("string").fillna("")
+        upper = text.str.count(r"[A-Z]").astype("float64")
+        letters = text.str.count(r"[A-Za-z]").astype("float64")
+        frame[self.name] = (upper / letters.where(letters > 0)).fillna(0.0).astype("float64")
+        return frame
+
+
+class TextColumn(BaseEstimator, TransformerMixin):
+    """One column as a 1-D array of strings (what TfidfVectorizer wants), missing -> ""."""
+
+    def fit(self, X, y=None):
+        self.column_ = pd.DataFrame(X).columns[0]
+        return self
+
+    def transform(self, X):
+        frame = pd.DataFrame(X)
+        return frame.iloc[:, 0].astype("string").fillna("").to_numpy(dtype=object)
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(input_features, dtype=object) if input_features is not None else None

@@ -1,4 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from datasets import views
 
 app_name = "datasets"
-urlpatterns: list = []
+urlpatterns = [
+    path("projects/<int:pk>/datasets/", views.datasets_view, name="list"),
+    path("datasets/<int:dataset_id>/", views.dataset_detail_view, name="detail"),
+    path("dataset-versions/<int:version_id>/", views.version_detail_view, name="version"),
+]

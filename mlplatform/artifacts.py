@@ -55,6 +55,9 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "datasets.transformers.TextColumn",
     "datasets.transformers.ToString",
     "datasets.transformers.ToFloat",
+    # Score functions of the recipe's select_k_best step (plain functions of numpy arrays).
+    "sklearn.feature_selection._univariate_selection.f_classif",
+    "sklearn.feature_selection._univariate_selection.f_regression",
 )
 
 

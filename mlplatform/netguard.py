@@ -148,7 +148,13 @@ def safe_request(
             if declared and declared.isdigit() and int(declared) > max_bytes:
                 raise FetchFailed(f"The response is {int(declared)} bytes; the limit is {max_bytes}.")
             chunks, size = [], 0
-            for chunk in resp.stream(64 * 1024):
+            while True:
+                # read1 returns whatever arrived (one recv at most), so the total deadline is
+                # checked between small reads: `stream(n)` waits for n bytes, and a server
+                # trickling a byte per read-timeout could hold the download open indefinitely.
+                chunk = resp.read1(64 * 1024)
+                if not chunk:
+                    break
                 size += len(chunk)
                 if size > max_bytes:
                     raise FetchFailed(f"The response is larger than the limit of {max_bytes} bytes.")

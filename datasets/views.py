@@ -1,0 +1,219 @@
+"""Dataset pages: list + collection, one dataset's versions, one version's exploration."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from datasets import selectors, services
+from datasets.apis import frame_rows, version_job
+from datasets.models import Dataset, DatasetVersion, Recipe, SqlConnection, VersionStatus
+from datasets.recipes import DATE_PARTS, ENCODE, IMPUTE, OPS, OUTLIERS, SCALE, STEP_REFERENCE
+from mlplatform.errors import DomainError
+from mlplatform.ui import report
+from projects.access import access, project_for, require
+from projects.roles import Action
+from projects.views import project_context
+
+SCATTER_ROWS = 2000
+
+
+class UrlForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    source_url = forms.CharField(max_length=2000, label="HTTP(S) URL")
+
+
+class SqlQueryForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    connection = forms.CharField(max_length=80)
+    query = forms.CharField(widget=forms.Textarea, max_length=20000)
+
+
+class ConnectionForm(forms.Form):
+    name = forms.CharField(max_length=80)
+    dsn = forms.CharField(max_length=2000, label="DSN", widget=forms.PasswordInput(render_value=False))
+
+
+class SplitForm(forms.Form):
+    strategy = forms.ChoiceField(choices=[(s, s) for s in ("stratified", "random", "group", "time")])
+    column = forms.CharField(required=False, max_length=200, help_text="Target (stratified), group or time column")
+    test_size = forms.FloatField(initial=0.2, min_value=0.01, max_value=0.8)
+    val_size = forms.FloatField(initial=0.2, min_value=0, max_value=0.8)
+    seed = forms.IntegerField(initial=42, min_value=0)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def datasets_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = project_for(request.user, pk)
+    url_form = UrlForm(request.POST if request.POST.get("form") == "url" else None, prefix="url")
+    sql_form = SqlQueryForm(request.POST if request.POST.get("form") == "sql" else None, prefix="sql")
+    conn_form = ConnectionForm(request.POST if request.POST.get("form") == "connection" else None, prefix="conn")
+    if request.method == "POST":
+        form_kind = request.POST.get("form")
+        try:
+            if form_kind == "url" and url_form.is_valid():
+                require(request.user, project, Action.EDIT_DATA)
+                v = services.dataset_from_url(
+                    project=project,
+                    name=url_form.cleaned_data["name"],
+                    created_by=request.user,
+                    url=url_form.cleaned_data["source_url"],
+                )
+                return redirect("datasets:version", v.pk)
+            if form_kind == "sql" and sql_form.is_valid():
+                require(request.user, project, Action.EDIT_DATA)
+                v = services.dataset_from_sql(project=project, created_by=request.user, **sql_form.cleaned_data)
+                return redirect("datasets:version", v.pk)
+            if form_kind == "connection" and conn_form.is_valid():
+                require(request.user, project, Action.MANAGE_CONNECTIONS)
+                services.sql_connection_create(project=project, actor=request.user, **conn_form.cleaned_data)
+                messages.success(request, "Connection saved. Its DSN is stored encrypted and never shown again.")
+                return redirect("datasets:list", project.pk)
+        except DomainError as exc:
+            report(request, exc, {"url": url_form, "sql": sql_form, "connection": conn_form}.get(form_kind))
+    datasets = (
+        selectors.dataset_list(user=request.user, project=project).prefetch_related("versions").order_by("-updated_at")
+    )
+    rows = []
+    for d in datasets:
+        versions = sorted(d.versions.all(), key=lambda v: -v.number)
+        rows.append({"dataset": d, "latest": versions[0] if versions else None, "count": len(versions)})
+    connections = list(SqlConnection.objects.filter(project=project).values_list("name", flat=True))
+    connections += [n for n in services._settings_connections() if n not in connections]
+    return render(
+        request,
+        "datasets/list.html",
+        project_context(
+            request,
+            project,
+            "data",
+            rows=rows,
+            url_form=url_form,
+            sql_form=sql_form,
+            conn_form=conn_form,
+            connections=connections,
+        ),
+    )
+
+
+@login_required
+def dataset_detail_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
+    dataset = access(request.user, Dataset, dataset_id, Action.VIEW)
+    versions = dataset.versions.select_related("created_by", "parent").order_by("-number")
+    recipes = Recipe.objects.filter(project=dataset.project, dataset=dataset).order_by("name", "-version")
+    return render(
+        request,
+        "datasets/dataset.html",
+        project_context(request, dataset.project, "data", dataset=dataset, versions=versions, recipes=recipes),
+    )
+
+
+def _charts_payload(version: DatasetVersion) -> dict:
+    profile = version.profile or {}
+    payload: dict = {
+        "columns": profile.get("columns", []),
+        "correlations": (profile.get("table") or {}).get("correlations") or {},
+        "target": profile.get("target"),
+        "scatter": None,
+    }
+    if version.status == VersionStatus.READY and version.storage_key:
+        sample = selectors.version_sample(version, rows=SCATTER_ROWS)
+        numeric = [c["name"] for c in payload["columns"] if c["kind"] in ("numeric", "boolean")]
+        keep = [c for c in numeric if c in sample.columns][:30]
+        target = version.target_column
+        data = {c: [r[0] for r in frame_rows(sample[[c]])] for c in keep}
+        payload["scatter"] = {
+            "numeric": keep,
+            "values": data,
+            "target": target,
+            "target_values": [str(v) for v in sample[target].tolist()] if target in sample.columns else None,
+        }
+    return payload
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def version_detail_view(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = access(request.user, DatasetVersion.objects.select_related("dataset", "parent", "created_by"), version_id)
+    project = version.project
+    split_form = SplitForm(
+        request.POST if request.POST.get("form") == "split" else None,
+        initial={
+            "strategy": "stratified" if project.task_type == "classification" else "random",
+            "column": version.target_column,
+        },
+    )
+    if request.method == "POST":
+        require(request.user, project, Action.EDIT_DATA)
+        kind = request.POST.get("form")
+        try:
+            if kind == "target":
+                services.version_set_target(version=version, target=request.POST.get("target", ""), actor=request.user)
+                messages.success(request, "Target saved; the profile is being computed again.")
+                return redirect("datasets:version", version.pk)
+            if kind == "split" and split_form.is_valid():
+                data = dict(split_form.cleaned_data)
+                data["column"] = data.get("column") or None
+                services.version_split(version=version, actor=request.user, **data)
+                messages.success(request, "Split saved. The test set is locked.")
+                return redirect("datasets:version", version.pk)
+            if kind == "recipe":
+                try:
+                    steps = json.loads(request.POST.get("steps") or "[]")
+                except json.JSONDecodeError as exc:
+                    raise services.InvalidInput(f"The steps are not valid JSON: {exc}", field="steps") from None
+                recipe = services.recipe_save(
+                    project=project,
+                    name=request.POST.get("name", ""),
+                    steps=steps,
+                    actor=request.user,
+                    dataset=version.dataset,
+                )
+                messages.success(request, f"Recipe {recipe.name} v{recipe.version} saved.")
+                if request.POST.get("apply_cleaning"):
+                    new = services.version_clean(version=version, steps=steps, actor=request.user)
+                    messages.success(request, f"Cleaning applied as v{new.number}.")
+                    return redirect("datasets:version", new.pk)
+                return redirect("datasets:version", version.pk)
+        except DomainError as exc:
+            report(request, exc, split_form if kind == "split" else None)
+    recipes = Recipe.objects.filter(project=project).order_by("name", "-version")
+    recipe_choices = [
+        {"id": r.pk, "label": f"{r.name} v{r.version}", "name": r.name, "steps": r.steps} for r in recipes
+    ]
+    return render(
+        request,
+        "datasets/version.html",
+        project_context(
+            request,
+            project,
+            "data",
+            dataset=version.dataset,
+            version=version,
+            job=version_job(version),
+            split_form=split_form,
+            charts=_charts_payload(version),
+            recipe_ui={
+                "ops": OPS,
+                "impute": IMPUTE,
+                "encode": ENCODE,
+                "scale": SCALE,
+                "outliers": OUTLIERS,
+                "date_parts": DATE_PARTS,
+                "reference": STEP_REFERENCE,
+                "recipes": recipe_choices,
+                "columns": [c["name"] for c in version.schema],
+                "target": version.target_column,
+                "version": version.pk,
+            },
+            columns=(version.profile or {}).get("columns", []),
+            table=(version.profile or {}).get("table", {}),
+        ),
+    )
