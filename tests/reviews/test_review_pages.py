@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import pytest
+
+from deployments.models import ReviewItem
+from projects.workflow import workflow_for
+from tests.reviews.conftest import uncertain_rows
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def items(loan):
+    return loan.predict(uncertain_rows(loan, 4))[1]
+
+
+def test_queue_page_lists_items_and_health(client, team, items):
+    client.force_login(team.reviewer)
+    r = client.get(f"/projects/{team.project.pk}/reviews/")
+    assert r.status_code == 200
+    body = r.content.decode()
+    for item in items:
+        assert f'data-id="{item.pk}"' in body
+    assert 'data-metric="pending">4' in body
+
+
+def test_queue_page_outsider_404(client, team, items):
+    client.force_login(team.outsider)
+    assert client.get(f"/projects/{team.project.pk}/reviews/").status_code == 404
+    assert client.get(f"/projects/{team.project.pk}/reviews/{items[0].pk}/").status_code == 404
+    assert client.post(f"/projects/{team.project.pk}/reviews/{items[0].pk}/", {"action": "approve"}).status_code == 404
+
+
+def test_item_from_another_project_is_404_under_this_url(client, team, items):
+    client.force_login(team.outsider)
+    assert client.get(f"/projects/{team.other_project.pk}/reviews/{items[0].pk}/").status_code == 404
+
+
+def test_viewer_sees_item_but_cannot_decide(client, team, items):
+    client.force_login(team.viewer)
+    r = client.get(f"/projects/{team.project.pk}/reviews/{items[0].pk}/")
+    assert r.status_code == 200 and b'id="decide-form"' not in r.content
+    assert client.post(f"/projects/{team.project.pk}/reviews/{items[0].pk}/", {"action": "approve"}).status_code == 403
+    assert client.post(f"/projects/{team.project.pk}/reviews/bulk-approve/", {"ids": [items[0].pk]}).status_code == 403
+    assert ReviewItem.objects.filter(status="pending").count() == 4
+
+
+def test_opening_an_item_claims_it_and_deciding_moves_on(client, team, items):
+    client.force_login(team.reviewer)
+    r = client.get(f"/projects/{team.project.pk}/reviews/{items[0].pk}/")
+    assert r.status_code == 200 and b'id="decide-form"' in r.content and b'data-attribution="income"' in r.content
+    items[0].refresh_from_db()
+    assert items[0].claimed_by == team.reviewer
+    r = client.post(f"/projects/{team.project.pk}/reviews/{items[0].pk}/", {"action": "approve", "status": "pending"})
+    assert r.status_code == 302 and f"/reviews/{items[1].pk}/" in r["Location"]
+    items[0].refresh_from_db()
+    assert items[0].status == "approved" and items[0].claimed_by is None
+
+
+def test_bad_override_label_changes_nothing(client, team, items):
+    client.force_login(team.reviewer)
+    r = client.post(
+        f"/projects/{team.project.pk}/reviews/{items[0].pk}/", {"action": "override", "label": "maybe"}, follow=True
+    )
+    assert b"Unknown class" in r.content
+    items[0].refresh_from_db()
+    assert items[0].status == "pending"
+
+
+def test_item_claimed_by_another_is_read_only(client, team, items):
+    from deployments.reviews import review_claim
+
+    review_claim(item=items[0], actor=team.editor)
+    client.force_login(team.reviewer)
+    r = client.get(f"/projects/{team.project.pk}/reviews/{items[0].pk}/")
+    assert b"claim-error" in r.content and b'id="decide-form"' not in r.content
+
+
+def test_bulk_approve_page(client, team, items):
+    client.force_login(team.editor)
+    r = client.post(f"/projects/{team.project.pk}/reviews/bulk-approve/", {"ids": [i.pk for i in items[:3]]})
+    assert r.status_code == 302
+    assert ReviewItem.objects.filter(status="approved").count() == 3
+
+
+def test_health_page_and_panel(client, team, loan, items):
+    client.force_login(team.viewer)
+    r = client.get(f"/projects/{team.project.pk}/reviews/health/{loan.deployment.pk}/")
+    assert r.status_code == 200 and b'id="advice"' in r.content and b'data-current="1"' in r.content
+    client.force_login(team.outsider)
+    assert client.get(f"/projects/{team.project.pk}/reviews/health/{loan.deployment.pk}/").status_code == 404
+
+
+def test_workflow_stage_reports_the_queue(team, loan, items):
+    stage = {s.key: s for s in workflow_for(project=team.project)}["review"]
+    assert stage.state == "in_progress" and "4 item(s) waiting" in stage.detail
