@@ -195,4 +195,3 @@ urlpatterns: list = [
 def register(router) -> None:
     """Register viewsets on the shared /api/v1/ router."""
     router.register("reviews", ReviewViewSet, basename="review")
-

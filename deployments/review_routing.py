@@ -63,7 +63,9 @@ def policy_of(deployment: Deployment) -> ReviewPolicy:
     """The deployment's review policy, tolerant of a hand-edited JSON (bad entries are ignored)."""
     raw = deployment.review_policy if isinstance(deployment.review_policy, dict) else {}
     class_thresholds: dict[str, float] = {}
-    for label, t in (raw.get("class_thresholds") or {}).items() if isinstance(raw.get("class_thresholds"), dict) else ():
+    for label, t in (
+        (raw.get("class_thresholds") or {}).items() if isinstance(raw.get("class_thresholds"), dict) else ()
+    ):
         value = _float_or_none(t)
         if value is not None and 0 <= value <= 1:
             class_thresholds[label_key(label)] = value

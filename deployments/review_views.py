@@ -214,7 +214,5 @@ urlpatterns: list = [
     path("projects/<int:pk>/reviews/", review_queue_view, name="reviews"),
     path("projects/<int:pk>/reviews/bulk-approve/", review_bulk_view, name="review-bulk"),
     path("projects/<int:pk>/reviews/<int:item_id>/", review_item_view, name="review-item"),
-    path(
-        "projects/<int:pk>/reviews/health/<int:deployment_id>/", review_health_view, name="review-health"
-    ),
+    path("projects/<int:pk>/reviews/health/<int:deployment_id>/", review_health_view, name="review-health"),
 ]

@@ -78,7 +78,12 @@ def _why_not(item_pk: int, actor: Any, now) -> Conflict:
     if current.status in DECIDED:
         who = current.decided_by.get_username() if current.decided_by else "someone"
         return Conflict(f"Already decided ({current.status}) by {who}.", field="status")
-    if current.claimed_by_id and current.claimed_by_id != actor.pk and current.claimed_until and current.claimed_until >= now:
+    if (
+        current.claimed_by_id
+        and current.claimed_by_id != actor.pk
+        and current.claimed_until
+        and current.claimed_until >= now
+    ):
         return Conflict(
             f"{current.claimed_by.get_username()} is reviewing this item until "
             f"{timezone.localtime(current.claimed_until):%H:%M:%S}.",
@@ -87,9 +92,7 @@ def _why_not(item_pk: int, actor: Any, now) -> Conflict:
     return Conflict(f"This item is {current.status}; it cannot take that action.", field="status")
 
 
-def review_decide(
-    *, item: ReviewItem, actor: Any, action: str, label: Any = None, comment: str = ""
-) -> ReviewItem:
+def review_decide(*, item: ReviewItem, actor: Any, action: str, label: Any = None, comment: str = "") -> ReviewItem:
     """Approve, override (with `label`) or escalate one review item.
 
     The caller has checked Action.REVIEW on the item's project. Escalated items can then only
@@ -107,9 +110,7 @@ def review_decide(
         final_label = label_validate(model_version=model_version, label=label)
         # A "correction" to the model's own answer is an approval: the override rate counts
         # disagreements only.
-        status = (
-            ReviewStatus.APPROVED if label_key(final_label) == label_key(model_label) else ReviewStatus.OVERRIDDEN
-        )
+        status = ReviewStatus.APPROVED if label_key(final_label) == label_key(model_label) else ReviewStatus.OVERRIDDEN
     elif action == "approve":
         final_label, status = model_label, ReviewStatus.APPROVED
     else:
@@ -133,9 +134,7 @@ def review_decide(
         if status != ReviewStatus.ESCALATED:
             changes.update(final_label=final_label, decided_by=actor, decided_at=now)
         won = (
-            ReviewItem.objects.filter(pk=item.pk, status__in=allowed)
-            .filter(_claim_free(actor, now))
-            .update(**changes)
+            ReviewItem.objects.filter(pk=item.pk, status__in=allowed).filter(_claim_free(actor, now)).update(**changes)
         )
         if not won:
             raise _why_not(item.pk, actor, now)
@@ -216,7 +215,8 @@ def review_bulk_approve(*, user: Any, ids: list[int], comment: str = "") -> dict
     except (TypeError, ValueError):
         raise InvalidInput("Ids must be integers.", field="ids") from None
     items = list(
-        scope(ReviewItem.objects.all(), user).select_related("prediction__model_version", "deployment", "project")
+        scope(ReviewItem.objects.all(), user)
+        .select_related("prediction__model_version", "deployment", "project")
         .filter(pk__in=wanted)
         .distinct()
     )
@@ -259,11 +259,9 @@ SLA_KEY = "review_sla"
 def review_sla_check(*, deployment: Deployment) -> None:
     """Fire (or refresh) the "review_sla" alert when the oldest waiting item passes the SLA;
     resolve it when it no longer does. Safe to call concurrently: one firing row per key."""
-    oldest = (
-        ReviewItem.objects.filter(
-            deployment=deployment, status__in=[ReviewStatus.PENDING, ReviewStatus.ESCALATED]
-        ).aggregate(m=Min("created_at"))["m"]
-    )
+    oldest = ReviewItem.objects.filter(
+        deployment=deployment, status__in=[ReviewStatus.PENDING, ReviewStatus.ESCALATED]
+    ).aggregate(m=Min("created_at"))["m"]
     now = timezone.now()
     age_min = (now - oldest).total_seconds() / 60 if oldest else 0.0
     sla = float(deployment.review_sla_minutes)
@@ -305,9 +303,7 @@ def review_list(
     order: str = "oldest",
     hide_claimed: bool = False,
 ) -> QuerySet[ReviewItem]:
-    qs = scope(ReviewItem.objects.all(), user).select_related(
-        "prediction", "deployment", "decided_by", "claimed_by"
-    )
+    qs = scope(ReviewItem.objects.all(), user).select_related("prediction", "deployment", "decided_by", "claimed_by")
     if project is not None:
         qs = qs.filter(project=project)
     if deployment is not None:
@@ -409,15 +405,23 @@ def review_health(*, deployment: Deployment, window_days: int = 30) -> dict[str,
     since = now - timedelta(days=window_days)
     decided = list(
         items.filter(status__in=DECIDED, decided_at__gte=since)
-        .values_list("created_at", "decided_at", "status", "model_label", "decided_by__username", "reason",
-                     "confidence", "sample_weight")
+        .values_list(
+            "created_at",
+            "decided_at",
+            "status",
+            "model_label",
+            "decided_by__username",
+            "reason",
+            "confidence",
+            "sample_weight",
+        )
         .order_by("-decided_at")[:20000]
     )
     waits = [(d - c).total_seconds() for c, d, *_ in decided]
     overridden = [s == ReviewStatus.OVERRIDDEN for _, _, s, *_ in decided]
     per_class: dict[str, list[bool]] = defaultdict(list)
     reviewers: dict[str, dict[str, Any]] = defaultdict(lambda: {"decided": 0, "overridden": 0, "last_24h": 0})
-    for (_c, d, s, label, who, *_), o in zip(decided, overridden, strict=True):
+    for (_c, d, _s, label, who, *_), o in zip(decided, overridden, strict=True):
         per_class[label_key(label)].append(o)
         r = reviewers[who or "(deleted user)"]
         r["decided"] += 1
@@ -427,15 +431,19 @@ def review_health(*, deployment: Deployment, window_days: int = 30) -> dict[str,
         mine = [w for (c, d, s, lab, u, *_), w in zip(decided, waits, strict=True) if (u or "(deleted user)") == who]
         r["median_wait_seconds"] = round(statistics.median(mine), 1) if mine else None
         r["per_day"] = round(r["decided"] / window_days, 2)
-    qc = qc_estimate([(s == ReviewStatus.APPROVED, w) for _c, _d, s, _l, _u, reason, _conf, w in decided
-                      if reason == "sample"])
+    qc = qc_estimate(
+        [(s == ReviewStatus.APPROVED, w) for _c, _d, s, _l, _u, reason, _conf, w in decided if reason == "sample"]
+    )
     preds = Prediction.objects.filter(deployment=deployment, created_at__gte=since)
     first = preds.aggregate(m=Min("created_at"))["m"]
     days = max((now - first).total_seconds() / 86400, 1 / 24) if first else 0
     confidences = list(preds.exclude(confidence=None).values_list("confidence", flat=True)[:200000])
     advice = threshold_advice(
-        decided=[(conf, s == ReviewStatus.OVERRIDDEN, w if reason == "sample" else 1.0)
-                 for _c, _d, s, _l, _u, reason, conf, w in decided if conf is not None and reason != "class_rule"],
+        decided=[
+            (conf, s == ReviewStatus.OVERRIDDEN, w if reason == "sample" else 1.0)
+            for _c, _d, s, _l, _u, reason, conf, w in decided
+            if conf is not None and reason != "class_rule"
+        ],
         confidences=confidences,
         days=days,
         current=deployment.review_threshold,

@@ -37,7 +37,9 @@ def _review(project: Project, states: dict[str, StageState]) -> StageState:
         breached = [
             d.name
             for d in with_policy
-            if waiting.filter(deployment=d, created_at__lt=timezone.now() - timezone.timedelta(minutes=d.review_sla_minutes)).exists()
+            if waiting.filter(
+                deployment=d, created_at__lt=timezone.now() - timezone.timedelta(minutes=d.review_sla_minutes)
+            ).exists()
         ]
         if breached:
             return StageState(
@@ -49,10 +51,14 @@ def _review(project: Project, states: dict[str, StageState]) -> StageState:
                 url,
             )
         return StageState(
-            "review", "Review", "in_progress", f"{count} item(s) waiting; the oldest for {age_min:.0f} min.",
-            "Work through the review queue.", url,
+            "review",
+            "Review",
+            "in_progress",
+            f"{count} item(s) waiting; the oldest for {age_min:.0f} min.",
+            "Work through the review queue.",
+            url,
         )
-    decided = ReviewItem.objects.filter(project=project).exclude(status__in=[ReviewStatus.PENDING, ReviewStatus.ESCALATED])
-    return StageState(
-        "review", "Review", "done", f"Queue empty; {decided.count()} decision(s) so far.", "", url
+    decided = ReviewItem.objects.filter(project=project).exclude(
+        status__in=[ReviewStatus.PENDING, ReviewStatus.ESCALATED]
     )
+    return StageState("review", "Review", "done", f"Queue empty; {decided.count()} decision(s) so far.", "", url)

@@ -47,13 +47,15 @@ def test_two_reviewers_at_once_exactly_one_wins(team, loan):
     rita, eddie = api_client_for(team.reviewer), api_client_for(team.editor)
     for n, item in enumerate(items):
         # Alternate the kinds of collisions: approve/approve and approve/override.
-        second = ("override", {"label": "reject" if item.model_label == "approve" else "approve"}) if n % 2 else (
-            "approve",
-            {},
+        second = (
+            ("override", {"label": "reject" if item.model_label == "approve" else "approve"})
+            if n % 2
+            else (
+                "approve",
+                {},
+            )
         )
-        results = _race(
-            [(rita, f"{URL}{item.pk}/approve/", {}), (eddie, f"{URL}{item.pk}/{second[0]}/", second[1])]
-        )
+        results = _race([(rita, f"{URL}{item.pk}/approve/", {}), (eddie, f"{URL}{item.pk}/{second[0]}/", second[1])])
         codes = sorted(r.status_code for r in results)
         assert codes == [200, 409], [(r.status_code, r.data) for r in results]
         winner = next(r for r in results if r.status_code == 200)
@@ -76,7 +78,7 @@ def test_decisions_on_stale_reads_cannot_both_win(team, loan):
         barrier = threading.Barrier(2)
         outcomes: list = [None, None]
 
-        def run(i, user, action, label):
+        def run(i, user, action, label, item=item, barrier=barrier, outcomes=outcomes):
             try:
                 mine = ReviewItem.objects.select_related("prediction__model_version", "project", "deployment").get(
                     pk=item.pk
@@ -123,7 +125,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's naming
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.received.append({"headers": dict(self.headers), "body": body})
                 status = 500 if len(receiver.received) <= receiver.fail_first else 200

@@ -40,7 +40,9 @@ def test_health_counts_ages_and_override_rates(team, loan):
     per_class = health["override_rate_per_class"]
     assert sum(v["decided"] for v in per_class.values()) == 6
     assert sum(v["overridden"] for v in per_class.values()) == 2
-    waits = sorted((i.decided_at - i.created_at).total_seconds() for i in ReviewItem.objects.filter(decided_at__isnull=False))
+    waits = sorted(
+        (i.decided_at - i.created_at).total_seconds() for i in ReviewItem.objects.filter(decided_at__isnull=False)
+    )
     assert health["median_time_to_decision_seconds"] == pytest.approx((waits[2] + waits[3]) / 2, abs=0.2)
     reviewers = {r["username"]: r for r in health["reviewers"]}
     assert reviewers["rita"]["decided"] == 4 and reviewers["rita"]["overridden"] == 2

@@ -47,7 +47,9 @@ def test_always_review_class_rule(loan):
 def test_per_class_threshold_overrides_global(loan):
     loan.deployment.review_threshold = 0.6
     loan.deployment.review_policy = {"class_thresholds": {"approve": 0.9}}
-    plan = review_plan(deployment=loan.deployment, labels=["approve", "reject", "reject"], confidences=[0.85, 0.85, 0.55])
+    plan = review_plan(
+        deployment=loan.deployment, labels=["approve", "reject", "reject"], confidences=[0.85, 0.85, 0.55]
+    )
     assert plan == [Route("low_confidence"), None, Route("low_confidence")]
 
 
