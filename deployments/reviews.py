@@ -355,12 +355,18 @@ def qc_estimate(rows: list[tuple[bool, float]]) -> dict[str, Any]:
     }
 
 
+def advice_thresholds(current: float | None) -> list[float]:
+    return sorted({0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, *([round(current, 2)] if current else [])})
+
+
 def threshold_advice(
     *,
     decided: list[tuple[float, bool, float]],
-    confidences: list[float],
     days: float,
     current: float | None,
+    confidences: list[float] | None = None,
+    routed_counts: dict[float, int] | None = None,
+    total: int | None = None,
 ) -> list[dict[str, Any]]:
     """What-if table for other global thresholds.
 
@@ -368,17 +374,22 @@ def threshold_advice(
     items have weight 1 (every such prediction is reviewed), QC sample items 1/rate. So for a
     candidate threshold t, the weighted override rate of decided items at or above t estimates
     the error rate that would reach callers unreviewed, and below t the share of reviews that
-    change the answer. `confidences` are recent predictions' confidences (the review load).
+    change the answer. The review load comes from recent predictions: either their
+    `confidences`, or `routed_counts` {threshold: predictions under it} and `total` counted in SQL.
     """
-    if not confidences and not decided:
+    candidates = advice_thresholds(current)
+    if routed_counts is None:
+        confidences = confidences or []
+        routed_counts = {t: sum(1 for c in confidences if c < t) for t in candidates}
+        total = len(confidences)
+    total = total or 0
+    if not total and not decided:
         return []
-    candidates = sorted({0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, *([round(current, 2)] if current else [])})
-    total = len(confidences)
     rows = []
     for t in candidates:
         below = [(o, w) for c, o, w in decided if c < t]
         above = [(o, w) for c, o, w in decided if c >= t]
-        routed = sum(1 for c in confidences if c < t)
+        routed = routed_counts.get(t, 0)
         w_above = sum(w for _, w in above)
         rows.append(
             {
@@ -437,14 +448,19 @@ def review_health(*, deployment: Deployment, window_days: int = 30) -> dict[str,
     preds = Prediction.objects.filter(deployment=deployment, created_at__gte=since)
     first = preds.aggregate(m=Min("created_at"))["m"]
     days = max((now - first).total_seconds() / 86400, 1 / 24) if first else 0
-    confidences = list(preds.exclude(confidence=None).values_list("confidence", flat=True)[:200000])
+    # One pass in the database, however many predictions: a conditional count per threshold.
+    candidates = advice_thresholds(deployment.review_threshold)
+    load = preds.exclude(confidence=None).aggregate(
+        total=Count("id"), **{f"t{i}": Count("id", filter=Q(confidence__lt=t)) for i, t in enumerate(candidates)}
+    )
     advice = threshold_advice(
         decided=[
             (conf, s == ReviewStatus.OVERRIDDEN, w if reason == "sample" else 1.0)
             for _c, _d, s, _l, _u, reason, conf, w in decided
             if conf is not None and reason != "class_rule"
         ],
-        confidences=confidences,
+        routed_counts={t: load[f"t{i}"] for i, t in enumerate(candidates)},
+        total=load["total"],
         days=days,
         current=deployment.review_threshold,
     )

@@ -209,3 +209,15 @@ def test_similar_decisions_come_from_decided_items(api, queue):
     similar = r.data["similar"]
     assert {s["id"] for s in similar} == {i.pk for i in queue[1:4]}
     assert [s["distance"] for s in similar] == sorted(s["distance"] for s in similar)
+
+
+def test_openapi_schema_lists_review_paths(api):
+    r = api("viewer").get("/api/v1/schema/", {"format": "json"})
+    assert r.status_code == 200
+    text = r.content.decode()
+    for p in (
+        "/api/v1/reviews/{id}/approve/",
+        "/api/v1/reviews/bulk-approve/",
+        "/api/v1/deployments/{id}/review-health/",
+    ):
+        assert p in text, p
