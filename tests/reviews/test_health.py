@@ -6,7 +6,14 @@ import pytest
 from django.utils import timezone
 
 from deployments.models import Alert, ReviewItem
-from deployments.reviews import qc_estimate, review_decide, review_health, review_sla_check, threshold_advice
+from deployments.reviews import (
+    qc_estimate,
+    review_decide,
+    review_health,
+    review_sla_check,
+    review_sla_check_all,
+    threshold_advice,
+)
 from tests.reviews.conftest import confident_rows, uncertain_rows
 
 pytestmark = pytest.mark.django_db
@@ -141,3 +148,13 @@ def test_health_api_permissions(api, team, loan):
     assert r.status_code == 200 and r.data["pending"] == 3
     assert api("outsider").get(url).status_code == 404
     assert api("viewer").get("/api/v1/deployments/999999/review-health/").status_code == 404
+
+
+def test_sla_check_all_covers_deployments_with_waiting_items(team, loan):
+    _, items = loan.predict(uncertain_rows(loan, 1))
+    ReviewItem.objects.filter(pk=items[0].pk).update(created_at=timezone.now() - timedelta(hours=3))
+    assert review_sla_check_all() == 1
+    assert Alert.objects.get(key="review_sla").severity == "critical"  # past twice the 60-minute SLA
+    ReviewItem.objects.filter(pk=items[0].pk).update(status="approved", decided_at=timezone.now())
+    assert review_sla_check_all() == 1  # the firing alert's deployment is checked and resolved
+    assert Alert.objects.get(key="review_sla").state == "resolved"
