@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.http import Http404
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
@@ -10,13 +11,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from deployments import reviews
-from deployments.models import Deployment, ReviewItem
+from deployments.models import ApiKey, Deployment, ReviewItem
 from mlplatform.errors import InvalidInput
 from mlplatform.viewsets import ProjectScopedViewSet
 from projects.access import access
 from projects.roles import Action
 
 ORDERS = ("oldest", "least_confident", "newest")
+
+
+def _api_key(request) -> ApiKey | None:
+    """The deployment API key that authenticated this request, if any (set by the API-key
+    authentication class as `request.auth`)."""
+    auth = getattr(request, "auth", None)
+    return auth if isinstance(auth, ApiKey) and auth.revoked_at is None else None
 
 
 class ReviewItemSerializer(serializers.ModelSerializer):
@@ -89,6 +97,22 @@ class ReviewViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectSco
     ordering_fields = ["created_at", "confidence", "decided_at"]
     write_permission = Action.REVIEW
     action_permissions = {"detail_view": Action.VIEW}
+
+    def get_permissions(self):
+        # A calling application holding its deployment's API key may poll its held predictions.
+        if self.action == "retrieve" and _api_key(self.request) is not None:
+            return []
+        return super().get_permissions()
+
+    def retrieve(self, request, *args, **kwargs):
+        key = _api_key(request)
+        if key is None:
+            return super().retrieve(request, *args, **kwargs)
+        try:
+            item = ReviewItem.objects.get(pk=int(kwargs["pk"]), deployment_id=key.deployment_id)
+        except (ReviewItem.DoesNotExist, ValueError, TypeError):
+            raise Http404("Not found.") from None
+        return Response(reviews.review_public(item))
 
     def get_queryset(self):
         qs = super().get_queryset()

@@ -221,3 +221,27 @@ def test_openapi_schema_lists_review_paths(api):
         "/api/v1/deployments/{id}/review-health/",
     ):
         assert p in text, p
+
+
+def test_calling_application_polls_with_its_deployment_key(team, loan, queue):
+    """API-key callers (request.auth is the deployment's ApiKey) read only their own items'
+    public status, and nothing else of the queue."""
+    from django.contrib.auth.models import AnonymousUser
+    from rest_framework.test import APIClient
+
+    from deployments.models import ApiKey, Deployment
+
+    key = ApiKey.objects.create(
+        project=team.project, deployment=loan.deployment, name="app", prefix="k", key_hash="a" * 64
+    )
+    other = Deployment.objects.create(project=team.project, name="other", model_version=loan.model_version)
+    other_key = ApiKey.objects.create(project=team.project, deployment=other, name="x", prefix="x", key_hash="b" * 64)
+    client = APIClient()
+    client.force_authenticate(user=AnonymousUser(), token=key)
+    r = client.get(f"{URL}{queue[0].pk}/")
+    assert r.status_code == 200, r.data
+    assert r.data["review_id"] == queue[0].pk and r.data["final"] is False and "inputs" not in r.data
+    assert client.get(URL).status_code in (401, 403)
+    assert client.post(f"{URL}{queue[0].pk}/approve/").status_code in (401, 403)
+    client.force_authenticate(user=AnonymousUser(), token=other_key)
+    assert client.get(f"{URL}{queue[0].pk}/").status_code == 404

@@ -110,3 +110,20 @@ def test_policy_validate_rejects_bad_policies(policy):
     with pytest.raises(InvalidInput) as exc:
         policy_validate(policy)
     assert exc.value.field == "review_policy"
+
+
+def test_label_validate_canonicalises_classes_and_numbers():
+    from deployments.models import ModelVersion
+    from deployments.reviews import label_validate
+
+    clf = ModelVersion(task_type="classification", classes=[0, 1])
+    assert label_validate(model_version=clf, label="1") == 1
+    assert label_validate(model_version=clf, label=0) == 0
+    with pytest.raises(InvalidInput):
+        label_validate(model_version=clf, label=2)
+    reg = ModelVersion(task_type="regression", classes=[])
+    assert label_validate(model_version=reg, label="12.5") == 12.5
+    for bad in ("lots", float("nan"), True, None):
+        with pytest.raises(InvalidInput) as exc:
+            label_validate(model_version=reg, label=bad)
+        assert exc.value.field == "label"
