@@ -67,7 +67,7 @@ def review_queue_view(request: HttpRequest, pk: int) -> HttpResponse:
     deployments = list(Deployment.objects.filter(project=project).order_by("name"))
     for d in deployments:
         reviews.review_sla_check(deployment=d)
-    health_for = [d for d in deployments if not f["deployment"] or str(d.pk) == f["deployment"]]
+    health_for = [d for d in deployments if not f["deployment"] or str(d.pk) == f["deployment"]][:6]
     return render(
         request,
         "deployments/review_queue.html",
@@ -131,7 +131,7 @@ def review_item_view(request: HttpRequest, pk: int, item_id: int) -> HttpRespons
     claim_error = ""
     if can_decide:
         try:
-            item = reviews.review_claim(item=item, actor=request.user)
+            item = reviews.review_claim(item=item, actor=request.user, release_others=True)
         except DomainError as exc:
             claim_error = exc.message
     detail = reviews.review_item_detail(item=item)
@@ -162,7 +162,6 @@ def review_item_view(request: HttpRequest, pk: int, item_id: int) -> HttpRespons
             query=_query(f),
             prev_id=_neighbour(request, project, f, item, after=False),
             next_id=_neighbour(request, project, f, item, after=True),
-            waited=item.prediction.created_at,
         ),
     )
 

@@ -177,11 +177,21 @@ def review_decide(*, item: ReviewItem, actor: Any, action: str, label: Any = Non
     return item
 
 
-def review_claim(*, item: ReviewItem, actor: Any, minutes: int = CLAIM_MINUTES) -> ReviewItem:
-    """Lock an item for `actor` for a few minutes; 409 when another reviewer holds it."""
+def review_claim(
+    *, item: ReviewItem, actor: Any, minutes: int = CLAIM_MINUTES, release_others: bool = False
+) -> ReviewItem:
+    """Lock an item for `actor` for a few minutes; 409 when another reviewer holds it.
+
+    `release_others`: the reviewer page works one item at a time, so opening an item frees the
+    ones this reviewer skipped past (they go back to the others' queues at once).
+    """
     if not 1 <= minutes <= 120:
         raise InvalidInput("Between 1 and 120 minutes.", field="minutes")
     now = timezone.now()
+    if release_others:
+        ReviewItem.objects.filter(project_id=item.project_id, claimed_by=actor).exclude(pk=item.pk).update(
+            claimed_by=None, claimed_until=None
+        )
     allowed = [ReviewStatus.PENDING]
     if can(actor, item.project_id, Action.DECIDE):
         allowed.append(ReviewStatus.ESCALATED)
@@ -398,8 +408,15 @@ def threshold_advice(
     total = total or 0
     if not total and not decided:
         return []
+    # Above the current threshold only the random QC sample was reviewed. Without it, the
+    # estimate for a lower threshold describes the band [t, current) alone: say so.
+    sampled_above = any(current is None or c >= current for c, _, _ in decided)
     rows = []
     for t in candidates:
+        if current is not None and t < current:
+            basis = "band and QC sample" if sampled_above else "band only (no QC sample above the threshold)"
+        else:
+            basis = "QC sample" if sampled_above else None
         below = [(o, w) for c, o, w in decided if c < t]
         above = [(o, w) for c, o, w in decided if c >= t]
         routed = routed_counts.get(t, 0)
@@ -414,6 +431,7 @@ def threshold_advice(
                 "override_rate_below": round(sum(1 for o, _ in below if o) / len(below), 4) if below else None,
                 "decided_above": len(above),
                 "unreviewed_error_estimate": round(sum(w for o, w in above if o) / w_above, 4) if w_above else None,
+                "estimate_basis": basis if w_above else None,
             }
         )
     return rows
@@ -460,7 +478,8 @@ def review_health(*, deployment: Deployment, window_days: int = 30) -> dict[str,
     )
     preds = Prediction.objects.filter(deployment=deployment, created_at__gte=since)
     first = preds.aggregate(m=Min("created_at"))["m"]
-    days = max((now - first).total_seconds() / 86400, 1 / 24) if first else 0
+    # Under a day of traffic, per-day figures would extrapolate minutes: count it as one day.
+    days = max((now - first).total_seconds() / 86400, 1.0) if first else 0
     # One pass in the database, however many predictions: a conditional count per threshold.
     candidates = advice_thresholds(deployment.review_threshold)
     load = preds.exclude(confidence=None).aggregate(

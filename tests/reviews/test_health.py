@@ -158,3 +158,11 @@ def test_sla_check_all_covers_deployments_with_waiting_items(team, loan):
     ReviewItem.objects.filter(pk=items[0].pk).update(status="approved", decided_at=timezone.now())
     assert review_sla_check_all() == 1  # the firing alert's deployment is checked and resolved
     assert Alert.objects.get(key="review_sla").state == "resolved"
+
+
+def test_threshold_advice_says_when_there_is_no_qc_sample():
+    decided = [(0.55, True, 1.0), (0.62, False, 1.0), (0.7, True, 1.0)]
+    rows = {r["threshold"]: r for r in threshold_advice(decided=decided, confidences=[0.5] * 10, days=1, current=0.75)}
+    assert rows[0.6]["estimate_basis"].startswith("band only")
+    assert rows[0.6]["unreviewed_error_estimate"] == pytest.approx(0.5)
+    assert rows[0.8]["unreviewed_error_estimate"] is None and rows[0.8]["estimate_basis"] is None

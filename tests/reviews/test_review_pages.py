@@ -94,3 +94,11 @@ def test_health_page_and_panel(client, team, loan, items):
 def test_workflow_stage_reports_the_queue(team, loan, items):
     stage = {s.key: s for s in workflow_for(project=team.project)}["review"]
     assert stage.state == "in_progress" and "4 item(s) waiting" in stage.detail
+
+
+def test_moving_to_another_item_releases_the_previous_claim(client, team, items):
+    client.force_login(team.reviewer)
+    client.get(f"/projects/{team.project.pk}/reviews/{items[0].pk}/")
+    client.get(f"/projects/{team.project.pk}/reviews/{items[1].pk}/")
+    claimed = dict(ReviewItem.objects.filter(pk__in=[items[0].pk, items[1].pk]).values_list("pk", "claimed_by"))
+    assert claimed == {items[0].pk: None, items[1].pk: team.reviewer.pk}
