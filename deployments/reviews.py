@@ -36,7 +36,7 @@ from mlplatform.errors import Conflict, InvalidInput, PermissionDenied
 from projects.access import can, scope
 from projects.roles import Action
 from projects.services import audit_record
-from projects.webhooks import webhook_enqueue
+from projects.webhooks import project_event, webhook_enqueue
 
 ACTIONS = ("approve", "override", "escalate")
 CLAIM_MINUTES = 10
@@ -165,7 +165,14 @@ def review_decide(*, item: ReviewItem, actor: Any, action: str, label: Any = Non
                 "comment": comment,
             },
         )
-        if status != ReviewStatus.ESCALATED and item.mode == ReviewMode.HOLD:
+        if status == ReviewStatus.ESCALATED:
+            # Owners hear about escalations on the project's own webhook (chat, ticketing).
+            project_event(
+                project=item.project,
+                event="review.escalated",
+                payload={**review_public(item), "escalated_by": actor.get_username(), "comment": comment},
+            )
+        elif item.mode == ReviewMode.HOLD:
             deployment = item.deployment
             webhook_enqueue(
                 project=item.project,
@@ -548,6 +555,34 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _percentile_from_reference(ref: dict[str, Any], value: float) -> float | None:
+    """Where `value` sits in the training distribution, from whichever summary the model's
+    reference statistics hold: a (sorted) sample or quantiles, else a histogram."""
+    import bisect
+
+    for key in ("sample", "sorted_sample", "quantiles"):
+        points = ref.get(key)
+        if isinstance(points, dict):
+            points = list(points.values())
+        if isinstance(points, list):
+            nums = sorted(x for x in points if _is_number(x))
+            if nums:
+                return round(100 * bisect.bisect_left(nums, value) / len(nums), 1)
+    edges = ref.get("edges") or ref.get("bins")
+    counts = ref.get("counts") or ref.get("shares") or ref.get("ref")
+    if isinstance(edges, list) and isinstance(counts, list) and len(edges) == len(counts) + 1 and sum(counts) > 0:
+        total, below = float(sum(counts)), 0.0
+        for lo, hi, n in zip(edges[:-1], edges[1:], counts, strict=True):
+            if not (_is_number(lo) and _is_number(hi) and _is_number(n)):
+                return None
+            if value >= hi:
+                below += n
+            elif value > lo:
+                below += n * (value - lo) / (hi - lo)
+        return round(100 * below / total, 1)
+    return None
+
+
 def feature_context(model_version: ModelVersion, inputs: dict[str, Any]) -> list[dict[str, Any]]:
     """Each feature's value beside its training distribution: where this value sits."""
     rows = []
@@ -559,20 +594,16 @@ def feature_context(model_version: ModelVersion, inputs: dict[str, Any]) -> list
         if col.get("type") in ("numeric", "boolean") or _is_number(value):
             lo, hi = col.get("min", ref.get("min")), col.get("max", ref.get("max"))
             row.update(min=lo, max=hi, median=col.get("median", ref.get("median")), mean=ref.get("mean"))
-            sample = ref.get("sample") or ref.get("sorted_sample")
-            if _is_number(value) and isinstance(sample, list) and sample:
-                import bisect
-
-                nums = sorted(x for x in sample if _is_number(x))
-                if nums:
-                    row["percentile"] = round(100 * bisect.bisect_left(nums, value) / len(nums), 1)
+            percentile = _percentile_from_reference(ref, value) if _is_number(value) else None
+            if percentile is not None:
+                row["percentile"] = percentile
             elif _is_number(value) and _is_number(lo) and _is_number(hi) and hi > lo:
                 row["position"] = round(100 * (value - lo) / (hi - lo), 1)
             if _is_number(value) and _is_number(lo) and _is_number(hi) and not lo <= value <= hi:
                 row["note"] = "outside the training range"
         else:
             cats = col.get("categories") or []
-            shares = ref.get("shares") or ref.get("frequencies") or {}
+            shares = ref.get("shares") or ref.get("frequencies") or ref.get("categories") or {}
             row["categories"] = cats[:30]
             if isinstance(shares, dict) and value is not None:
                 row["share"] = shares.get(str(value))

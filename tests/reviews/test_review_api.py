@@ -245,3 +245,16 @@ def test_calling_application_polls_with_its_deployment_key(team, loan, queue):
     assert client.post(f"{URL}{queue[0].pk}/approve/").status_code in (401, 403)
     client.force_authenticate(user=AnonymousUser(), token=other_key)
     assert client.get(f"{URL}{queue[0].pk}/").status_code == 404
+
+
+def test_escalation_notifies_the_project_webhook(api, team, queue):
+    from jobs.models import Job
+
+    team.project.webhook_url = "https://hooks.example.com/mlplatform"
+    team.project.save()
+    api("reviewer").post(f"{URL}{queue[0].pk}/escalate/", {"comment": "odd case"})
+    job = Job.objects.get(kind="webhook.deliver")
+    assert job.params["event"] == "review.escalated"
+    assert job.params["url"] == "https://hooks.example.com/mlplatform"
+    assert job.params["payload"]["review_id"] == queue[0].pk
+    assert job.params["payload"]["escalated_by"] == "rita"

@@ -127,3 +127,30 @@ def test_label_validate_canonicalises_classes_and_numbers():
         with pytest.raises(InvalidInput) as exc:
             label_validate(model_version=reg, label=bad)
         assert exc.value.field == "label"
+
+
+def test_feature_context_reads_reference_summaries():
+    from deployments.models import ModelVersion
+    from deployments.reviews import feature_context
+
+    mv = ModelVersion(
+        task_type="classification",
+        input_schema=[
+            {"name": "a", "type": "numeric", "min": 0, "max": 100},
+            {"name": "b", "type": "numeric", "min": 0, "max": 10},
+            {"name": "c", "type": "numeric", "min": 0, "max": 4},
+            {"name": "d", "type": "categorical", "categories": ["x", "y"]},
+        ],
+        reference_stats={
+            "features": {
+                "a": {"sample": [1, 2, 3, 4, 5, 6, 7, 8, 9, 90]},
+                "b": {"edges": [0, 5, 10], "counts": [30, 10]},
+                "d": {"shares": {"x": 0.9, "y": 0.1}},
+            }
+        },
+    )
+    rows = {r["name"]: r for r in feature_context(mv, {"a": 8.5, "b": 7.5, "c": 5, "d": "z"})}
+    assert rows["a"]["percentile"] == 80.0  # skewed sample: far from the 8.5% of the range
+    assert rows["b"]["percentile"] == 87.5  # 30 below 5, half of the 10 in [5, 10)
+    assert rows["c"]["position"] == 125.0 and rows["c"]["note"] == "outside the training range"
+    assert rows["d"]["note"] == "not seen in training" and rows["d"]["share"] is None
