@@ -102,3 +102,12 @@ def test_moving_to_another_item_releases_the_previous_claim(client, team, items)
     client.get(f"/projects/{team.project.pk}/reviews/{items[1].pk}/")
     claimed = dict(ReviewItem.objects.filter(pk__in=[items[0].pk, items[1].pk]).values_list("pk", "claimed_by"))
     assert claimed == {items[0].pk: None, items[1].pk: team.reviewer.pk}
+
+
+def test_review_panel_renders_with_only_the_deployment(team, loan, items):
+    from django.template.loader import render_to_string
+
+    html = render_to_string(
+        "deployments/_review_panel.html", {"deployment": loan.deployment, "health": {"pending": "not ours"}}
+    )
+    assert 'data-metric="pending">4' in html and "not ours" not in html
