@@ -20,7 +20,7 @@ from projects.roles import Action
 from projects.views import project_context
 
 ORDERS = {"oldest": "Oldest first", "least_confident": "Least confident first", "newest": "Newest first"}
-FILTER_KEYS = ("deployment", "status", "reason", "order")
+FILTER_KEYS = ("deployment", "status", "reason", "order", "claimed")
 
 
 def _filters(request: HttpRequest, project) -> dict[str, str]:
@@ -30,6 +30,7 @@ def _filters(request: HttpRequest, project) -> dict[str, str]:
         "status": q.get("status", ReviewStatus.PENDING),
         "reason": q.get("reason", ""),
         "order": q.get("order", "oldest"),
+        "claimed": "show" if q.get("claimed") == "show" else "",
     }
     if f["status"] not in ReviewStatus.values and f["status"] != "all":
         f["status"] = ReviewStatus.PENDING
@@ -62,8 +63,11 @@ def _query(f: dict[str, str]) -> str:
 def review_queue_view(request: HttpRequest, pk: int) -> HttpResponse:
     project = project_for(request.user, pk)
     f = _filters(request, project)
-    qs = _queue(request, project, f)
+    # Items another reviewer has open are left out unless asked for: two people never work the
+    # same application.
+    qs = _queue(request, project, f, hide_claimed=not f["claimed"])
     items = list(qs[:200])
+    hidden = 0 if f["claimed"] else _queue(request, project, f).count() - qs.count()
     deployments = list(Deployment.objects.filter(project=project).order_by("name"))
     for d in deployments:
         reviews.review_sla_check(deployment=d)
@@ -77,6 +81,7 @@ def review_queue_view(request: HttpRequest, pk: int) -> HttpResponse:
             "reviews",
             items=items,
             total=qs.count(),
+            hidden=hidden,
             filters=f,
             query=_query(f),
             deployments=deployments,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db.models import Min
 from django.urls import reverse
 from django.utils import timezone
@@ -38,7 +40,7 @@ def _review(project: Project, states: dict[str, StageState]) -> StageState:
             d.name
             for d in with_policy
             if waiting.filter(
-                deployment=d, created_at__lt=timezone.now() - timezone.timedelta(minutes=d.review_sla_minutes)
+                deployment=d, created_at__lt=timezone.now() - timedelta(minutes=d.review_sla_minutes)
             ).exists()
         ]
         if breached:

@@ -111,3 +111,16 @@ def test_review_panel_renders_with_only_the_deployment(team, loan, items):
         "deployments/_review_panel.html", {"deployment": loan.deployment, "health": {"pending": "not ours"}}
     )
     assert 'data-metric="pending">4' in html and "not ours" not in html
+
+
+def test_queue_hides_items_other_reviewers_have_open(client, team, items):
+    from deployments.reviews import review_claim
+
+    review_claim(item=items[0], actor=team.editor)
+    client.force_login(team.reviewer)
+    body = client.get(f"/projects/{team.project.pk}/reviews/").content.decode()
+    assert f'data-id="{items[0].pk}"' not in body and "1 open with another reviewer" in body
+    body = client.get(f"/projects/{team.project.pk}/reviews/?claimed=show").content.decode()
+    assert f'data-id="{items[0].pk}"' in body and "claimed by eddie" in body
+    client.force_login(team.editor)  # the claimer still sees it
+    assert f'data-id="{items[0].pk}"' in client.get(f"/projects/{team.project.pk}/reviews/").content.decode()
