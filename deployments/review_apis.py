@@ -211,7 +211,42 @@ class ReviewHealthApi(APIView):
         return Response(reviews.review_health(deployment=deployment))
 
 
+class ReviewPolicyApi(APIView):
+    """A deployment's review policy: read with any role, change with manage_deployments.
+
+    Body fields (all optional): review_threshold (0..1 or null), review_mode (hold|flag),
+    review_policy {class_thresholds, always_review, sample_rate}, review_sla_minutes,
+    review_webhook_url. The webhook secret is returned to those who may change the policy.
+    """
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, pk: int):
+        deployment = access(request.user, Deployment.objects.all(), pk, Action.VIEW)
+        return Response(self._out(request, deployment))
+
+    @extend_schema(request=dict, responses={200: dict})
+    def patch(self, request, pk: int):
+        deployment = access(request.user, Deployment.objects.all(), pk, Action.MANAGE_DEPLOYMENTS)
+        if not isinstance(request.data, dict):
+            raise InvalidInput("Send a JSON object.", field="non_field_errors")
+        allowed = {"review_threshold", "review_mode", "review_policy", "review_sla_minutes", "review_webhook_url"}
+        unknown = sorted(set(request.data) - allowed)
+        if unknown:
+            raise InvalidInput(f"Unknown field {unknown[0]!r}.", field=unknown[0])
+        deployment = reviews.review_policy_update(deployment=deployment, actor=request.user, **request.data)
+        return Response(self._out(request, deployment))
+
+    def _out(self, request, deployment):
+        from projects.access import can
+
+        body = reviews.review_policy_of(deployment)
+        if can(request.user, deployment.project_id, Action.MANAGE_DEPLOYMENTS):
+            body["webhook_secret"] = deployment.webhook_secret
+        return body
+
+
 urlpatterns: list = [
+    path("deployments/<int:pk>/review-policy/", ReviewPolicyApi.as_view(), name="deployment-review-policy"),
     path("deployments/<int:pk>/review-health/", ReviewHealthApi.as_view(), name="deployment-review-health"),
 ]
 

@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from deployments import reviews
-from deployments.models import Deployment, ReviewItem, ReviewStatus
+from deployments.models import Deployment, ReviewItem, ReviewMode, ReviewStatus
 from mlplatform.errors import DomainError
 from mlplatform.ui import report
 from projects.access import access, can, project_for
@@ -201,16 +201,71 @@ def review_bulk_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(reverse("deployments:reviews", args=[project.pk]) + "?" + _query(f))
 
 
+def _policy_from_form(post, deployment: Deployment) -> dict:
+    """The review-policy form's fields as service arguments (only those present)."""
+    out: dict = {}
+    if "review_threshold" in post:
+        out["review_threshold"] = post["review_threshold"].strip() or None
+    if "review_mode" in post:
+        out["review_mode"] = post["review_mode"]
+    if "review_sla_minutes" in post:
+        out["review_sla_minutes"] = post["review_sla_minutes"].strip()
+    if "review_webhook_url" in post:
+        out["review_webhook_url"] = post["review_webhook_url"]
+    if "always_review" in post or "class_thresholds" in post or "sample_rate" in post:
+        from mlplatform.errors import InvalidInput
+
+        thresholds = {}
+        for part in post.get("class_thresholds", "").split(","):
+            if not part.strip():
+                continue
+            label, sep, value = part.rpartition("=")
+            if not sep or not label.strip():
+                raise InvalidInput("Write label=threshold, separated by commas.", field="review_policy")
+            thresholds[label.strip()] = value.strip()
+        out["review_policy"] = {
+            "class_thresholds": thresholds,
+            "always_review": [x.strip() for x in post.get("always_review", "").split(",") if x.strip()],
+            "sample_rate": post.get("sample_rate", "").strip() or 0,
+        }
+    return out
+
+
 @login_required
+@require_http_methods(["GET", "POST"])
 def review_health_view(request: HttpRequest, pk: int, deployment_id: int) -> HttpResponse:
     project = project_for(request.user, pk)
-    deployment = access(request.user, Deployment.objects.filter(project=project), deployment_id)
+    action = Action.VIEW if request.method == "GET" else Action.MANAGE_DEPLOYMENTS
+    deployment = access(request.user, Deployment.objects.filter(project=project), deployment_id, action)
+    if request.method == "POST":
+        try:
+            reviews.review_policy_update(
+                deployment=deployment, actor=request.user, **_policy_from_form(request.POST, deployment)
+            )
+        except DomainError as exc:
+            report(request, exc)
+        else:
+            messages.success(request, "Review policy saved.")
+        return redirect("deployments:review-health", project.pk, deployment.pk)
     reviews.review_sla_check(deployment=deployment)
     health = reviews.review_health(deployment=deployment)
+    policy = reviews.review_policy_of(deployment)
+    raw = policy["review_policy"] if isinstance(policy["review_policy"], dict) else {}
     return render(
         request,
         "deployments/review_health.html",
-        project_context(request, project, "reviews", deployment=deployment, health=health),
+        project_context(
+            request,
+            project,
+            "reviews",
+            deployment=deployment,
+            health=health,
+            policy=policy,
+            class_thresholds_text=", ".join(f"{k}={v}" for k, v in (raw.get("class_thresholds") or {}).items()),
+            always_review_text=", ".join(str(x) for x in raw.get("always_review") or []),
+            sample_rate=raw.get("sample_rate") or 0,
+            modes=ReviewMode.choices,
+        ),
     )
 
 

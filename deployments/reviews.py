@@ -268,6 +268,105 @@ def review_public(item: ReviewItem) -> dict[str, Any]:
     }
 
 
+_UNSET: Any = object()
+
+
+def _webhook_url_validate(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    url = (url or "").strip()
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if len(url) > 200 or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput("An http(s) URL of at most 200 characters.", field="review_webhook_url")
+    if parts.username or parts.password:
+        raise InvalidInput("Credentials in the URL are not allowed.", field="review_webhook_url")
+    # Private and loopback addresses are refused at delivery time (netguard), where DNS is
+    # resolved and pinned: checking here too would be defeated by DNS rebinding anyway.
+    return url
+
+
+def review_policy_update(
+    *,
+    deployment: Deployment,
+    actor: Any,
+    review_threshold: Any = _UNSET,
+    review_mode: Any = _UNSET,
+    review_policy: Any = _UNSET,
+    review_sla_minutes: Any = _UNSET,
+    review_webhook_url: Any = _UNSET,
+) -> Deployment:
+    """Change a deployment's review policy (the caller checked Action.MANAGE_DEPLOYMENTS).
+
+    Validates everything before writing anything; audits what changed. A webhook URL without a
+    secret gets a generated one (the receiver needs it to check signatures).
+    """
+    from deployments.review_routing import policy_validate
+
+    changes: dict[str, Any] = {}
+    if review_threshold is not _UNSET:
+        if review_threshold in (None, ""):
+            changes["review_threshold"] = None
+        else:
+            try:
+                value = float(review_threshold)
+            except (TypeError, ValueError):
+                raise InvalidInput("A number between 0 and 1, or null.", field="review_threshold") from None
+            if not 0 <= value <= 1 or isinstance(review_threshold, bool):
+                raise InvalidInput("A number between 0 and 1, or null.", field="review_threshold")
+            changes["review_threshold"] = value
+    if review_mode is not _UNSET:
+        if review_mode not in ReviewMode.values:
+            raise InvalidInput(f"Choose one of {', '.join(ReviewMode.values)}.", field="review_mode")
+        changes["review_mode"] = review_mode
+    if review_policy is not _UNSET:
+        changes["review_policy"] = policy_validate(review_policy)
+    if review_sla_minutes is not _UNSET:
+        try:
+            sla = int(review_sla_minutes)
+        except (TypeError, ValueError):
+            raise InvalidInput("Whole minutes, at least 1.", field="review_sla_minutes") from None
+        if sla < 1 or sla > 60 * 24 * 90 or isinstance(review_sla_minutes, bool):
+            raise InvalidInput("Whole minutes, between 1 and 129600 (90 days).", field="review_sla_minutes")
+        changes["review_sla_minutes"] = sla
+    if review_webhook_url is not _UNSET:
+        changes["review_webhook_url"] = _webhook_url_validate(review_webhook_url)
+    before = {k: getattr(deployment, k) for k in changes}
+    changed = {k: {"from": before[k], "to": v} for k, v in changes.items() if before[k] != v}
+    if not changed:
+        return deployment
+    with transaction.atomic():
+        for k in changed:
+            setattr(deployment, k, changes[k])
+        fields = [*changed, "updated_at"]
+        if deployment.review_webhook_url and not deployment.webhook_secret:
+            import secrets
+
+            deployment.webhook_secret = secrets.token_urlsafe(32)
+            fields.append("webhook_secret")
+        deployment.save(update_fields=fields)
+        audit_record(
+            actor=actor,
+            action="deployment.review_policy_updated",
+            project=deployment.project,
+            obj=deployment,
+            data={"changed": changed},
+        )
+    return deployment
+
+
+def review_policy_of(deployment: Deployment) -> dict[str, Any]:
+    return {
+        "review_threshold": deployment.review_threshold,
+        "review_mode": deployment.review_mode,
+        "review_policy": deployment.review_policy or {},
+        "review_sla_minutes": deployment.review_sla_minutes,
+        "review_webhook_url": deployment.review_webhook_url,
+        "webhook_secret_set": bool(deployment.webhook_secret),
+    }
+
+
 # --- SLA alert --------------------------------------------------------------------------------
 
 SLA_KEY = "review_sla"

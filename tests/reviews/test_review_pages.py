@@ -124,3 +124,39 @@ def test_queue_hides_items_other_reviewers_have_open(client, team, items):
     assert f'data-id="{items[0].pk}"' in body and "claimed by eddie" in body
     client.force_login(team.editor)  # the claimer still sees it
     assert f'data-id="{items[0].pk}"' in client.get(f"/projects/{team.project.pk}/reviews/").content.decode()
+
+
+def test_owner_sets_threshold_from_the_advice_table(client, team, loan, items):
+    from deployments.models import Deployment
+
+    page_url = f"/projects/{team.project.pk}/reviews/health/{loan.deployment.pk}/"
+    client.force_login(team.owner)
+    assert b'data-use-threshold="0.7"' in client.get(page_url).content
+    assert client.post(page_url, {"review_threshold": "0.7"}).status_code == 302
+    assert Deployment.objects.get(pk=loan.deployment.pk).review_threshold == 0.7
+    r = client.post(
+        page_url,
+        {
+            "review_threshold": "0.75",
+            "review_mode": "flag",
+            "review_sla_minutes": "45",
+            "class_thresholds": "reject=0.9",
+            "always_review": "",
+            "sample_rate": "0.02",
+            "review_webhook_url": "",
+        },
+    )
+    assert r.status_code == 302
+    d = Deployment.objects.get(pk=loan.deployment.pk)
+    assert (d.review_threshold, d.review_mode, d.review_sla_minutes) == (0.75, "flag", 45)
+    assert d.review_policy == {"class_thresholds": {"reject": 0.9}, "always_review": [], "sample_rate": 0.02}
+    r = client.post(page_url, {"class_thresholds": "reject:0.9"}, follow=True)
+    assert b"label=threshold" in r.content
+    assert Deployment.objects.get(pk=loan.deployment.pk).review_policy["class_thresholds"] == {"reject": 0.9}
+
+
+def test_reviewer_cannot_change_the_policy(client, team, loan, items):
+    page_url = f"/projects/{team.project.pk}/reviews/health/{loan.deployment.pk}/"
+    client.force_login(team.reviewer)
+    assert b'id="policy-form"' not in client.get(page_url).content
+    assert client.post(page_url, {"review_threshold": "0.1"}).status_code == 403
