@@ -130,7 +130,9 @@ def review_decide(*, item: ReviewItem, actor: Any, action: str, label: Any = Non
     with transaction.atomic():
         changes: dict[str, Any] = {"status": status, "claimed_by": None, "claimed_until": None}
         if comment:
-            changes["comment"] = comment
+            # An owner deciding an escalated item keeps the escalation's reason beside theirs.
+            earlier = item.comment if item.status == ReviewStatus.ESCALATED and item.comment else ""
+            changes["comment"] = f"{earlier}\n{comment}" if earlier else comment
         if status != ReviewStatus.ESCALATED:
             changes.update(final_label=final_label, decided_by=actor, decided_at=now)
         won = (

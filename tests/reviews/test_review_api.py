@@ -132,6 +132,7 @@ def test_escalated_item_only_owner_decides(api, team, queue):
     r = api("owner").post(f"{URL}{item.pk}/override/", {"label": "reject", "comment": "policy"})
     assert r.status_code == 200, r.data
     assert r.data["final_label"] == "reject" and r.data["decided_by"] == team.owner.username
+    assert r.data["comment"] == "unusual income source\npolicy"
 
 
 def test_claim_blocks_other_reviewers_until_it_expires(api, team, queue):
