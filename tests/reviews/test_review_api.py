@@ -259,3 +259,11 @@ def test_escalation_notifies_the_project_webhook(api, team, queue):
     assert job.params["url"] == "https://hooks.example.com/mlplatform"
     assert job.params["payload"]["review_id"] == queue[0].pk
     assert job.params["payload"]["escalated_by"] == "rita"
+
+
+def test_queue_filters_validate_and_scope(api, team, queue, loan):
+    r = api("reviewer").get(URL, {"status": "maybe"})
+    assert r.status_code == 400 and "status" in r.data["errors"]
+    assert api("reviewer").get(URL, {"deployment": loan.deployment.pk}).data["count"] == 6
+    assert api("reviewer").get(URL, {"project": team.other_project.pk}).data["count"] == 0
+    assert api("reviewer").get(URL, {"reason": "sample"}).data["count"] == 0
