@@ -325,7 +325,7 @@ def _next_candidate(experiment: Experiment, runs: list[Run]) -> tuple[str, dict]
 def experiment_advance(*, experiment_id: int) -> str:
     """One coordinator step: queue what may run now, or finish. Safe to call any number of times."""
     with transaction.atomic():
-        experiment = Experiment.objects.select_for_update().select_related("project", "job").get(pk=experiment_id)
+        experiment = Experiment.objects.select_for_update(of=("self",)).select_related("project", "job").get(pk=experiment_id)
         if experiment.status in EXPERIMENT_TERMINAL:
             return experiment.status
         now = timezone.now()
@@ -537,7 +537,7 @@ def diagnose_request(*, run: Run, actor: Any) -> Run:
     if run.status != RunStatus.SUCCEEDED:
         raise Conflict("Only a run that finished can be diagnosed.")
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("diagnostics_job").get(pk=run.pk)
+        run = Run.objects.select_for_update(of=("self",)).select_related("diagnostics_job").get(pk=run.pk)
         if run.diagnostics_job and not run.diagnostics_job.is_terminal:
             return run
         run.diagnostics_job = job_enqueue(
