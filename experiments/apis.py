@@ -115,8 +115,11 @@ class ExperimentDetailSerializer(ExperimentSerializer):
 
     def get_baselines(self, experiment: Experiment) -> dict:
         p = experiment.project
-        return {"project_baseline_score": p.baseline_score, "success_threshold": p.success_threshold,
-                "success_metric": p.success_metric}
+        return {
+            "project_baseline_score": p.baseline_score,
+            "success_threshold": p.success_threshold,
+            "success_metric": p.success_metric,
+        }
 
 
 class ExperimentCreateSerializer(serializers.Serializer):
@@ -159,7 +162,9 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
         body.is_valid(raise_exception=True)
         data = body.validated_data
         project = self.project_from_body(data["project"], Action.RUN_EXPERIMENTS)
-        version = self.related_in_project(DatasetVersion.objects.select_related("dataset"), data["dataset_version"], project, "dataset_version")
+        version = self.related_in_project(
+            DatasetVersion.objects.select_related("dataset"), data["dataset_version"], project, "dataset_version"
+        )
         recipe = None
         if data.get("recipe") is not None:
             recipe = self.related_in_project(Recipe.objects.all(), data["recipe"], project, "recipe")
@@ -237,5 +242,3 @@ class AlgorithmsApi(APIView):
             for a in catalogue.algorithms_for(task_type)
         ]
         return Response({"task_type": task_type, "baselines": catalogue.BASELINES[task_type], "algorithms": rows})
-
-

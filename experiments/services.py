@@ -84,7 +84,9 @@ def _check_target(version: DatasetVersion, target: str, task_type: str) -> pd.Se
     else:
         n = y.nunique()
         if n < 2:
-            raise InvalidInput(f"The target {target!r} has a single class; a classifier needs two or more.", field="target")
+            raise InvalidInput(
+                f"The target {target!r} has a single class; a classifier needs two or more.", field="target"
+            )
         if pd.api.types.is_float_dtype(y) and n > 50:
             raise InvalidInput(
                 f"The target {target!r} looks continuous ({n} distinct values); is this a regression?", field="target"
@@ -110,7 +112,9 @@ def normalise_search(task_type: str, algorithms: list[str], spec: dict[str, Any]
     try:
         for key in user_spaces:
             if key not in algorithms:
-                raise catalogue.CatalogueError(f"search.spaces has {key!r}, which is not among the algorithms.", "search")
+                raise catalogue.CatalogueError(
+                    f"search.spaces has {key!r}, which is not among the algorithms.", "search"
+                )
         for key in algorithms:
             algo = catalogue.get_algorithm(task_type, key)
             spaces[key] = catalogue.validate_space(algo, user_spaces.get(key, algo.space))
@@ -201,7 +205,9 @@ def experiment_create(*, project: Project, created_by: Any, config: ExperimentCo
     counts = (version.split or {}).get("counts") or {}
     train_rows = counts.get("train") if isinstance(counts, dict) else None
     if isinstance(train_rows, int) and train_rows < config.cv_folds * 2:
-        raise InvalidInput(f"The training split has {train_rows} rows: too few for {config.cv_folds} folds.", field="cv_folds")
+        raise InvalidInput(
+            f"The training split has {train_rows} rows: too few for {config.cv_folds} folds.", field="cv_folds"
+        )
     if task_type == "classification" and cv_strategy == "stratified":
         smallest = int(y.value_counts().min())
         if smallest < config.cv_folds:
@@ -325,7 +331,9 @@ def _next_candidate(experiment: Experiment, runs: list[Run]) -> tuple[str, dict]
 def experiment_advance(*, experiment_id: int) -> str:
     """One coordinator step: queue what may run now, or finish. Safe to call any number of times."""
     with transaction.atomic():
-        experiment = Experiment.objects.select_for_update(of=("self",)).select_related("project", "job").get(pk=experiment_id)
+        experiment = (
+            Experiment.objects.select_for_update(of=("self",)).select_related("project", "job").get(pk=experiment_id)
+        )
         if experiment.status in EXPERIMENT_TERMINAL:
             return experiment.status
         now = timezone.now()
@@ -388,7 +396,9 @@ def _ensemble_members(experiment: Experiment, runs: list[Run]) -> list[Run]:
     ok = [
         r
         for r in runs
-        if r.status == RunStatus.SUCCEEDED and r.kind in ("candidate", "baseline") and r.algorithm != "dummy"
+        if r.status == RunStatus.SUCCEEDED
+        and r.kind in ("candidate", "baseline")
+        and r.algorithm != "dummy"
         and r.score is not None
     ]
     ok.sort(key=lambda r: -r.score if higher else r.score)
@@ -489,7 +499,7 @@ def trial_execute(*, run_id: int, ctx: Any = None) -> dict[str, Any]:
         }
     except (JobCancelled, JobLost):
         raise
-    except Exception as exc:  # noqa: BLE001 - a crashed trial is a failed run, not a failed experiment
+    except Exception as exc:
         logger.info("trial %s failed: %s", run.pk, exc, exc_info=True)
         values = {"status": RunStatus.FAILED, "error": f"{type(exc).__name__}: {exc}"[:5000]}
     values["finished_at"] = timezone.now()
@@ -593,9 +603,7 @@ def diagnose_execute(*, run_id: int, ctx: Any = None) -> dict[str, Any]:
     )
     result["computed_at"] = timezone.now().isoformat()
     stored = model_save(model, prefix=f"projects/{run.project_id}/models")
-    Run.objects.filter(pk=run.pk).update(
-        diagnostics=result, artifact_key=stored.key, artifact_sha256=stored.sha256
-    )
+    Run.objects.filter(pk=run.pk).update(diagnostics=result, artifact_key=stored.key, artifact_sha256=stored.sha256)
     return {"run": run.pk}
 
 
@@ -615,9 +623,10 @@ def evaluate_request(*, experiment: Experiment, run: Run, actor: Any) -> Experim
         experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
         if experiment.evaluated_run_id is not None:
             raise Conflict("The locked test set has already been used by this experiment's final evaluation.")
-        if version.test_used_at is not None or Experiment.objects.filter(
-            dataset_version=version, evaluated_run__isnull=False
-        ).exists():
+        if (
+            version.test_used_at is not None
+            or Experiment.objects.filter(dataset_version=version, evaluated_run__isnull=False).exists()
+        ):
             raise Conflict(
                 "The locked test set of this dataset version has already been used by a final evaluation; "
                 "a second look would no longer be an honest estimate. Make a new version and split it."
@@ -654,8 +663,14 @@ def verdict_for(project: Project, metric: str, metrics: dict[str, dict[str, Any]
     entry = metrics.get(bar_metric) or {}
     value = entry.get("value")
     label = METRICS[bar_metric].label
-    beats_baseline = None if project.baseline_score is None or value is None else beats(bar_metric, value, project.baseline_score)
-    meets = None if project.success_threshold is None or value is None else beats(bar_metric, value, project.success_threshold)
+    beats_baseline = (
+        None if project.baseline_score is None or value is None else beats(bar_metric, value, project.baseline_score)
+    )
+    meets = (
+        None
+        if project.success_threshold is None or value is None
+        else beats(bar_metric, value, project.success_threshold)
+    )
     parts = []
     if beats_baseline is not None:
         parts.append(f"{'beats' if beats_baseline else 'does not beat'} the baseline {_fmt(project.baseline_score)}")
@@ -666,7 +681,11 @@ def verdict_for(project: Project, metric: str, metrics: dict[str, dict[str, Any]
     ci = ""
     if entry.get("ci_low") is not None:
         ci = f", 95% CI {_fmt(entry['ci_low'])} to {_fmt(entry['ci_high'])}"
-        if meets and not beats(bar_metric, entry["ci_low"] if METRICS[bar_metric].higher_is_better else entry["ci_high"], project.success_threshold):
+        if meets and not beats(
+            bar_metric,
+            entry["ci_low"] if METRICS[bar_metric].higher_is_better else entry["ci_high"],
+            project.success_threshold,
+        ):
             ci += " (the interval reaches below the threshold: the margin is not certain)"
     head = " and ".join(parts) if parts else "no baseline or threshold to compare with"
     text = f"{head[0].upper()}{head[1:]}: {label} {_fmt(value)}{ci}."
@@ -722,8 +741,8 @@ def evaluate_execute(*, experiment_id: int, ctx: Any = None) -> dict[str, Any]:
         "metrics": metrics,
         "feature_columns": list(data.plan.feature_columns),
         "classes": [] if classes is None else [training.json_label(c) for c in model.classes_],
-        "n_test": int(len(y_test)),
-        "n_fit": int(len(y_fit)),
+        "n_test": len(y_test),
+        "n_fit": len(y_fit),
         "predict_seconds": predict_seconds,
         "verdict": verdict_for(experiment.project, experiment.metric, metrics),
         "cv_score": run.score,

@@ -92,9 +92,7 @@ _ALGORITHMS = [
         True,
     ),
     Algorithm("ridge", "Ridge classifier", CLASSIFICATION, RidgeClassifier, {"alpha": _f(1e-3, 100.0, True)}),
-    Algorithm(
-        "decision_tree", "Decision tree", CLASSIFICATION, DecisionTreeClassifier, _TREE, {"random_state": SEED}
-    ),
+    Algorithm("decision_tree", "Decision tree", CLASSIFICATION, DecisionTreeClassifier, _TREE, {"random_state": SEED}),
     Algorithm(
         "random_forest",
         "Random forest",
@@ -124,7 +122,9 @@ _ALGORITHMS = [
         {"probability": True, "random_state": SEED},
     ),
     Algorithm("knn", "k nearest neighbours", CLASSIFICATION, KNeighborsClassifier, _KNN),
-    Algorithm("naive_bayes", "Gaussian naive Bayes", CLASSIFICATION, GaussianNB, {"var_smoothing": _f(1e-11, 1e-5, True)}),
+    Algorithm(
+        "naive_bayes", "Gaussian naive Bayes", CLASSIFICATION, GaussianNB, {"var_smoothing": _f(1e-11, 1e-5, True)}
+    ),
     Algorithm(
         "mlp",
         "Neural network (MLP)",
@@ -140,9 +140,16 @@ _ALGORITHMS = [
     Algorithm("lasso", "Lasso", REGRESSION, Lasso, {"alpha": _f(1e-4, 10.0, True)}, {"max_iter": 5000}),
     Algorithm("decision_tree", "Decision tree", REGRESSION, DecisionTreeRegressor, _TREE, {"random_state": SEED}),
     Algorithm(
-        "random_forest", "Random forest", REGRESSION, RandomForestRegressor, _FOREST, {"random_state": SEED, "n_jobs": 1}
+        "random_forest",
+        "Random forest",
+        REGRESSION,
+        RandomForestRegressor,
+        _FOREST,
+        {"random_state": SEED, "n_jobs": 1},
     ),
-    Algorithm("extra_trees", "Extra trees", REGRESSION, ExtraTreesRegressor, _FOREST, {"random_state": SEED, "n_jobs": 1}),
+    Algorithm(
+        "extra_trees", "Extra trees", REGRESSION, ExtraTreesRegressor, _FOREST, {"random_state": SEED, "n_jobs": 1}
+    ),
     Algorithm(
         "hist_gradient_boosting",
         "Histogram gradient boosting",

@@ -36,7 +36,7 @@ def grid_values(spec: dict[str, Any], points: int = 3) -> list[Any]:
     else:
         values = np.linspace(low, high, points)
     if spec["type"] == "int":
-        return sorted({int(round(v)) for v in values})
+        return sorted({round(v) for v in values})
     return [float(v) for v in values]
 
 
@@ -57,7 +57,7 @@ def random_params(space: dict[str, dict[str, Any]], seed: int) -> dict[str, Any]
             out[name] = rng.choice(spec["choices"])
         elif spec.get("log"):
             value = math.exp(rng.uniform(math.log(spec["low"]), math.log(spec["high"])))
-            out[name] = int(round(value)) if spec["type"] == "int" else value
+            out[name] = round(value) if spec["type"] == "int" else value
         elif spec["type"] == "int":
             out[name] = rng.randint(spec["low"], spec["high"])
         else:

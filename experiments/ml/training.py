@@ -81,15 +81,21 @@ def compute_metrics(
             out["mae"] = _finite(skm.mean_absolute_error(y_true, y_pred))
             out["r2"] = _finite(skm.r2_score(y_true, y_pred)) if len(y_true) > 1 else None
             nonzero = np.abs(y_true) > 1e-12
-            out["mape"] = _finite(np.mean(np.abs((y_true - y_pred)[nonzero] / y_true[nonzero]))) if nonzero.any() else None
+            out["mape"] = (
+                _finite(np.mean(np.abs((y_true - y_pred)[nonzero] / y_true[nonzero]))) if nonzero.any() else None
+            )
             return out
         labels = np.asarray(classes) if classes is not None else np.unique(np.concatenate([y_true, y_pred]))
         binary = len(labels) == 2
         kw: dict[str, Any] = {"average": "binary", "pos_label": labels[1]} if binary else {"average": "macro"}
         out["accuracy"] = _finite(skm.accuracy_score(y_true, y_pred))
         out["balanced_accuracy"] = _finite(skm.balanced_accuracy_score(y_true, y_pred))
-        out["precision"] = _finite(skm.precision_score(y_true, y_pred, zero_division=0, labels=labels if not binary else None, **kw))
-        out["recall"] = _finite(skm.recall_score(y_true, y_pred, zero_division=0, labels=labels if not binary else None, **kw))
+        out["precision"] = _finite(
+            skm.precision_score(y_true, y_pred, zero_division=0, labels=labels if not binary else None, **kw)
+        )
+        out["recall"] = _finite(
+            skm.recall_score(y_true, y_pred, zero_division=0, labels=labels if not binary else None, **kw)
+        )
         out["f1"] = _finite(skm.f1_score(y_true, y_pred, zero_division=0, labels=labels if not binary else None, **kw))
         out["roc_auc"] = None
         out["log_loss"] = None
@@ -297,7 +303,7 @@ def segment_errors(
                 {
                     "column": str(col),
                     "segment": str(key),
-                    "n": int(len(grp)),
+                    "n": len(grp),
                     metric: round(value, 5),
                     "value": round(value, 5),
                     "metric": metric,
@@ -329,7 +335,7 @@ def diagnostics(
         if progress:
             progress(pct, msg)
 
-    out: dict[str, Any] = {"n_val": int(len(y_val)), "n_train": int(len(y_train))}
+    out: dict[str, Any] = {"n_val": len(y_val), "n_train": len(y_train)}
     labels = np.asarray(classes) if classes else (np.unique(y_train) if task_type == "classification" else None)
     pred, proba = predict_all(model, X_val, task_type)
     proba = _align_proba(model, proba, labels)
@@ -500,7 +506,9 @@ def bootstrap_ci(
         p_idx = np.array([index.get(v, 0) for v in y_pred])
 
         def metrics_of(idx: np.ndarray) -> dict:
-            return fast_classification_metrics(y_idx[idx], p_idx[idx], None if proba is None else proba[idx], len(labels))
+            return fast_classification_metrics(
+                y_idx[idx], p_idx[idx], None if proba is None else proba[idx], len(labels)
+            )
     else:
 
         def metrics_of(idx: np.ndarray) -> dict:

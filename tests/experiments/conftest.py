@@ -66,5 +66,10 @@ FAST_SEARCH = {
     "method": "random",
     "n_trials": 2,
     "ensemble_k": 2,
-    "spaces": {"random_forest": {"n_estimators": {"type": "int", "low": 5, "high": 10}, "max_depth": {"type": "int", "low": 2, "high": 4}}},
+    "spaces": {
+        "random_forest": {
+            "n_estimators": {"type": "int", "low": 5, "high": 10},
+            "max_depth": {"type": "int", "low": 2, "high": 4},
+        }
+    },
 }

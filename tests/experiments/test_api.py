@@ -55,7 +55,16 @@ def wait_experiment(pk: int, timeout: float = 90.0) -> Experiment:
         ({"algorithms": ["dummy"]}, "algorithms", "baseline"),
         ({"cv_strategy": "time"}, "cv_strategy", "time split"),
         ({"search": {"method": "annealing"}}, "search", "search.method"),
-        ({"search": {"method": "grid", "spaces": {"random_forest": {"bogus": {"type": "int", "low": 1, "high": 2}}}}}, "search", "no parameter"),
+        (
+            {
+                "search": {
+                    "method": "grid",
+                    "spaces": {"random_forest": {"bogus": {"type": "int", "low": 1, "high": 2}}},
+                }
+            },
+            "search",
+            "no parameter",
+        ),
         ({"cv_folds": 1}, "cv_folds", ""),
     ],
 )
@@ -89,7 +98,9 @@ def test_create_refuses_a_one_class_target(team, api):
 
 @pytest.mark.django_db
 def test_create_refuses_a_non_numeric_regression_target(regression_team, api):
-    version = make_version(regression_team.project, regression_team.owner, cancer_frame(), "diagnosis", strategy="random")
+    version = make_version(
+        regression_team.project, regression_team.owner, cancer_frame(), "diagnosis", strategy="random"
+    )
     resp = api("owner").post(
         URL, body(regression_team, version, algorithms=["ridge"], search={"n_trials": 1}), format="json"
     )
@@ -122,7 +133,18 @@ def test_algorithm_catalogue_lists_spaces(api):
     resp = api("viewer").get("/api/v1/algorithms/?task_type=classification")
     assert resp.status_code == 200
     keys = {a["key"] for a in resp.json()["algorithms"]}
-    assert {"logistic", "ridge", "decision_tree", "random_forest", "extra_trees", "hist_gradient_boosting", "svm", "knn", "naive_bayes", "mlp"} <= keys
+    assert {
+        "logistic",
+        "ridge",
+        "decision_tree",
+        "random_forest",
+        "extra_trees",
+        "hist_gradient_boosting",
+        "svm",
+        "knn",
+        "naive_bayes",
+        "mlp",
+    } <= keys
     rf = next(a for a in resp.json()["algorithms"] if a["key"] == "random_forest")
     assert rf["space"]["n_estimators"]["type"] == "int"
     assert api("viewer").get("/api/v1/algorithms/?task_type=clustering").status_code == 400
@@ -225,8 +247,14 @@ def test_regression_flow_and_crashed_trial_is_a_failed_run(regression_team, api,
     }
     resp = api("editor").post(
         URL,
-        {"project": team.project.pk, "dataset_version": diabetes_version.pk, "target": "target", "cv_folds": 3,
-         "algorithms": ["decision_tree"], "search": search},
+        {
+            "project": team.project.pk,
+            "dataset_version": diabetes_version.pk,
+            "target": "target",
+            "cv_folds": 3,
+            "algorithms": ["decision_tree"],
+            "search": search,
+        },
         format="json",
     )
     assert resp.status_code == 201, resp.json()

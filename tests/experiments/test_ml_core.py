@@ -49,7 +49,10 @@ def test_every_catalogue_algorithm_round_trips_through_skops(task):
 def test_ensemble_round_trips_through_skops(task):
     X, y = _frame(task)
     members = [
-        ("a", training.build_pipeline(_prep(), catalogue.get_algorithm(task, "random_forest").build({"n_estimators": 5}))),
+        (
+            "a",
+            training.build_pipeline(_prep(), catalogue.get_algorithm(task, "random_forest").build({"n_estimators": 5})),
+        ),
         ("b", training.build_pipeline(_prep(), catalogue.get_algorithm(task, "knn").build({}))),
     ]
     model = training.ensemble_pipeline(members, task).fit(X, y)
