@@ -50,16 +50,31 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _final_estimator(model: Any) -> Any:
+    return model.steps[-1][1] if isinstance(model, Pipeline) else model
+
+
 def predict_all(model: Any, X: pd.DataFrame, task_type: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Predictions and, for a classifier that has them, class probabilities."""
-    pred = model.predict(X)
-    proba = None
+    """Predictions and, for a classifier that has them, class probabilities.
+
+    One pass through the model: for a classifier whose `predict` is the most probable class
+    (trees, forests, boosting, linear models, k-NN, naive Bayes, MLP, soft voting, dummy), the
+    labels come from the probabilities, as scikit-learn's cached multi-metric scorer does.
+    SVC's Platt-scaled probabilities can disagree with its decision function, so it predicts twice.
+    """
     if task_type == "classification" and hasattr(model, "predict_proba"):
+        final = _final_estimator(model)
         try:
             proba = model.predict_proba(X)
         except (AttributeError, NotImplementedError):
             proba = None
-    return np.asarray(pred), proba
+        if proba is not None:
+            from sklearn.svm import SVC
+
+            if isinstance(final, SVC) or (isinstance(final, VotingClassifier) and final.voting != "soft"):
+                return np.asarray(model.predict(X)), proba
+            return np.asarray(model.classes_)[np.argmax(proba, axis=1)], proba
+    return np.asarray(model.predict(X)), None
 
 
 def compute_metrics(
@@ -86,6 +101,24 @@ def compute_metrics(
             )
             return out
         labels = np.asarray(classes) if classes is not None else np.unique(np.concatenate([y_true, y_pred]))
+        index = {c: i for i, c in enumerate(labels.tolist())}
+        try:
+            y_idx = np.fromiter((index[v] for v in y_true.tolist()), dtype=np.int64, count=len(y_true))
+            p_idx = np.fromiter((index[v] for v in np.asarray(y_pred).tolist()), dtype=np.int64, count=len(y_true))
+        except KeyError:
+            return reference_classification_metrics(y_true, y_pred, proba, labels)
+        if len(np.unique(y_idx)) < 2:
+            proba = None  # ROC AUC and log loss need both classes present
+        return fast_classification_metrics(y_idx, p_idx, proba, len(labels))
+
+
+def reference_classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None, labels: np.ndarray
+) -> dict[str, float | None]:
+    """The same metrics through scikit-learn (the fast path is tested against this)."""
+    out: dict[str, float | None] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         binary = len(labels) == 2
         kw: dict[str, Any] = {"average": "binary", "pos_label": labels[1]} if binary else {"average": "macro"}
         out["accuracy"] = _finite(skm.accuracy_score(y_true, y_pred))

@@ -165,6 +165,17 @@ def test_fast_bootstrap_metrics_equal_scikit_learn(k):
     proba /= proba.sum(axis=1, keepdims=True)
     pred = proba.argmax(axis=1)
     fast = training.fast_classification_metrics(y, pred, proba, k)
-    slow = training.compute_metrics("classification", y, pred, proba, np.arange(k))
+    slow = training.reference_classification_metrics(y, pred, proba, np.arange(k))
+    via_labels = training.compute_metrics("classification", y, pred, proba, np.arange(k))
     for name in training.CLASSIFICATION_METRICS:
         assert fast[name] == pytest.approx(slow[name], abs=1e-9), name
+        assert via_labels[name] == pytest.approx(slow[name], abs=1e-9), name
+
+
+def test_predict_all_labels_equal_predict_for_every_classifier():
+    X, y = _frame("classification")
+    for algo in catalogue.algorithms_for("classification"):
+        est = algo.build(catalogue.estimator_params(algo, SMALL.get(algo.key, {})))
+        pipe = training.build_pipeline(_prep(), est).fit(X, y)
+        pred, _ = training.predict_all(pipe, X, "classification")
+        np.testing.assert_array_equal(pred, pipe.predict(X), err_msg=algo.key)
