@@ -301,3 +301,39 @@ def test_cancel_stops_an_experiment(team, api, worker, settings):
     assert exp.runs.count() < 42
     assert not exp.runs.filter(status__in=["queued", "running"]).exists()
     assert api("editor").post(f"{URL}{exp_id}/cancel/").status_code == 409
+
+
+@pytest.mark.django_db
+def test_reads_are_scoped_to_members(team, api, cancer_version):
+    exp = services.experiment_create(
+        project=team.project,
+        created_by=team.owner,
+        config=services.ExperimentConfig(dataset_version=cancer_version, target="diagnosis", cv_folds=3),
+    )
+    assert exp.metric == "f1" and exp.algorithms == ["logistic", "random_forest", "hist_gradient_boosting"]
+    assert api("viewer").get(f"{URL}{exp.pk}/").status_code == 200
+    assert api("outsider").get(f"{URL}{exp.pk}/").status_code == 404
+    assert api("outsider").post(f"{URL}{exp.pk}/cancel/").status_code == 404
+    assert api("outsider").get(URL).json()["results"] == []
+    assert [e["id"] for e in api("viewer").get(URL).json()["results"]] == [exp.pk]
+    # Evaluating before training finished is refused and claims nothing.
+    run = Run.objects.create(project=team.project, experiment=exp, algorithm="logistic", status="succeeded", score=0.9)
+    resp = api("owner").post(f"{URL}{exp.pk}/evaluate/", {"run": run.pk}, format="json")
+    assert resp.status_code == 409
+    exp.refresh_from_db()
+    assert exp.evaluated_run_id is None
+
+
+def test_tpe_search_runs_its_budget_through_the_coordinator(team, api, worker):
+    version = make_version(team.project, team.owner, cancer_frame(), "diagnosis")
+    search = {"method": "tpe", "n_trials": 4, "ensemble_k": 0}
+    resp = api("owner").post(URL, body(team, version, algorithms=["logistic", "knn"], search=search), format="json")
+    assert resp.status_code == 201, resp.json()
+    exp = wait_experiment(resp.json()["id"])
+    assert exp.status == "succeeded"
+    candidates = list(exp.runs.filter(kind="candidate"))
+    assert len(candidates) == 4
+    assert {r.algorithm for r in candidates} == {"logistic", "knn"}
+    assert len({r.params["C"] for r in candidates if r.algorithm == "logistic"}) == 2
+    assert all(r.status == "succeeded" for r in candidates)
+    assert Job.objects.filter(parent_id=exp.job_id, kind="experiment.trial").count() == 6
