@@ -344,6 +344,7 @@ def experiment_advance(*, experiment_id: int) -> str:
         if not runs:
             for i, key in enumerate(catalogue.BASELINES[experiment.task_type]):
                 runs.append(_enqueue_run(experiment, algorithm=key, params={}, kind="baseline", trial_number=i))
+        _reconcile_lost_trials(runs, now)
         spec = experiment.search
         in_flight = [r for r in runs if r.status not in RUN_TERMINAL]
         candidates = [r for r in runs if r.kind == "candidate"]
@@ -386,6 +387,22 @@ def experiment_advance(*, experiment_id: int) -> str:
             experiment.progress = 100
         experiment.save(update_fields=["status", "started_at", "progress", "error", "finished_at"])
         return experiment.status
+
+
+def _reconcile_lost_trials(runs: list[Run], now) -> None:
+    """A trial whose job ended without finishing its run (dead-lettered after its worker died
+    on every attempt, or failed outside the handler) is a failed run, not a stuck experiment."""
+    waiting = {r.job_id: r for r in runs if r.status not in RUN_TERMINAL and r.job_id}
+    if not waiting:
+        return
+    for job in Job.objects.filter(pk__in=waiting, status__in=[JobStatus.FAILED, JobStatus.CANCELLED]):
+        run = waiting[job.pk]
+        run.status = RunStatus.FAILED if job.status == JobStatus.FAILED else RunStatus.CANCELLED
+        run.error = f"The trial job {job.status}: {job.error}"[:5000]
+        run.finished_at = now
+        Run.objects.filter(pk=run.pk).exclude(status__in=RUN_TERMINAL).update(
+            status=run.status, error=run.error, finished_at=now
+        )
 
 
 def _ensemble_members(experiment: Experiment, runs: list[Run]) -> list[Run]:

@@ -337,3 +337,22 @@ def test_tpe_search_runs_its_budget_through_the_coordinator(team, api, worker):
     assert len({r.params["C"] for r in candidates if r.algorithm == "logistic"}) == 2
     assert all(r.status == "succeeded" for r in candidates)
     assert Job.objects.filter(parent_id=exp.job_id, kind="experiment.trial").count() == 6
+
+
+@pytest.mark.django_db
+def test_a_dead_lettered_trial_becomes_a_failed_run(team, cancer_version):
+    exp = services.experiment_create(
+        project=team.project,
+        created_by=team.owner,
+        config=services.ExperimentConfig(
+            dataset_version=cancer_version, target="diagnosis", cv_folds=3, algorithms=["logistic"],
+            search={"method": "random", "n_trials": 0, "ensemble_k": 0},
+        ),
+    )  # fmt: skip
+    services.experiment_advance(experiment_id=exp.pk)
+    runs = list(exp.runs.all())
+    assert [r.kind for r in runs] == ["baseline", "baseline"]
+    Job.objects.filter(pk__in=[r.job_id for r in runs]).update(status="failed", error="Gave up after 3 attempts")
+    assert services.experiment_advance(experiment_id=exp.pk) == "failed"
+    assert set(exp.runs.values_list("status", flat=True)) == {"failed"}
+    assert "Gave up" in exp.runs.first().error
