@@ -139,6 +139,12 @@ class EvaluateSerializer(serializers.Serializer):
     run = serializers.IntegerField()
 
 
+class TuneSerializer(serializers.Serializer):
+    algorithm = serializers.CharField(max_length=60, required=False, default="")
+    n_trials = serializers.IntegerField(required=False, default=20, min_value=1, max_value=500)
+    method = serializers.ChoiceField(choices=["tpe", "random", "grid"], required=False, default="tpe")
+
+
 class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
     """Experiments: training configurations with a leaderboard of runs.
 
@@ -195,6 +201,16 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
             raise InvalidInput("No such run in this experiment.", field="run")
         experiment = services.evaluate_request(experiment=experiment, run=run, actor=request.user)
         return Response(ExperimentSerializer(experiment).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=TuneSerializer, responses=ExperimentSerializer)
+    @action(detail=True, methods=["post"])
+    def tune(self, request, pk=None):
+        """A follow-up experiment tuning one algorithm (default: the best run's) with more trials."""
+        experiment = self.get_object()
+        body = TuneSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        child = services.experiment_tune(experiment=experiment, created_by=request.user, **body.validated_data)
+        return Response(ExperimentSerializer(child).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=ExperimentSerializer)
     @action(detail=True, methods=["post"])

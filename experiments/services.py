@@ -261,6 +261,47 @@ def experiment_create(*, project: Project, created_by: Any, config: ExperimentCo
     return experiment
 
 
+def experiment_tune(
+    *, experiment: Experiment, created_by: Any, algorithm: str = "", n_trials: int = 20, method: str = "tpe"
+) -> Experiment:
+    """A follow-up experiment that tunes one algorithm (default: the best run's) further.
+
+    Same data, target, metric, recipe and folds; `parent` links it to this experiment.
+    """
+    from experiments.selectors import leaderboard
+
+    if not algorithm:
+        best = next(
+            (r for r in leaderboard(experiment) if r.status == RunStatus.SUCCEEDED and r.kind == "candidate"), None
+        )
+        if best is None:
+            raise InvalidInput("No successful candidate run to tune yet.", field="algorithm")
+        algorithm = best.algorithm
+    spaces = (
+        {algorithm: (experiment.search.get("spaces") or {}).get(algorithm)}
+        if algorithm in (experiment.search.get("spaces") or {})
+        else {}
+    )
+    config = ExperimentConfig(
+        dataset_version=experiment.dataset_version,
+        target=experiment.target,
+        name=f"{experiment.name} · tune {algorithm}"[:120],
+        metric=experiment.metric,
+        recipe=experiment.recipe,
+        cv_folds=experiment.cv_folds,
+        cv_strategy=experiment.cv_strategy,
+        algorithms=[algorithm],
+        search={"method": method, "n_trials": n_trials, "ensemble_k": 0, "spaces": spaces},
+    )
+    if experiment.recipe is None and experiment.recipe_steps:
+        raise InvalidInput("The recipe this experiment used is gone; start a new experiment.", field="recipe")
+    with transaction.atomic():
+        child = experiment_create(project=experiment.project, created_by=created_by, config=config)
+        Experiment.objects.filter(pk=child.pk).update(parent=experiment)
+        child.parent = experiment
+    return child
+
+
 # --- the coordinator --------------------------------------------------------------------------
 
 

@@ -159,6 +159,25 @@ def experiment_cancel_view(request: HttpRequest, experiment_id: int) -> HttpResp
 
 @login_required
 @require_POST
+def experiment_tune_view(request: HttpRequest, experiment_id: int) -> HttpResponse:
+    experiment = access(
+        request.user, Experiment.objects.select_related("recipe"), experiment_id, Action.RUN_EXPERIMENTS
+    )
+    try:
+        n_trials = int(request.POST.get("n_trials") or 20)
+        child = services.experiment_tune(experiment=experiment, created_by=request.user, n_trials=n_trials)
+    except ValueError:
+        messages.error(request, "n_trials: a whole number, please.")
+    except DomainError as exc:
+        report(request, exc)
+    else:
+        messages.success(request, f"Tuning {child.algorithms[0]} with {n_trials} more trials.")
+        return redirect("experiments:detail", child.pk)
+    return redirect("experiments:detail", experiment.pk)
+
+
+@login_required
+@require_POST
 def experiment_evaluate_view(request: HttpRequest, experiment_id: int) -> HttpResponse:
     experiment = access(request.user, Experiment, experiment_id, Action.RUN_EXPERIMENTS)
     try:

@@ -356,3 +356,20 @@ def test_a_dead_lettered_trial_becomes_a_failed_run(team, cancer_version):
     assert services.experiment_advance(experiment_id=exp.pk) == "failed"
     assert set(exp.runs.values_list("status", flat=True)) == {"failed"}
     assert "Gave up" in exp.runs.first().error
+
+
+def test_tune_starts_a_follow_up_on_the_best_algorithm(team, api, worker):
+    version = make_version(team.project, team.owner, cancer_frame(), "diagnosis")
+    search = {"method": "random", "n_trials": 2, "ensemble_k": 0}
+    resp = api("owner").post(
+        URL, body(team, version, algorithms=["logistic", "naive_bayes"], search=search), format="json"
+    )
+    parent = wait_experiment(resp.json()["id"])
+    assert api("viewer").post(f"{URL}{parent.pk}/tune/", {}, format="json").status_code == 403
+    assert api("owner").post(f"{URL}{parent.pk}/tune/", {"n_trials": 0}, format="json").status_code == 400
+    resp = api("owner").post(f"{URL}{parent.pk}/tune/", {"n_trials": 3}, format="json")
+    assert resp.status_code == 201, resp.json()
+    best = next(r for r in parent.runs.order_by("-score") if r.kind == "candidate")
+    child = wait_experiment(resp.json()["id"])
+    assert child.parent_id == parent.pk and child.algorithms == [best.algorithm]
+    assert child.runs.filter(kind="candidate").count() == 3 and child.metric == parent.metric
