@@ -106,7 +106,14 @@ def compute_metrics(
             y_idx = np.fromiter((index[v] for v in y_true.tolist()), dtype=np.int64, count=len(y_true))
             p_idx = np.fromiter((index[v] for v in np.asarray(y_pred).tolist()), dtype=np.int64, count=len(y_true))
         except KeyError:
-            return reference_classification_metrics(y_true, y_pred, proba, labels)
+            # A label the model never saw in training (a rare class absent from the training
+            # rows): count it, without probabilities for it.
+            extra = sorted(set(y_true.tolist()) | set(np.asarray(y_pred).tolist()) - set(index), key=str)
+            for v in extra:
+                index.setdefault(v, len(index))
+            y_idx = np.fromiter((index[v] for v in y_true.tolist()), dtype=np.int64, count=len(y_true))
+            p_idx = np.fromiter((index[v] for v in np.asarray(y_pred).tolist()), dtype=np.int64, count=len(y_true))
+            return fast_classification_metrics(y_idx, p_idx, None, len(index))
         if len(np.unique(y_idx)) < 2:
             proba = None  # ROC AUC and log loss need both classes present
         return fast_classification_metrics(y_idx, p_idx, proba, len(labels))

@@ -373,3 +373,20 @@ def test_tune_starts_a_follow_up_on_the_best_algorithm(team, api, worker):
     child = wait_experiment(resp.json()["id"])
     assert child.parent_id == parent.pk and child.algorithms == [best.algorithm]
     assert child.runs.filter(kind="candidate").count() == 3 and child.metric == parent.metric
+
+
+def test_folds_follow_a_grouped_split(team, api, worker):
+    from datasets.services import version_split
+
+    frame = cancer_frame()
+    frame["site"] = [f"site-{i % 12}" for i in range(len(frame))]
+    version = make_version(team.project, team.owner, frame, "diagnosis", split=False)
+    version = version_split(version=version, actor=team.owner, strategy="group", column="site")
+    refused = api("owner").post(URL, body(team, version, cv_strategy="stratified"), format="json")
+    assert refused.status_code == 400 and "cv_strategy" in refused.json()["errors"]
+    resp = api("owner").post(URL, body(team, version, cv_folds=2), format="json")
+    assert resp.status_code == 201, resp.json()
+    assert resp.json()["cv_strategy"] == "group"
+    exp = wait_experiment(resp.json()["id"])
+    assert exp.status == "succeeded", exp.error
+    assert not exp.runs.exclude(status="succeeded").exists(), list(exp.runs.values_list("error", flat=True))

@@ -179,3 +179,40 @@ def test_predict_all_labels_equal_predict_for_every_classifier():
         pipe = training.build_pipeline(_prep(), est).fit(X, y)
         pred, _ = training.predict_all(pipe, X, "classification")
         np.testing.assert_array_equal(pred, pipe.predict(X), err_msg=algo.key)
+
+
+def test_multiclass_diagnostics_without_curves():
+    from sklearn.datasets import load_wine
+
+    data = load_wine(as_frame=True)
+    order = np.random.default_rng(0).permutation(len(data.target))
+    X = data.data.iloc[order, :5].reset_index(drop=True)
+    y = pd.Series(np.array(["a", "b", "c"])[data.target.to_numpy()[order]])
+    prep = ColumnTransformer([("num", StandardScaler(), list(X.columns))])
+    model = training.build_pipeline(prep, catalogue.get_algorithm("classification", "logistic").build()).fit(
+        X[:120], y[:120]
+    )
+    out = training.diagnostics(
+        model, X[:120], y[:120], X[120:], y[120:], task_type="classification", primary_metric="f1"
+    )
+    assert np.array(out["confusion_matrix"]).shape == (3, 3)
+    assert np.array(out["confusion_matrix"]).sum() == len(y) - 120
+    assert "roc" not in out and "thresholds" not in out
+    assert out["metrics"]["roc_auc"] is not None
+    assert len(out["learning_curve"]["validation"]) == 4
+
+
+def test_grouped_folds_keep_groups_apart():
+    X, y = _frame("regression", n=60)
+    groups = pd.Series(np.repeat(np.arange(12), 5))
+    cv = training.make_cv("group", 3, y, groups, "regression")
+    for tr, va in cv.split(X, y, groups):
+        assert not set(groups.iloc[tr]) & set(groups.iloc[va])
+
+
+def test_a_validation_label_unseen_in_training_is_counted_not_fatal():
+    out = training.compute_metrics(
+        "classification", np.array(["a", "b", "z"]), np.array(["a", "a", "b"]), None, np.array(["a", "b"])
+    )
+    assert out["accuracy"] == pytest.approx(1 / 3)
+    assert out["roc_auc"] is None
