@@ -114,11 +114,15 @@ class ExperimentDetailSerializer(ExperimentSerializer):
         return RunSerializer(runs, many=True).data
 
     def get_baselines(self, experiment: Experiment) -> dict:
+        """What every run is compared with: the project's bar and the two baseline runs."""
         p = experiment.project
+        runs = {r.algorithm: r.score for r in experiment.runs.filter(kind="baseline")}
         return {
             "project_baseline_score": p.baseline_score,
             "success_threshold": p.success_threshold,
             "success_metric": p.success_metric,
+            "dummy_score": runs.get("dummy"),
+            "linear_score": runs.get("logistic", runs.get("linear")),
         }
 
 

@@ -16,7 +16,7 @@ from experiments.models import Experiment, Run, RunStatus
 from mlplatform.errors import DomainError, InvalidInput
 from mlplatform.ui import report
 from projects.access import access, project_for
-from projects.metrics import METRICS
+from projects.metrics import METRICS, beats
 from projects.roles import Action
 from projects.views import project_context
 
@@ -87,11 +87,14 @@ def experiment_create_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _leaderboard_rows(experiment: Experiment, sort: str | None) -> list[dict]:
     metrics = training.metric_names(experiment.task_type)
+    project = experiment.project
+    bar = project.baseline_score if project.success_metric == experiment.metric else None
     rows = []
     for r in selectors.leaderboard(experiment, sort=sort):
         rows.append(
             {
                 "run": r,
+                "beats_baseline": None if bar is None or r.score is None else beats(experiment.metric, r.score, bar),
                 "cells": [((r.cv_metrics or {}).get(m) or {}) for m in metrics],
                 "train": (r.train_metrics or {}).get(experiment.metric),
                 "fit": selectors.fit_verdict(r, experiment.metric),

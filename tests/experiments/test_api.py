@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from django.test import Client
 
 from datasets.models import DatasetVersion, Recipe
 from experiments import services
@@ -182,6 +183,11 @@ def test_classification_flow_baselines_search_ensemble_diagnose_evaluate_once(te
     best = detail["runs"][0]
     assert best["score"] > dummy["score"] + 0.3  # the dummy predicts one class: F1 of the positive class is poor
     assert detail["baselines"]["project_baseline_score"] == 0.6
+    assert detail["baselines"]["dummy_score"] == dummy["score"]
+    browser = Client()
+    browser.force_login(team.viewer)
+    page = browser.get(f"/experiments/{exp_id}/").content.decode()
+    assert page.count("beats baseline") == sum(1 for r in detail["runs"] if r["score"] >= 0.6)
     by_loss = owner.get(f"{URL}{exp_id}/?sort=log_loss").json()["runs"]
     losses = [r["cv_metrics"]["log_loss"]["mean"] for r in by_loss]
     assert losses == sorted(losses)
