@@ -678,12 +678,24 @@ def evaluate_request(*, experiment: Experiment, run: Run, actor: Any) -> Experim
         raise Conflict("Evaluate once training has finished.")
     with transaction.atomic():
         version = DatasetVersion.objects.select_for_update().get(pk=experiment.dataset_version_id)
-        experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
-        if experiment.evaluated_run_id is not None:
+        experiment = (
+            Experiment.objects.select_for_update(of=("self",)).select_related("evaluation_job").get(pk=experiment.pk)
+        )
+        # A claim whose job failed before the test rows were read (test_used_at is set just
+        # before reading them) may be taken again: the test set is still unseen.
+        retry = (
+            experiment.evaluated_run_id is not None
+            and experiment.test_evaluation is None
+            and version.test_used_at is None
+            and experiment.evaluation_job is not None
+            and experiment.evaluation_job.status in (JobStatus.FAILED, JobStatus.CANCELLED)
+        )
+        if experiment.evaluated_run_id is not None and not retry:
             raise Conflict("The locked test set has already been used by this experiment's final evaluation.")
-        if (
-            version.test_used_at is not None
-            or Experiment.objects.filter(dataset_version=version, evaluated_run__isnull=False).exists()
+        if version.test_used_at is not None or (
+            Experiment.objects.filter(dataset_version=version, evaluated_run__isnull=False)
+            .exclude(pk=experiment.pk)
+            .exists()
         ):
             raise Conflict(
                 "The locked test set of this dataset version has already been used by a final evaluation; "

@@ -106,7 +106,9 @@ def _leaderboard_rows(experiment: Experiment, sort: str | None) -> list[dict]:
 @login_required
 def experiment_detail_view(request: HttpRequest, experiment_id: int) -> HttpResponse:
     experiment = access(
-        request.user, Experiment.objects.select_related("project", "dataset_version__dataset", "job"), experiment_id
+        request.user,
+        Experiment.objects.select_related("project", "dataset_version__dataset", "job", "evaluation_job"),
+        experiment_id,
     )
     project = experiment.project
     sort = request.GET.get("sort") or experiment.metric
@@ -144,6 +146,16 @@ def experiment_detail_view(request: HttpRequest, experiment_id: int) -> HttpResp
             metric_label=METRICS[experiment.metric].label,
             succeeded_runs=[x["run"] for x in rows if x["run"].status == RunStatus.SUCCEEDED],
             live=experiment.status in ("queued", "running"),
+            can_evaluate=experiment.status == "succeeded"
+            and experiment.test_evaluation is None
+            and experiment.dataset_version.test_used_at is None
+            and (
+                experiment.evaluated_run_id is None
+                or (
+                    experiment.evaluation_job is not None
+                    and experiment.evaluation_job.status in ("failed", "cancelled")
+                )
+            ),
         ),
     )
 

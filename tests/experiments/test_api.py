@@ -396,3 +396,25 @@ def test_folds_follow_a_grouped_split(team, api, worker):
     exp = wait_experiment(resp.json()["id"])
     assert exp.status == "succeeded", exp.error
     assert not exp.runs.exclude(status="succeeded").exists(), list(exp.runs.values_list("error", flat=True))
+
+
+@pytest.mark.django_db
+def test_a_failed_evaluation_that_never_read_the_test_set_may_be_claimed_again(team, api, cancer_version):
+    exp = services.experiment_create(
+        project=team.project,
+        created_by=team.owner,
+        config=services.ExperimentConfig(dataset_version=cancer_version, target="diagnosis", cv_folds=3),
+    )
+    Experiment.objects.filter(pk=exp.pk).update(status="succeeded")
+    run = Run.objects.create(project=team.project, experiment=exp, algorithm="logistic", status="succeeded", score=0.9)
+    url = f"{URL}{exp.pk}/evaluate/"
+    assert api("owner").post(url, {"run": run.pk}, format="json").status_code == 202
+    assert api("owner").post(url, {"run": run.pk}, format="json").status_code == 409
+    exp.refresh_from_db()
+    Job.objects.filter(pk=exp.evaluation_job_id).update(status="failed", error="disk full")
+    assert api("owner").post(url, {"run": run.pk}, format="json").status_code == 202
+    # Once the test rows have been read, never again.
+    exp.refresh_from_db()
+    Job.objects.filter(pk=exp.evaluation_job_id).update(status="failed")
+    DatasetVersion.objects.filter(pk=cancer_version.pk).update(test_used_at="2026-01-01T00:00:00Z")
+    assert api("owner").post(url, {"run": run.pk}, format="json").status_code == 409
