@@ -418,3 +418,17 @@ def test_a_failed_evaluation_that_never_read_the_test_set_may_be_claimed_again(t
     Job.objects.filter(pk=exp.evaluation_job_id).update(status="failed")
     DatasetVersion.objects.filter(pk=cancer_version.pk).update(test_used_at="2026-01-01T00:00:00Z")
     assert api("owner").post(url, {"run": run.pk}, format="json").status_code == 409
+
+
+def test_time_budget_stops_new_trials(team, api, worker, settings):
+    settings.EXPERIMENT_PARALLEL_TRIALS = 3
+    version = make_version(team.project, team.owner, cancer_frame(), "diagnosis")
+    search = {"method": "random", "n_trials": 50, "timeout_seconds": 0.01, "ensemble_k": 0}
+    resp = api("owner").post(URL, body(team, version, algorithms=["naive_bayes"], search=search), format="json")
+    assert resp.status_code == 201, resp.json()
+    exp = wait_experiment(resp.json()["id"])
+    assert exp.status == "succeeded"
+    # The first advance queues the two baselines and one trial (3 in flight); once the budget
+    # is spent nothing new starts.
+    assert exp.runs.filter(kind="candidate").count() == 1
+    assert exp.runs.count() == 3
