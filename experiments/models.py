@@ -32,6 +32,8 @@ class Experiment(models.Model):
     progress = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
     job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    evaluation_job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    started_at = models.DateTimeField(null=True, blank=True)
     parent = models.ForeignKey(
         "self",
         null=True,
@@ -91,6 +93,7 @@ class Run(models.Model):
     artifact_key = models.CharField(max_length=300, blank=True)
     artifact_sha256 = models.CharField(max_length=64, blank=True)
     diagnostics = models.JSONField(default=dict, blank=True)
+    diagnostics_job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # Refit on train + validation by the final evaluation: what gets registered.
     final_artifact_key = models.CharField(max_length=300, blank=True)
     final_artifact_sha256 = models.CharField(max_length=64, blank=True)

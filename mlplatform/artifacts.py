@@ -40,6 +40,10 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn._loss.loss.HalfMultinomialLoss",
     "sklearn.neighbors._kd_tree.KDTree",
     "sklearn.neighbors._ball_tree.BallTree",
+    # Added by experiments (k-NN's fitted distance metric; the MLP's optimiser state: learning
+    # rate and moment arrays). Both are scikit-learn internals restored from data only.
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
     "sklearn.utils._bunch.Bunch",
     "collections.OrderedDict",
     "builtins.slice",

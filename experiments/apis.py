@@ -1,0 +1,264 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from datasets.models import DatasetVersion, Recipe
+from experiments import selectors, services
+from experiments.ml import catalogue
+from experiments.models import Experiment, Run
+from mlplatform.errors import InvalidInput
+from mlplatform.viewsets import ProjectScopedViewSet
+from projects.roles import Action
+
+
+class RunSerializer(serializers.ModelSerializer):
+    fit = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "experiment",
+            "algorithm",
+            "params",
+            "trial_number",
+            "kind",
+            "members",
+            "status",
+            "error",
+            "score",
+            "cv_metrics",
+            "train_metrics",
+            "fit",
+            "fit_seconds",
+            "predict_seconds",
+            "model_size_bytes",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_fit(self, run: Run) -> str:
+        return selectors.fit_verdict(run, run.experiment.metric)
+
+
+class RunDetailSerializer(RunSerializer):
+    diagnostics_status = serializers.SerializerMethodField()
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "diagnostics", "diagnostics_status", "final_artifact_sha256"]
+        read_only_fields = fields
+
+    def get_diagnostics_status(self, run: Run) -> str:
+        if run.diagnostics:
+            return "ready"
+        return run.diagnostics_job.status if run.diagnostics_job else "not_requested"
+
+
+class ExperimentSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    evaluated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Experiment
+        fields = [
+            "id",
+            "project",
+            "name",
+            "dataset_version",
+            "target",
+            "task_type",
+            "metric",
+            "recipe",
+            "recipe_steps",
+            "cv_folds",
+            "cv_strategy",
+            "algorithms",
+            "search",
+            "status",
+            "progress",
+            "error",
+            "job",
+            "parent",
+            "evaluated_run",
+            "evaluation_job",
+            "test_evaluation",
+            "evaluated_at",
+            "evaluated_by",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class ExperimentDetailSerializer(ExperimentSerializer):
+    runs = serializers.SerializerMethodField()
+    baselines = serializers.SerializerMethodField()
+
+    class Meta(ExperimentSerializer.Meta):
+        fields = [*ExperimentSerializer.Meta.fields, "runs", "baselines"]
+        read_only_fields = fields
+
+    def get_runs(self, experiment: Experiment) -> list:
+        sort = self.context.get("sort")
+        runs = selectors.leaderboard(experiment, sort=sort)
+        for r in runs:
+            r.experiment = experiment
+        return RunSerializer(runs, many=True).data
+
+    def get_baselines(self, experiment: Experiment) -> dict:
+        """What every run is compared with: the project's bar and the two baseline runs."""
+        p = experiment.project
+        runs = {r.algorithm: r.score for r in experiment.runs.filter(kind="baseline")}
+        return {
+            "project_baseline_score": p.baseline_score,
+            "success_threshold": p.success_threshold,
+            "success_metric": p.success_metric,
+            "dummy_score": runs.get("dummy"),
+            "linear_score": runs.get("logistic", runs.get("linear")),
+        }
+
+
+class ExperimentCreateSerializer(serializers.Serializer):
+    project = serializers.IntegerField()
+    dataset_version = serializers.IntegerField()
+    target = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    metric = serializers.CharField(max_length=30, required=False, allow_blank=True, default="")
+    recipe = serializers.IntegerField(required=False, allow_null=True, default=None)
+    cv_folds = serializers.IntegerField(required=False, default=5, min_value=2, max_value=20)
+    cv_strategy = serializers.CharField(max_length=20, required=False, default="auto")
+    algorithms = serializers.ListField(child=serializers.CharField(max_length=60), required=False, default=list)
+    search = serializers.DictField(required=False, default=dict)
+
+
+class EvaluateSerializer(serializers.Serializer):
+    run = serializers.IntegerField()
+
+
+class TuneSerializer(serializers.Serializer):
+    algorithm = serializers.CharField(max_length=60, required=False, default="")
+    n_trials = serializers.IntegerField(required=False, default=20, min_value=1, max_value=500)
+    method = serializers.ChoiceField(choices=["tpe", "random", "grid"], required=False, default="tpe")
+
+
+class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
+    """Experiments: training configurations with a leaderboard of runs.
+
+    `GET .../{id}/?sort=<metric>` sorts the leaderboard by any metric of the task type.
+    """
+
+    queryset = Experiment.objects.select_related("project", "created_by", "evaluated_by")
+    serializer_class = ExperimentSerializer
+    filterset_fields = ["project", "dataset_version", "status", "task_type"]
+    ordering_fields = ["created_at", "name", "status"]
+    write_permission = Action.RUN_EXPERIMENTS
+
+    def retrieve(self, request, pk=None):
+        experiment = self.get_object()
+        ctx = {"request": request, "sort": request.query_params.get("sort")}
+        return Response(ExperimentDetailSerializer(experiment, context=ctx).data)
+
+    @extend_schema(request=ExperimentCreateSerializer, responses=ExperimentDetailSerializer)
+    def create(self, request):
+        body = ExperimentCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        project = self.project_from_body(data["project"], Action.RUN_EXPERIMENTS)
+        version = self.related_in_project(
+            DatasetVersion.objects.select_related("dataset"), data["dataset_version"], project, "dataset_version"
+        )
+        recipe = None
+        if data.get("recipe") is not None:
+            recipe = self.related_in_project(Recipe.objects.all(), data["recipe"], project, "recipe")
+        config = services.ExperimentConfig(
+            dataset_version=version,
+            target=data["target"],
+            name=data["name"],
+            metric=data["metric"],
+            recipe=recipe,
+            cv_folds=data["cv_folds"],
+            cv_strategy=data["cv_strategy"],
+            algorithms=data["algorithms"],
+            search=data["search"],
+        )
+        experiment = services.experiment_create(project=project, created_by=request.user, config=config)
+        return Response(
+            ExperimentDetailSerializer(experiment, context={"request": request}).data, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(request=EvaluateSerializer, responses=ExperimentSerializer)
+    @action(detail=True, methods=["post"])
+    def evaluate(self, request, pk=None):
+        experiment = self.get_object()
+        body = EvaluateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        run = Run.objects.filter(pk=body.validated_data["run"], experiment=experiment).first()
+        if run is None:
+            raise InvalidInput("No such run in this experiment.", field="run")
+        experiment = services.evaluate_request(experiment=experiment, run=run, actor=request.user)
+        return Response(ExperimentSerializer(experiment).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=TuneSerializer, responses=ExperimentSerializer)
+    @action(detail=True, methods=["post"])
+    def tune(self, request, pk=None):
+        """A follow-up experiment tuning one algorithm (default: the best run's) with more trials."""
+        experiment = self.get_object()
+        body = TuneSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        child = services.experiment_tune(experiment=experiment, created_by=request.user, **body.validated_data)
+        return Response(ExperimentSerializer(child).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=ExperimentSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        experiment = services.experiment_cancel(experiment=self.get_object(), actor=request.user)
+        return Response(ExperimentSerializer(experiment).data)
+
+
+class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
+    """Runs (trials). `GET /runs/{id}/` includes diagnostics; `POST .../diagnose/` computes them."""
+
+    queryset = Run.objects.select_related("experiment", "diagnostics_job")
+    serializer_class = RunSerializer
+    filterset_fields = ["experiment", "status", "kind", "algorithm"]
+    ordering_fields = ["created_at", "score", "trial_number"]
+    write_permission = Action.RUN_EXPERIMENTS
+
+    def retrieve(self, request, pk=None):
+        return Response(RunDetailSerializer(self.get_object()).data)
+
+    @extend_schema(request=None, responses=RunDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def diagnose(self, request, pk=None):
+        run = services.diagnose_request(run=self.get_object(), actor=request.user)
+        return Response(RunDetailSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class AlgorithmsApi(APIView):
+    """The estimator catalogue with default search spaces: `GET /api/v1/algorithms/?task_type=`."""
+
+    @extend_schema(parameters=[OpenApiParameter("task_type", str)])
+    def get(self, request):
+        task_type = request.query_params.get("task_type", "")
+        if task_type not in (catalogue.CLASSIFICATION, catalogue.REGRESSION):
+            raise InvalidInput("task_type must be classification or regression.", field="task_type")
+        rows = [
+            {
+                "key": a.key,
+                "label": a.label,
+                "task_type": a.task_type,
+                "baseline": a.baseline,
+                "space": a.space,
+                "default": a.key in catalogue.DEFAULT_ALGORITHMS[task_type],
+            }
+            for a in catalogue.algorithms_for(task_type)
+        ]
+        return Response({"task_type": task_type, "baselines": catalogue.BASELINES[task_type], "algorithms": rows})
