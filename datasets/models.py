@@ -123,6 +123,7 @@ class SqlConnection(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["project", "name"], name="sqlconnection_unique_name")]
 
     def __str__(self) -> str:

@@ -84,13 +84,17 @@ def assign_split(
         groups = frame[column].astype(str).fillna("<missing>").to_numpy()
         if pd.Series(groups).nunique() < 3:
             raise SplitError("Grouping needs at least 3 distinct groups.", "column")
-        gss = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
-        rest, test = next(gss.split(idx, groups=groups))
-        assignment[test] = TEST
-        if rel_val:
-            gss = GroupShuffleSplit(n_splits=1, test_size=rel_val, random_state=seed)
-            _r_train, r_val = next(gss.split(rest, groups=groups[rest]))
-            assignment[rest[r_val]] = VAL
+        try:
+            gss = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+            rest, test = next(gss.split(idx, groups=groups))
+            assignment[test] = TEST
+            if rel_val:
+                gss = GroupShuffleSplit(n_splits=1, test_size=rel_val, random_state=seed)
+                _r_train, r_val = next(gss.split(rest, groups=groups[rest]))
+                assignment[rest[r_val]] = VAL
+        except ValueError as exc:
+            # too few groups for the requested sizes: scikit-learn leaves a part empty
+            raise SplitError(f"These sizes leave a part without any group: {exc}", "test_size") from None
     else:  # time: the latest rows are the test set, the ones before validation
         times = (
             pd.to_datetime(frame[column], errors="coerce", format="mixed")

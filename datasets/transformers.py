@@ -24,7 +24,9 @@ class DateParts(BaseEstimator, TransformerMixin):
         for column in self.columns_:
             values = pd.to_datetime(frame[column], errors="coerce", format="mixed")
             for part in self.parts:
-                out[f"{column}_{part}"] = getattr(values.dt, part).astype("float64")
+                # "dayofweek"/"dayofyear" are the recipe's public names; pandas renamed the accessors
+                attr = {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}.get(part, part)
+                out[f"{column}_{part}"] = getattr(values.dt, attr).astype("float64")
         return pd.DataFrame(out).to_numpy(dtype="float64")
 
     def get_feature_names_out(self, input_features=None):

@@ -242,10 +242,25 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScoped
         return Response(RunDetailSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
+class AlgorithmOut(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    task_type = serializers.CharField()
+    baseline = serializers.BooleanField()
+    space = serializers.DictField()
+    default = serializers.BooleanField()
+
+
+class AlgorithmsOut(serializers.Serializer):
+    task_type = serializers.CharField()
+    baselines = serializers.ListField(child=serializers.CharField())
+    algorithms = AlgorithmOut(many=True)
+
+
 class AlgorithmsApi(APIView):
     """The estimator catalogue with default search spaces: `GET /api/v1/algorithms/?task_type=`."""
 
-    @extend_schema(parameters=[OpenApiParameter("task_type", str)])
+    @extend_schema(parameters=[OpenApiParameter("task_type", str, required=True)], responses=AlgorithmsOut)
     def get(self, request):
         task_type = request.query_params.get("task_type", "")
         if task_type not in (catalogue.CLASSIFICATION, catalogue.REGRESSION):

@@ -286,12 +286,11 @@ def execute(job_id: int) -> str:
 def job_cancel(*, job: Job, actor: Any) -> Job:
     from projects.services import audit_record
 
-    if job.is_terminal:
-        return job
     if job.status == JobStatus.QUEUED:
         _finish(job.pk, None, JobStatus.CANCELLED, message="Cancelled before it started", cancel_requested=True)
-    else:
+    elif job.status == JobStatus.RUNNING:
         Job.objects.filter(pk=job.pk).update(cancel_requested=True, message="Cancelling…")
+    # A finished parent (a coordinator that queued its children and returned) still cancels them.
     Job.objects.filter(parent=job, status=JobStatus.QUEUED).update(
         status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
     )

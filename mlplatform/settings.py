@@ -238,6 +238,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "jobs.models.JobStatus.choices",
+        "VersionStatusEnum": "datasets.models.VersionStatus.choices",
+        "ReviewStatusEnum": "deployments.models.ReviewStatus.choices",
+        "PredictionStatusEnum": "deployments.models.PredictionStatus.choices",
+        "DeploymentStatusEnum": "deployments.models.DeploymentStatus.choices",
+    },
 }
 
 LOGGING = {
