@@ -148,3 +148,42 @@ def test_workflow_stage_shows_health(team, deployment):
     stage = next(s for s in workflow_for(project=team.project) if s.key == "monitor")
     assert stage.state == "blocked" and "critical" in stage.detail
     assert stage.url.endswith(f"/deployments/{deployment.pk}/monitoring/")
+
+
+def test_sql_extraction_agrees_with_python_on_awkward_values(deployment):
+    from deployments import drift
+    from deployments.models import Prediction
+    from deployments.monitoring import _window_columns
+
+    odd = [
+        {"x0": "1.5", "x1": None, "x2": True, "x3": "abc", "color": "red"},
+        {"x0": 2, "x1": "", "x2": -3e-5, "x3": 1e21, "color": True},
+        {"x0": None, "x1": 0.25, "x2": "  7 ", "x3": [1], "color": 3.0},
+        {"x1": 1, "color": ""},
+    ]
+    now = timezone.now() - timedelta(minutes=1)
+    for i, inputs in enumerate(odd):
+        Prediction.objects.create(
+            project=deployment.project,
+            deployment=deployment,
+            model_version=deployment.model_version,
+            inputs=inputs,
+            prediction=1,
+            confidence=0.9,
+            created_at=now + timedelta(milliseconds=i),
+        )
+    ref = deployment.model_version.reference_stats
+    n, cols, preds, confs = _window_columns(deployment, now - timedelta(hours=1), timezone.now(), 100, ref)
+    assert n == 4
+    newest_first = list(reversed(odd))
+    for name in ("x0", "x1", "x3"):
+        python = drift.to_numeric([row.get(name) if not isinstance(row.get(name), list) else None for row in newest_first])
+        np.testing.assert_array_equal(np.array(cols[name], dtype=float), python)
+    # A JSON boolean in a numeric feature counts as 1.0 in Python and as missing in SQL (a
+    # bad type for a number); the schema validation upstream refuses it before it is logged.
+    assert cols["x2"][3] is None and cols["x2"][1] == pytest.approx(7.0)
+    assert cols["color"] == ["", "3", "True", "red"]
+    assert drift.categorical_counts(cols["color"], {"red"}) == drift.categorical_counts(
+        [row.get("color") for row in newest_first], {"red"}
+    )
+    assert preds == ["1"] * 4 and confs == [0.9] * 4
