@@ -60,7 +60,9 @@ def make_deployment(project, user, *, name: str = "scoring", seed: int = 0) -> D
         predictions=pipe.predict(train[FEATURES]).astype(object),
         confidences=proba.max(axis=1),
     )
-    version = (ModelVersion.objects.filter(project=project).order_by("-version").values_list("version", flat=True).first() or 0) + 1
+    version = (
+        ModelVersion.objects.filter(project=project).order_by("-version").values_list("version", flat=True).first() or 0
+    ) + 1
     mv = ModelVersion.objects.create(
         project=project,
         version=version,

@@ -27,7 +27,9 @@ def url(deployment, tail):
 
 def test_feedback_single_and_bulk(api, deployment):
     preds = log_predictions(deployment, n=5, seed=1)
-    res = api("editor").post(url(deployment, "feedback"), {"prediction_id": str(preds[0].pk), "actual": 1}, format="json")
+    res = api("editor").post(
+        url(deployment, "feedback"), {"prediction_id": str(preds[0].pk), "actual": 1}, format="json"
+    )
     assert res.status_code == 200, res.content
     assert res.json() == {"recorded": 1}
     p = Prediction.objects.get(pk=preds[0].pk)
@@ -97,9 +99,13 @@ def test_feedback_for_regression_needs_a_finite_number(api, deployment):
     mv.task_type, mv.classes = "regression", []
     mv.save()
     pred = log_predictions(deployment, n=1, seed=7)[0]
-    bad = api("editor").post(url(deployment, "feedback"), {"prediction_id": str(pred.pk), "actual": "abc"}, format="json")
+    bad = api("editor").post(
+        url(deployment, "feedback"), {"prediction_id": str(pred.pk), "actual": "abc"}, format="json"
+    )
     assert bad.status_code == 400 and "actual" in bad.json()["errors"]
-    ok = api("editor").post(url(deployment, "feedback"), {"prediction_id": str(pred.pk), "actual": "2.5"}, format="json")
+    ok = api("editor").post(
+        url(deployment, "feedback"), {"prediction_id": str(pred.pk), "actual": "2.5"}, format="json"
+    )
     assert ok.status_code == 200
     assert Prediction.objects.get(pk=pred.pk).actual == 2.5
 
@@ -182,7 +188,10 @@ def test_promote_refuses_a_model_that_is_not_a_challenger(api, deployment, team)
         url(deployment, "challenger/promote"), {"model_version": other.model_version_id}, format="json"
     )
     assert res.status_code == 400
-    assert api("viewer").post(url(deployment, "challenger/promote"), {"model_version": 1}, format="json").status_code == 403
+    assert (
+        api("viewer").post(url(deployment, "challenger/promote"), {"model_version": 1}, format="json").status_code
+        == 403
+    )
 
 
 # ----------------------------------------------------------------------------- alerts

@@ -92,3 +92,14 @@ def test_reference_sample_is_bounded():
     ref = drift.numeric_reference(np.random.default_rng(5).normal(size=250_000), max_sample=100_000)
     assert ref["sorted"].size == 100_000 and np.all(np.diff(ref["sorted"]) >= 0)
     assert ref["json"]["n"] == 250_000
+
+
+def test_one_pass_ks_and_wasserstein_match_scipy():
+    rng = np.random.default_rng(6)
+    ref = rng.normal(size=4000)
+    cur = np.round(rng.normal(0.2, 1.3, size=2500), 2)  # ties within and across samples
+    d, p, w = drift.ks_wasserstein(np.sort(ref), cur)
+    expected = stats.ks_2samp(ref, cur, method="asymp")
+    assert d == pytest.approx(expected.statistic, abs=1e-12)
+    assert p == pytest.approx(expected.pvalue, rel=1e-6)
+    assert w == pytest.approx(stats.wasserstein_distance(ref, cur), rel=1e-9)

@@ -47,7 +47,8 @@ def test_drift_alert_performance_drop_retrain_and_promotion(worker, team, api):
     assert challenger.dataset_version.parent_id == champion.dataset_version_id
     assert challenger.dataset_version.source_detail["production_rows"] > 0
     assert challenger.dataset_version.row_count == (
-        challenger.dataset_version.source_detail["parent_rows"] + challenger.dataset_version.source_detail["production_rows"]
+        challenger.dataset_version.source_detail["parent_rows"]
+        + challenger.dataset_version.source_detail["production_rows"]
     )
     primary = comparison["primary_metric"]
     assert comparison["challenger_better"] is True

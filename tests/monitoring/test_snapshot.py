@@ -177,7 +177,9 @@ def test_sql_extraction_agrees_with_python_on_awkward_values(deployment):
     assert n == 4
     newest_first = list(reversed(odd))
     for name in ("x0", "x1", "x3"):
-        python = drift.to_numeric([row.get(name) if not isinstance(row.get(name), list) else None for row in newest_first])
+        python = drift.to_numeric(
+            [row.get(name) if not isinstance(row.get(name), list) else None for row in newest_first]
+        )
         np.testing.assert_array_equal(np.array(cols[name], dtype=float), python)
     # A JSON boolean in a numeric feature counts as 1.0 in Python and as missing in SQL (a
     # bad type for a number); the schema validation upstream refuses it before it is logged.

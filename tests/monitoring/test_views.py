@@ -73,7 +73,13 @@ def test_settings_form_bad_input_changes_nothing(client, team, deployment):
     assert deployment.monitoring == {}
     client.post(
         page_url(deployment, "settings/"),
-        {"psi_warn": "0.05", "psi_alert": "0.3", "interval_minutes": "15", "alert_email": "a@b.c", "auto_retrain": "on"},
+        {
+            "psi_warn": "0.05",
+            "psi_alert": "0.3",
+            "interval_minutes": "15",
+            "alert_email": "a@b.c",
+            "auto_retrain": "on",
+        },
     )
     deployment.refresh_from_db()
     assert deployment.monitoring["interval_minutes"] == 15 and deployment.auto_retrain
