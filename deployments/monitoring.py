@@ -416,10 +416,12 @@ def performance_compute(deployment: Deployment, end: datetime, conf: dict[str, A
 def review_compute(deployment: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
     try:
         from deployments import reviews  # type: ignore[attr-defined]
-
+    except ImportError:
+        reviews = None
+    if reviews is not None and hasattr(reviews, "review_health"):
+        if hasattr(reviews, "review_sla_check"):
+            reviews.review_sla_check(deployment=deployment)  # escalates overdue items first
         return dict(reviews.review_health(deployment=deployment))
-    except (ImportError, AttributeError):
-        pass
     now = timezone.now()
     pending = ReviewItem.objects.filter(
         deployment=deployment, status__in=[ReviewStatus.PENDING, ReviewStatus.ESCALATED]

@@ -189,3 +189,31 @@ def test_sql_extraction_agrees_with_python_on_awkward_values(deployment):
         [row.get("color") for row in newest_first], {"red"}
     )
     assert preds == ["1"] * 4 and confs == [0.9] * 4
+
+
+def test_auto_retrain_starts_once_when_a_drift_alert_fires(deployment):
+    deployment.auto_retrain = True
+    deployment.save()
+    log_predictions(deployment, n=300, shift=2.0, seed=20)
+    monitoring.snapshot_compute(deployment=deployment)
+    jobs = Job.objects.filter(kind="monitoring.retrain", target_id=deployment.pk)
+    assert jobs.count() == 1 and jobs.get().params["reason"].startswith("auto: drift:")
+    monitoring.snapshot_compute(deployment=deployment)  # still firing: nothing new
+    assert jobs.count() == 1
+
+
+def test_no_auto_retrain_by_default(deployment):
+    log_predictions(deployment, n=300, shift=2.0, seed=21)
+    monitoring.snapshot_compute(deployment=deployment)
+    assert not Job.objects.filter(kind="monitoring.retrain").exists()
+
+
+def test_monitoring_panel_renders_the_health_summary(deployment):
+    from django.template.loader import render_to_string
+
+    html = render_to_string("deployments/_monitoring_panel.html", {"deployment": deployment})
+    assert "No snapshot yet" in html and "health-unknown" in html
+    log_predictions(deployment, n=300, shift=2.0, seed=22)
+    monitoring.snapshot_compute(deployment=deployment)
+    html = render_to_string("deployments/_monitoring_panel.html", {"deployment": deployment})
+    assert "health-critical" in html and f"/deployments/{deployment.pk}/monitoring/" in html
