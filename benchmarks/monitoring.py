@@ -48,7 +48,7 @@ def make_frames(n_ref: int, n_cur: int, seed: int = 0) -> tuple[pd.DataFrame, pd
     def frame(n: int, drifted: bool) -> pd.DataFrame:
         data: dict[str, np.ndarray] = {}
         for i in range(N_NUM):
-            shift = 0.3 if drifted and f"n{i}" in DRIFTED_NUM else 0.0
+            shift = 0.5 if drifted and f"n{i}" in DRIFTED_NUM else 0.0
             data[f"n{i}"] = rng.normal(shift, 1.0 + i * 0.1, n)
         cats = np.array(["a", "b", "c", "d", "e", "f"])
         for i in range(N_CAT):
@@ -245,7 +245,7 @@ def platform(ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str, float]:
         deployment.monitoring = {"sample_size": sample}
         deployment.save()
         t0 = time.perf_counter()
-        snap = monitoring.snapshot_compute(deployment=deployment, window_minutes=60)
+        snap = monitoring.snapshot_compute(deployment=deployment, window_minutes=24 * 60)
         out[label] = time.perf_counter() - t0
         drifted = sorted(f["feature"] for f in snap.data["drift"]["features"] if f["status"] != "ok")
         out[label + "_rows"] = snap.data["drift"]["sample_size"]
