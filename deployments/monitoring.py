@@ -274,8 +274,13 @@ def _window_columns(
             "FROM deployments_prediction WHERE deployment_id = %s AND model_version_id = %s "
             "AND created_at >= %s AND created_at < %s AND source <> 'shadow' ORDER BY created_at DESC LIMIT %s) t"
         )
-        with connection.cursor() as cur:
-            cur.execute(query, [*names, deployment.pk, deployment.model_version_id, start, end, limit])
+        params = [*names, deployment.pk, deployment.model_version_id, start, end, limit]
+        connection.ensure_connection()
+        # A binary-result cursor: float8 columns arrive as 8 bytes each instead of text to parse.
+        import psycopg
+
+        with psycopg.Cursor(connection.connection) as cur:
+            cur.execute(query, params, binary=True)
             rows = cur.fetchall()
         if not rows:
             return 0, {n: [] for n in names}, [], []

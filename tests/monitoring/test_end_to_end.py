@@ -64,6 +64,15 @@ def test_drift_alert_performance_drop_retrain_and_promotion(worker, team, api):
     change = DeploymentChange.objects.get(deployment=deployment, action="promote")
     assert change.gate["passed"] is True and change.from_version_id == champion.pk
 
+    # The dashboard shows the comparison side by side and the promoted challenger.
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(team.editor)
+    html = browser.get(f"/projects/{team.project.pk}/deployments/{deployment.pk}/monitoring/").content.decode()
+    assert 'id="comparison"' in html and f"Challenger v{challenger.version}" in html
+    assert 'id="promoted"' in html
+
     # The gate refuses a second promotion of a comparison made against another champion.
     res = client.post(
         f"/api/v1/deployments/{deployment.pk}/challenger/promote/", {"model_version": challenger.pk}, format="json"
