@@ -410,7 +410,7 @@ def performance_compute(deployment: Deployment, end: datetime, conf: dict[str, A
         # prediction time would walk every unlabelled prediction of a busy deployment.
         Prediction.objects.filter(deployment=deployment, model_version=mv, actual_at__lt=end, actual__isnull=False)
         .exclude(source="shadow")
-        .order_by("-actual_at")
+        .order_by("-actual_at", "-created_at")
         .values_list("prediction", "actual", "created_at")[: int(conf["performance_window"])]
     )
     test = (mv.metrics or {}).get("test") or {}
