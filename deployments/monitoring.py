@@ -81,6 +81,8 @@ def monitoring_settings_validate(values: dict[str, Any]) -> dict[str, Any]:
                 raise InvalidInput("A non-negative number.", field=key)
             if key in ("interval_minutes",) and value < 1:
                 raise InvalidInput("At least 1 minute.", field=key)
+            if key == "sample_size" and not 1_000 <= value <= 1_000_000:
+                raise InvalidInput("Between 1000 and 1000000 predictions.", field=key)
         out[key] = value
     merged = DEFAULTS | out
     if merged["psi_warn"] > merged["psi_alert"]:

@@ -142,6 +142,7 @@ def test_monitoring_settings_patch(api, deployment):
         ({"psi_alert": -1}, "psi_alert"),
         ({"psi_warn": 0.5}, "psi_warn"),
         ({"bogus": 1}, "bogus"),
+        ({"sample_size": 10}, "sample_size"),
         ({"alert_email": ["not-an-email"]}, "alert_email"),
         ({"auto_retrain": "yes"}, "auto_retrain"),
     ):
