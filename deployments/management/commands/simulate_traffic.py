@@ -1,0 +1,183 @@
+"""Send simulated traffic to a deployment: gradual drift, delayed ground truth (demo and tests).
+
+    manage.py simulate_traffic --deployment 3 --n 2000 --drift 0.8 --hours 24 --feedback-delay 60 --snapshots
+
+Instances are drawn from the model's training rows (its dataset version's train + validation
+split, targets included). Over the simulated period the drift grows linearly from 0 to
+`--drift`: the numeric feature whose training correlation with the target is most negative
+(most positive for regression) is shifted by up to 3 standard deviations, and the ground
+truth follows a changed concept (shifted rows above the training 75th percentile belong to the
+last class, or get a larger target), so ground truth reveals a performance drop that a model
+retrained on production labels can fix. Feedback goes through `monitoring.feedback_record`
+(the API's service), only for predictions older than `--feedback-delay` minutes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+
+@dataclass
+class SimulationResult:
+    predictions: int
+    labelled: int
+    drift_feature: str | None
+    snapshots: int
+
+
+def _drift_feature(train: pd.DataFrame, schema: list[dict], target: str, task_type: str, classes: list) -> str | None:
+    numeric = [f["name"] for f in schema if f.get("type") == "numeric" and f["name"] in train.columns]
+    if not numeric:
+        return None
+    if task_type == "classification":
+        y = (train[target].astype(str) == str(classes[-1])).astype(float)
+        corr = {c: np.corrcoef(pd.to_numeric(train[c], errors="coerce").fillna(0), y)[0, 1] for c in numeric}
+        return min(corr, key=lambda c: np.nan_to_num(corr[c], nan=0.0))
+    y = pd.to_numeric(train[target], errors="coerce").fillna(0)
+    corr = {c: np.corrcoef(pd.to_numeric(train[c], errors="coerce").fillna(0), y)[0, 1] for c in numeric}
+    return min(corr, key=lambda c: abs(np.nan_to_num(corr[c], nan=0.0)))
+
+
+def _predict_batch(model: Any, frame: pd.DataFrame) -> tuple[list[Any], list[float | None], float]:
+    """The model call (TODO(merge): route through the serving module's predict service)."""
+    t0 = time.perf_counter()
+    preds = model.predict(frame)
+    conf: list[float | None] = [None] * len(frame)
+    if hasattr(model, "predict_proba"):
+        conf = np.max(model.predict_proba(frame), axis=1).tolist()
+    ms = (time.perf_counter() - t0) * 1000 / max(len(frame), 1)
+    return [p.item() if hasattr(p, "item") else p for p in preds], conf, ms
+
+
+def simulate(
+    *,
+    deployment: Any,
+    n: int = 2000,
+    drift: float = 0.5,
+    hours: float = 24.0,
+    feedback_delay_minutes: float = 60.0,
+    label_rate: float = 1.0,
+    seed: int = 0,
+    snapshots: bool = False,
+) -> SimulationResult:
+    from datasets.selectors import split_frames
+    from deployments import monitoring
+    from deployments.models import Prediction
+    from mlplatform.artifacts import model_load
+
+    mv = deployment.model_version
+    if mv.dataset_version is None:
+        raise CommandError("The deployed model has no training dataset version to draw instances from.")
+    parts = split_frames(mv.dataset_version)
+    train = pd.concat([parts.train, parts.val], ignore_index=True)
+    features = [f["name"] for f in mv.input_schema]
+    rng = np.random.default_rng(seed)
+    rows = train.iloc[rng.integers(0, len(train), n)].reset_index(drop=True)
+    progress = np.linspace(0, 1, n)  # drift grows over the simulated period
+    strength = drift * progress
+    feature = _drift_feature(train, mv.input_schema, mv.target, mv.task_type, mv.classes or [])
+    actual = rows[mv.target].copy()
+    if feature is not None and drift > 0:
+        col = pd.to_numeric(train[feature], errors="coerce")
+        std = float(col.std() or 1.0)
+        q75 = float(col.quantile(0.75))
+        shifted = pd.to_numeric(rows[feature], errors="coerce") + 3 * std * strength
+        rows[feature] = shifted
+        changed = (shifted > q75).to_numpy() & (rng.random(n) < strength)
+        if mv.task_type == "classification":
+            actual = actual.astype(object)
+            actual[changed] = mv.classes[-1]
+        else:
+            actual = pd.to_numeric(actual, errors="coerce") + changed * 2 * float(
+                pd.to_numeric(train[mv.target], errors="coerce").std() or 1.0
+            )
+    model = model_load(mv.artifact_key, mv.sha256)
+    preds, confs, per_row_ms = _predict_batch(model, rows[features])
+    now = timezone.now()
+    start = now - timedelta(hours=hours)
+    times = [start + (now - start) * float(p) for p in progress]
+    inputs = rows[features].astype(object).where(rows[features].notna(), None).to_dict("records")
+    objs = [
+        Prediction(
+            project=deployment.project,
+            deployment=deployment,
+            model_version=mv,
+            source="simulator",
+            inputs={k: (v.item() if hasattr(v, "item") else v) for k, v in inputs[i].items()},
+            prediction=preds[i],
+            confidence=confs[i],
+            latency_ms=per_row_ms * (1 + rng.gamma(2.0, 0.5)),
+            created_at=times[i],
+        )
+        for i in range(n)
+    ]
+    Prediction.objects.bulk_create(objs, batch_size=1000)
+    delay = timedelta(minutes=feedback_delay_minutes)
+    items = [
+        {
+            "prediction_id": str(objs[i].pk),
+            "actual": actual.iloc[i].item() if hasattr(actual.iloc[i], "item") else actual.iloc[i],
+        }
+        for i in range(n)
+        if times[i] + delay <= now and rng.random() < label_rate
+    ]
+    for k in range(0, len(items), monitoring.FEEDBACK_MAX_ITEMS):
+        monitoring.feedback_record(
+            deployment=deployment, items=items[k : k + monitoring.FEEDBACK_MAX_ITEMS], actor=None
+        )
+    made = 0
+    if snapshots:
+        interval = int(monitoring.monitoring_settings(deployment)["interval_minutes"])
+        end = start + timedelta(minutes=interval)
+        while end <= now + timedelta(seconds=1):
+            monitoring.snapshot_compute(deployment=deployment, window_end=end, window_minutes=interval)
+            made += 1
+            end += timedelta(minutes=interval)
+    return SimulationResult(n, len(items), feature, made)
+
+
+class Command(BaseCommand):
+    help = "Send simulated traffic with gradual drift and delayed ground truth to a deployment."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--deployment", type=int, required=True)
+        parser.add_argument("--n", type=int, default=2000)
+        parser.add_argument("--drift", type=float, default=0.5, help="0.0 (none) to 1.0 (strong)")
+        parser.add_argument("--hours", type=float, default=24.0, help="period the traffic is spread over")
+        parser.add_argument("--feedback-delay", type=float, default=60.0, help="minutes before ground truth arrives")
+        parser.add_argument("--label-rate", type=float, default=1.0, help="share of predictions that get feedback")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--snapshots", action="store_true", help="compute one snapshot per interval of the period")
+
+    def handle(self, *args, **opts):
+        from deployments.models import Deployment
+
+        if not 0 <= opts["drift"] <= 1:
+            raise CommandError("--drift must be between 0 and 1.")
+        if not 1 <= opts["n"] <= 1_000_000:
+            raise CommandError("--n must be between 1 and 1000000.")
+        deployment = Deployment.objects.select_related("model_version", "project").filter(pk=opts["deployment"]).first()
+        if deployment is None:
+            raise CommandError(f"No deployment {opts['deployment']}.")
+        result = simulate(
+            deployment=deployment,
+            n=opts["n"],
+            drift=opts["drift"],
+            hours=opts["hours"],
+            feedback_delay_minutes=opts["feedback_delay"],
+            label_rate=opts["label_rate"],
+            seed=opts["seed"],
+            snapshots=opts["snapshots"],
+        )
+        self.stdout.write(
+            f"{result.predictions} predictions, {result.labelled} labelled, drift on {result.drift_feature}, "
+            f"{result.snapshots} snapshots"
+        )
