@@ -14,7 +14,10 @@ import pandas as pd
 
 
 def reference_stats_build(
-    *, frame: pd.DataFrame, input_schema: list[dict[str, Any]], predictions: np.ndarray | None = None,
+    *,
+    frame: pd.DataFrame,
+    input_schema: list[dict[str, Any]],
+    predictions: np.ndarray | None = None,
     confidences: np.ndarray | None = None,
 ) -> dict[str, Any]:
     return {}
