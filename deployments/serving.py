@@ -365,7 +365,7 @@ def score(model: Any, X: pd.DataFrame, *, task_type: str, classes: list[Any]) ->
     """One call to the pipeline for the whole request (or chunk)."""
     if task_type == "classification" and hasattr(model, "predict_proba"):
         proba = np.asarray(model.predict_proba(X), dtype=np.float64)
-        model_classes = list(getattr(model, "classes_", classes) or classes)
+        model_classes = list(classes) if classes else [_label(c) for c in model.classes_]
         best = proba.argmax(axis=1)
         labels = [_label(model_classes[i]) for i in best.tolist()]
         conf = proba[np.arange(len(best)), best].tolist()
