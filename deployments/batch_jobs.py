@@ -104,6 +104,7 @@ def _log_rows(
             "status": "accepted",
             "latency_ms": latency_ms,
             "caller": f"job:{job.pk}",
+            "actual_source": "",
             "created_at": now.isoformat(),
         }
     )
@@ -113,7 +114,7 @@ def _log_rows(
         columns = ", ".join(frame.columns)
         table = Prediction._meta.db_table
         with connection.cursor() as cursor:
-            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:  # noqa: S608
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (actual_source))") as copy:  # noqa: S608
                 copy.write(buffer.getvalue())
     else:  # the embedded SQLite mode
         Prediction.objects.bulk_create(
