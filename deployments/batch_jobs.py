@@ -114,7 +114,9 @@ def _log_rows(
         columns = ", ".join(frame.columns)
         table = Prediction._meta.db_table
         with connection.cursor() as cursor:
-            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (actual_source))") as copy:  # noqa: S608
+            with cursor.copy(
+                f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (actual_source))"
+            ) as copy:
                 copy.write(buffer.getvalue())
     else:  # the embedded SQLite mode
         Prediction.objects.bulk_create(
@@ -192,7 +194,7 @@ def batch_predict(job: Job, ctx: JobContext) -> dict:
     model = model_for(version)
     classes = [str(c) for c in (version.classes or getattr(model, "classes_", []))]
     fmt = p.get("output_format", "csv")
-    tmp = tempfile.NamedTemporaryFile(suffix=f".{fmt}", delete=False)  # noqa: SIM115 - closed in finally
+    tmp = tempfile.NamedTemporaryFile(suffix=f".{fmt}", delete=False)
     tmp.close()
     writer: pq.ParquetWriter | None = None
     rows = errors = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from projects.services import audit_record
 from projects.webhooks import project_event
 
 UNKNOWN_POLICIES = ("error", "allow")
+logger = logging.getLogger(__name__)
 
 
 # --- deployments and their versions ----------------------------------------------------------
@@ -410,13 +412,13 @@ def error_count(*, deployment: Deployment, kind: str, n: int = 1) -> None:
     try:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {table} (project_id, deployment_id, minute, kind, count) VALUES (%s, %s, %s, %s, %s) "  # noqa: S608 - table name is ours
+                f"INSERT INTO {table} (project_id, deployment_id, minute, kind, count) VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT (deployment_id, minute, kind) DO UPDATE SET count = "
                 f"{table}.count + EXCLUDED.count",
                 [deployment.project_id, deployment.pk, minute, kind, n],
             )
-    except Exception:  # noqa: BLE001 - counting an error must never turn into another error
-        pass
+    except Exception:
+        logger.warning("could not count a %s error of deployment %s", kind, deployment.pk, exc_info=True)
 
 
 # --- predictions ----------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def sample_instance(schema: list[dict[str, Any]]) -> dict[str, Any]:
         if t == NUMERIC:
             lo, hi = f.get("min", 0), f.get("max", 0)
             mid = (lo + hi) / 2 if lo is not None and hi is not None else 0
-            out[f["name"]] = int(round(mid)) if f.get("integer") else round(float(mid), 4)
+            out[f["name"]] = round(mid) if f.get("integer") else round(float(mid), 4)
         elif t == CATEGORICAL:
             cats = f.get("categories") or [""]
             out[f["name"]] = cats[0]

@@ -21,7 +21,9 @@ def _upload(frame: pd.DataFrame, fmt: str) -> SimpleUploadedFile:
 
 
 @pytest.mark.parametrize(("in_fmt", "out_fmt"), [("csv", "csv"), ("parquet", "parquet")])
-def test_batch_over_an_upload_scores_every_row_and_logs_them(team, api, deployment, worker, in_fmt, out_fmt, monkeypatch):
+def test_batch_over_an_upload_scores_every_row_and_logs_them(
+    team, api, deployment, worker, in_fmt, out_fmt, monkeypatch
+):
     monkeypatch.setattr("deployments.batch_jobs.CHUNK_ROWS", 70)  # several chunks in a small file
     frame = loan_frame(250, seed=5)[FEATURES]
     frame.loc[3, "color"] = "purple"  # refused row: unknown category
@@ -54,9 +56,7 @@ def test_batch_over_an_upload_scores_every_row_and_logs_them(team, api, deployme
 
 def test_batch_over_a_dataset_version(team, api, deployment, worker):
     dv = deployment.model_version.dataset_version
-    r = api("editor").post(
-        f"/api/v1/deployments/{deployment.pk}/batch/", {"dataset_version": dv.pk}, format="json"
-    )
+    r = api("editor").post(f"/api/v1/deployments/{deployment.pk}/batch/", {"dataset_version": dv.pk}, format="json")
     assert r.status_code == 202, r.content
     job = wait_for_job(r.json()["id"])
     assert job.status == "succeeded", job.error
@@ -86,7 +86,9 @@ def test_batch_permissions_and_bad_input(team, api, deployment, registered, sett
 
 def test_batch_with_missing_columns_fails_the_job_with_a_clear_error(team, api, deployment, worker):
     frame = loan_frame(20)[["age", "income"]]
-    r = api("editor").post(f"/api/v1/deployments/{deployment.pk}/batch/", {"file": _upload(frame, "csv")}, format="multipart")
+    r = api("editor").post(
+        f"/api/v1/deployments/{deployment.pk}/batch/", {"file": _upload(frame, "csv")}, format="multipart"
+    )
     job = wait_for_job(r.json()["id"])
     assert job.status == "failed" and "score" in job.error and "color" in job.error
     assert not Prediction.objects.exists()

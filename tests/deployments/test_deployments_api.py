@@ -12,7 +12,9 @@ pytestmark = pytest.mark.django_db
 
 def create(client, project, version, **extra):
     return client.post(
-        "/api/v1/deployments/", {"project": project.pk, "name": "loans", "model_version": version.pk, **extra}, format="json"
+        "/api/v1/deployments/",
+        {"project": project.pk, "name": "loans", "model_version": version.pk, **extra},
+        format="json",
     )
 
 
@@ -78,7 +80,11 @@ def test_webhook_events_are_queued_for_registry_and_deployment(team, api, go_pro
     api("editor").post(f"/api/v1/deployments/{d['id']}/rollback/", {}, format="json")
     events = [j.params["event"] for j in Job.objects.filter(kind="webhook.deliver").order_by("pk")]
     assert events == [
-        "model.registered", "model.registered", "deployment.deployed", "deployment.deployed", "deployment.rolled_back"
+        "model.registered",
+        "model.registered",
+        "deployment.deployed",
+        "deployment.deployed",
+        "deployment.rolled_back",
     ]
 
 
@@ -96,7 +102,9 @@ def test_promote_then_rollback_in_one_step_and_predict_follows(team, api, regist
     r = api("editor").post(f"/api/v1/deployments/{d.pk}/rollback/", {"reason": "bad recall"}, format="json")
     assert r.status_code == 200 and r.json()["active_version"] == 1
     assert post(client, d, {"instances": [GOOD]}).json()["model_version"] == 1
-    versions = list(Prediction.objects.filter(deployment=d).order_by("created_at").values_list("model_version__version", flat=True))
+    versions = list(
+        Prediction.objects.filter(deployment=d).order_by("created_at").values_list("model_version__version", flat=True)
+    )
     assert versions == [1, 2, 1]
     history = api("viewer").get(f"/api/v1/deployments/{d.pk}/").json()["history"]
     assert [h["action"] for h in history] == ["rollback", "promote", "deploy"]
@@ -113,7 +121,10 @@ def test_rollback_without_history_is_a_conflict(team, api, deployment):
 
 def test_pause_and_resume(team, api, deployment):
     assert api("viewer").post(f"/api/v1/deployments/{deployment.pk}/pause/").status_code == 403
-    assert api("editor").post(f"/api/v1/deployments/{deployment.pk}/pause/", {"reason": "incident"}).json()["status"] == "paused"
+    assert (
+        api("editor").post(f"/api/v1/deployments/{deployment.pk}/pause/", {"reason": "incident"}).json()["status"]
+        == "paused"
+    )
     assert post(api("editor"), deployment, {"instances": [GOOD]}).status_code == 503
     assert api("editor").post(f"/api/v1/deployments/{deployment.pk}/resume/").json()["status"] == "active"
     assert post(api("editor"), deployment, {"instances": [GOOD]}).status_code == 200

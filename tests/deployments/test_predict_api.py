@@ -61,7 +61,9 @@ def test_predict_roles_for_user_tokens(team, api, deployment):
 
 
 def test_a_key_works_only_on_its_own_deployment(team, registered, deployment):
-    other = deployment_create(project=team.project, actor=team.editor, name="other", model_version=deployment.model_version)
+    other = deployment_create(
+        project=team.project, actor=team.editor, name="other", model_version=deployment.model_version
+    )
     client, _ = key_client(other, team.editor)
     assert post(client, deployment, {"instances": [GOOD]}).status_code == 404
     # and a key of another project's deployment is no better
@@ -181,7 +183,9 @@ def test_regression_predictions_have_no_confidence(team, go_project):
     p = go_project
     p.task_type, p.success_metric, p.baseline_score, p.success_threshold = "regression", "rmse", 500, 300
     p.save()
-    v = model_version_register(run=make_evaluated_run(p, team.owner, task="regression", f1=250, ci=(200, 280)), actor=team.owner)
+    v = model_version_register(
+        run=make_evaluated_run(p, team.owner, task="regression", f1=250, ci=(200, 280)), actor=team.owner
+    )
     d = deployment_create(project=p, actor=team.editor, name="amounts", model_version=v)
     client, _ = key_client(d, team.editor)
     r = post(client, d, {"instances": [GOOD]})
