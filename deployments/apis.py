@@ -401,6 +401,20 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
         )
 
 
+_threads_limited = False
+
+
+def _limit_threads() -> None:
+    """One BLAS / OpenMP thread per web worker: a one-row predict gains nothing from a thread pool,
+    and several gunicorn workers each spinning a pool on the same cores ruin tail latency."""
+    global _threads_limited
+    if not _threads_limited:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(settings.SERVING_THREADS)
+        _threads_limited = True
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -414,6 +428,7 @@ class PredictApi(APIView):
 
     def post(self, request, pk):
         started = time.perf_counter()
+        _limit_threads()
         auth = request.auth
         if isinstance(auth, ApiKey):
             # A key for another deployment gets the same 404 as a deployment that does not exist.
