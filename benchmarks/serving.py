@@ -295,7 +295,7 @@ MLFLOW_TRAIN = (
 import sys
 import pandas as pd
 import mlflow.sklearn
-frame = pd.read_parquet(sys.argv[1])
+frame = pd.read_csv(sys.argv[1])
 num = [c for c in frame.columns if c.startswith("num_")]
 cat = [c for c in frame.columns if c.startswith("cat_")]
 pipe = make_pipeline(num, cat).fit(frame[num + cat], frame["label"])
@@ -308,16 +308,14 @@ def mlflow_ready() -> Path:
     mlflow = MLFLOW_VENV / "bin" / "mlflow"
     if not mlflow.exists():
         subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
-        subprocess.run(
-            [str(MLFLOW_VENV / "bin" / "pip"), "install", "-q", "mlflow", "scikit-learn==1.9.1", "pyarrow"], check=True
-        )
+        subprocess.run([str(MLFLOW_VENV / "bin" / "pip"), "install", "-q", "mlflow", "scikit-learn==1.9.1"], check=True)
     return mlflow
 
 
 def mlflow_arm(frame: pd.DataFrame, body_records: str, seconds: int, warmup: int, tmp: Path) -> dict:
     mlflow = mlflow_ready()
-    data = tmp / "train.parquet"
-    frame.to_parquet(data, index=False)
+    data = tmp / "train.csv"
+    frame.to_csv(data, index=False)
     model_dir = tmp / "mlflow-model"
     script = tmp / "train_mlflow.py"
     script.write_text(MLFLOW_TRAIN)

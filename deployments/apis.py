@@ -132,6 +132,14 @@ class DeploymentCreateSerializer(serializers.Serializer):
     justification = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
 
 
+class DeploymentUpdateSerializer(serializers.Serializer):
+    unknown_category_policy = serializers.ChoiceField(choices=services.UNKNOWN_POLICIES, required=False)
+    allow_missing = serializers.BooleanField(required=False)
+    max_instances = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    review_threshold = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    review_mode = serializers.ChoiceField(choices=["hold", "flag"], required=False)
+
+
 class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
@@ -274,6 +282,16 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
         data["history"] = ChangeSerializer(selectors.deployment_history(deployment)[:100], many=True).data
         data["gate"] = registry.gate_check(deployment.model_version, deployment.project).as_dict()
         return Response(data)
+
+    def partial_update(self, request, pk=None):
+        deployment = self.get_object()
+        body = DeploymentUpdateSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        unknown = [k for k in request.data if k not in DeploymentUpdateSerializer().fields]
+        if unknown:
+            raise InvalidInput(f"This field cannot be changed here: {unknown[0]}.", field=str(unknown[0]))
+        d = services.deployment_update(deployment=deployment, actor=request.user, **body.validated_data)
+        return Response(DeploymentSerializer(d).data)
 
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):

@@ -195,6 +195,40 @@ def deployment_promote(
     return d
 
 
+UPDATABLE = ("unknown_category_policy", "allow_missing", "max_instances", "review_threshold", "review_mode")
+
+
+def deployment_update(*, deployment: Deployment, actor: Any, **changes: Any) -> Deployment:
+    """Change a deployment's serving policy (validation, review threshold and mode); audited."""
+    unknown = [k for k in changes if k not in UPDATABLE]
+    if unknown:
+        raise InvalidInput(f"This field cannot be changed here: {unknown[0]}.", field=unknown[0])
+    if "unknown_category_policy" in changes and changes["unknown_category_policy"] not in UNKNOWN_POLICIES:
+        raise InvalidInput("Choose error or allow.", field="unknown_category_policy")
+    t = changes.get("review_threshold")
+    if t is not None and not 0 <= t <= 1:
+        raise InvalidInput("The review threshold is a confidence between 0 and 1.", field="review_threshold")
+    m = changes.get("max_instances")
+    if m is not None and not 1 <= m <= settings.PREDICT_MAX_INSTANCES:
+        raise InvalidInput(f"Between 1 and {settings.PREDICT_MAX_INSTANCES}.", field="max_instances")
+    if "review_mode" in changes and changes["review_mode"] not in ReviewMode.values:
+        raise InvalidInput("Choose hold or flag.", field="review_mode")
+    with transaction.atomic():
+        d = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        before = {k: getattr(d, k) for k in changes}
+        for k, v in changes.items():
+            setattr(d, k, v)
+        d.save(update_fields=[*changes, "updated_at"])
+        audit_record(
+            actor=actor,
+            action="deployment.updated",
+            project=d.project,
+            obj=d,
+            data={"before": before, "after": changes},
+        )
+    return d
+
+
 def previous_version(deployment: Deployment) -> ModelVersion | None:
     """The version that was active before the current one (the last version change's origin)."""
     change = (
@@ -334,12 +368,13 @@ def api_key_revoke(*, api_key: ApiKey, actor: Any) -> ApiKey:
 
 
 def api_key_authenticate(key: str) -> ApiKey | None:
-    """The live key for this clear text, or None. Fast: one SHA-256 and one indexed lookup."""
-    api_key = (
-        ApiKey.objects.select_related("deployment__model_version", "deployment__shadow_model_version")
-        .filter(key_hash=hash_key(key), revoked_at__isnull=True)
-        .first()
-    )
+    """The live key for this clear text, or None. Fast: one SHA-256 and one indexed query.
+
+    The key's deployment comes with it (small row); its model version comes from the
+    per-process cache (`version_cached`): registered versions never change.
+    """
+    rows = ApiKey.objects.select_related("deployment").filter(key_hash=hash_key(key), revoked_at__isnull=True)
+    api_key = next(iter(rows.order_by()[:1]), None)
     if api_key is None:
         return None
     now = timezone.now()
@@ -348,6 +383,24 @@ def api_key_authenticate(key: str) -> ApiKey | None:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
     return api_key
+
+
+_versions: dict[int, ModelVersion] = {}
+
+
+def version_cached(version_id: int) -> ModelVersion:
+    """A model version for serving, without its large JSON (drift reference, card, lineage).
+
+    Versions are immutable once registered, so each process reads one at most once; a
+    deployment that switches version simply asks for another id.
+    """
+    version = _versions.get(version_id)
+    if version is None:
+        version = ModelVersion.objects.defer("reference_stats", "model_card", "lineage").get(pk=version_id)
+        if len(_versions) > 64:
+            _versions.clear()
+        _versions[version_id] = version
+    return version
 
 
 # --- rate limit -------------------------------------------------------------------------------------
@@ -463,7 +516,7 @@ def predict(
     if len(instances) > limit:
         error_count(deployment=deployment, kind="validation")
         raise PayloadTooLarge(f"At most {limit} instances per request (got {len(instances)}).", field="instances")
-    version = deployment.model_version
+    version = version_cached(deployment.model_version_id)
     validator = _validator(deployment, version)
     columns, errors = validator.validate(instances)
     if errors:
@@ -551,7 +604,7 @@ def _uuid(s: str):
 def _shadow(*, deployment: Deployment, instances, X, caller: str) -> None:
     """Score the challenger on the same rows and log its predictions (source="shadow"); never fails the call."""
     try:
-        shadow = deployment.shadow_model_version
+        shadow = version_cached(deployment.shadow_model_version_id)
         if [f["name"] for f in shadow.input_schema] != list(X.columns):
             return
         scored = serving.score(model_for(shadow), X, task_type=shadow.task_type, classes=shadow.classes)

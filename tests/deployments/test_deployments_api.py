@@ -172,3 +172,20 @@ def test_shadow_version_logs_without_answering(team, api, registered):
     assert body["model_version"] == 1 and len(body["predictions"]) == 2
     assert Prediction.objects.filter(deployment=d, source="shadow", model_version=v2).count() == 2
     assert Prediction.objects.filter(deployment=d, source="api", model_version=v1).count() == 2
+
+
+def test_patch_serving_policy(team, api, deployment):
+    url = f"/api/v1/deployments/{deployment.pk}/"
+    assert api("outsider").patch(url, {"review_threshold": 0.5}).status_code == 404
+    assert api("viewer").patch(url, {"review_threshold": 0.5}).status_code == 403
+    assert api("editor").patch(url, {"review_threshold": 1.5}).status_code == 400
+    assert api("editor").patch(url, {"model_version": 99}).status_code == 400
+    r = api("editor").patch(url, {"review_threshold": 0.55, "unknown_category_policy": "allow", "review_mode": "hold"})
+    assert r.status_code == 200, r.content
+    deployment.refresh_from_db()
+    assert (deployment.review_threshold, deployment.unknown_category_policy, deployment.review_mode) == (
+        0.55,
+        "allow",
+        "hold",
+    )
+    assert AuditEvent.objects.filter(action="deployment.updated").exists()
