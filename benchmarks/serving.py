@@ -299,7 +299,7 @@ frame = pd.read_csv(sys.argv[1])
 num = [c for c in frame.columns if c.startswith("num_")]
 cat = [c for c in frame.columns if c.startswith("cat_")]
 pipe = make_pipeline(num, cat).fit(frame[num + cat], frame["label"])
-mlflow.sklearn.save_model(pipe, sys.argv[2], input_example=frame[num + cat].head(2))
+mlflow.sklearn.save_model(pipe, sys.argv[2], input_example=frame[num + cat].head(2), serialization_format="cloudpickle")
 """
 )
 
