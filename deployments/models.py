@@ -273,3 +273,23 @@ class Alert(models.Model):
                 fields=["deployment", "key"], condition=Q(state="firing"), name="alert_one_firing_per_key"
             ),
         ]
+
+
+class PredictionErrorCount(models.Model):
+    """Refused or failed predict calls per deployment, minute and kind (validation, server, ...).
+
+    Monitoring reads "error rate by kind" from here: a refused request writes no Prediction row,
+    so its count lives in this small table, one upserted row per minute and kind.
+    """
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="error_counts")
+    minute = models.DateTimeField()
+    kind = models.CharField(max_length=20)  # validation, server, auth, rate_limited, paused
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-minute"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "minute", "kind"], name="prediction_error_count_unique"),
+        ]

@@ -198,6 +198,10 @@ FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")  # Fernet key; derived fr
 # --- Serving --------------------------------------------------------------------------------
 PREDICT_MAX_INSTANCES = env_int("PREDICT_MAX_INSTANCES", 1000, minimum=1)
 PREDICTION_LOGGING = env_bool("PREDICTION_LOGGING", True)  # off only for the benchmark's price arm
+# Predictions are committed with PostgreSQL's asynchronous commit unless this is on (durable on
+# disk before the 200, at the price of one WAL flush per request).
+PREDICTION_LOG_SYNC_COMMIT = env_bool("PREDICTION_LOG_SYNC_COMMIT", False)
+SERVING_THREADS = env_int("SERVING_THREADS", 1, minimum=1)  # OpenMP/BLAS threads per web worker for predict
 
 # --- Email ----------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND") or (

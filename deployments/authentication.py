@@ -1,0 +1,45 @@
+"""`Authorization: Api-Key <key>`: deployment API keys, for the predict endpoint only."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AnonymousUser
+from rest_framework import authentication, exceptions
+
+from deployments.services import api_key_authenticate
+
+
+class ApiKeyUser(AnonymousUser):
+    """The caller behind a deployment API key: no project role, only its one deployment."""
+
+    def __init__(self, api_key):
+        super().__init__()
+        self.api_key = api_key
+
+    @property
+    def is_authenticated(self) -> bool:  # type: ignore[override]
+        return True
+
+    def __str__(self) -> str:
+        return f"key:{self.api_key.pk}"
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Api-Key"
+
+    def authenticate(self, request):  # type: ignore[override]
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Invalid key header: expected 'Api-Key <key>'.")
+        try:
+            key = header[1].decode()
+        except UnicodeError:
+            raise exceptions.AuthenticationFailed("Invalid key header: the key is not valid text.") from None
+        api_key = api_key_authenticate(key)
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        return ApiKeyUser(api_key), api_key
+
+    def authenticate_header(self, request):  # type: ignore[override]
+        return self.keyword

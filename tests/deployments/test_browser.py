@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+
+from deployments.models import Deployment, Prediction
+from tests.conftest import login
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_editor_deploys_tries_creates_a_key_and_rolls_back(page, team, registered):
+    v1 = registered()
+    registered(seed=1)
+    login(page, team.editor.username)
+    page.goto(f"/projects/{team.project.pk}/models/")
+    assert page.locator("#versions tr[data-version='2']").is_visible()
+    page.click("#versions tr[data-version='1'] >> text=Deploy")
+    assert page.locator("#gate[data-passed='1']").is_visible()
+    page.fill("#name", "loans")
+    page.click("#create-deployment button[type=submit]")
+    page.wait_for_url("**/deployments/*/")
+    d = Deployment.objects.get()
+    assert d.model_version_id == v1.pk
+    # try it: the sample instance is prefilled
+    page.click("#try-send")
+    page.wait_for_selector("#try-result")
+    assert '"model_version": 1' in page.text_content("#try-result")
+    assert Prediction.objects.filter(deployment=d).count() == 1
+    # a key, shown once
+    page.fill("#key-name", "loan app")
+    page.click("#key-create")
+    key = page.text_content("#new-key-value").strip()
+    assert key.startswith("mlpk_")
+    page.goto(f"/deployments/{d.pk}/")
+    assert page.locator("#new-key").count() == 0 and key not in page.content()
+    # promote v2, then roll back in one click
+    page.select_option("#promote-version", label=page.locator("#promote-version option").first.text_content())
+    page.click("#promote-form button[type=submit]")
+    assert page.text_content("#active-version").strip() == "v2"
+    page.click("#rollback")
+    assert page.text_content("#active-version").strip() == "v1"
+    assert page.locator("#history tr[data-action='rollback']").count() == 1
+    d.refresh_from_db()
+    assert d.model_version_id == v1.pk
