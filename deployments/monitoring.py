@@ -149,16 +149,10 @@ def _percentiles(deployment: Deployment, start: datetime, end: datetime) -> dict
     return dict(zip(keys, [float(x) for x in np.percentile(lat, [50, 95, 99])], strict=True))
 
 
-def _error_counts(deployment: Deployment, start: datetime, end: datetime) -> dict[str, int | None]:
-    """Rejected requests by kind, if the serving side records them (`deployments.serving_errors`).
+def _error_counts(deployment: Deployment, start: datetime, end: datetime) -> dict[str, int]:
+    """Rejected requests by kind, counted by the serving code (failed predictions are not logged)."""
+    from deployments import serving_errors
 
-    Predictions that failed validation or crashed are not written to the prediction log, so
-    their counts come from the serving code; without it the counts are None ("not recorded").
-    """
-    try:
-        from deployments import serving_errors  # type: ignore[attr-defined]
-    except ImportError:
-        return {"validation": None, "server": None}
     return serving_errors.error_counts(deployment=deployment, start=start, end=end)
 
 
@@ -1220,11 +1214,11 @@ def retrain_run(*, job: Any, ctx: Any) -> dict[str, Any]:
 
 
 def gate_check_challenger(*, deployment: Deployment, challenger: ModelVersion) -> dict[str, Any]:
-    """Promotion gate for a retrained challenger: it must beat the deployed champion on the fresh holdout.
+    """Promotion gate for a retrained challenger: the deployment gate (final test score beats the
+    baseline and meets the success threshold, decision go) *and* it beat the deployed champion on
+    the same fresh holdout."""
+    from deployments.registry import gate_check
 
-    TODO(merge): combine with the deployments engineer's `gate_check` (project success threshold,
-    baseline) when it exists.
-    """
     comparison = (challenger.lineage or {}).get("comparison") or {}
     champion_id = (comparison.get("champion") or {}).get("id")
     checks = [
@@ -1241,14 +1235,25 @@ def gate_check_challenger(*, deployment: Deployment, challenger: ModelVersion) -
             "detail": f"{comparison.get('primary_metric')} on {comparison.get('holdout_rows')} fresh rows",
         },
     ]
-    return {"passed": all(c["passed"] for c in checks), "checks": checks}
+    project_gate = gate_check(challenger, deployment.project)
+    checks.append(
+        {
+            "name": "deployment_gate",
+            "passed": project_gate.passed,
+            "detail": "Meets the project's bar" if project_gate.passed else "; ".join(project_gate.reasons),
+        }
+    )
+    return {"passed": all(c["passed"] for c in checks), "checks": checks, "project_gate": project_gate.as_dict()}
 
 
 def challenger_promote(*, deployment: Deployment, challenger: ModelVersion, actor: Any) -> Deployment:
-    """Make the challenger the deployed version, only if the gate passes (else 409)."""
-    from deployments.models import DeploymentChange
+    """Make the challenger the deployed version, only through the gate (else 409).
+
+    The promotion itself is the deployments service's (history, audit, webhooks), so a retrained
+    version is promoted exactly like any other, plus the champion comparison.
+    """
+    from deployments.services import deployment_promote
     from mlplatform.errors import Conflict
-    from projects.services import audit_record
 
     if challenger.project_id != deployment.project_id or not (challenger.lineage or {}).get("retrain_job"):
         raise InvalidInput("Not a retrained challenger of this project.", field="model_version")
@@ -1256,26 +1261,9 @@ def challenger_promote(*, deployment: Deployment, challenger: ModelVersion, acto
     if not gate["passed"]:
         failed = [c["detail"] for c in gate["checks"] if not c["passed"]]
         raise Conflict("The promotion gate failed: " + "; ".join(failed))
-    with transaction.atomic():
-        deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
-        previous = deployment.model_version_id
-        deployment.model_version = challenger
-        deployment.save(update_fields=["model_version", "updated_at"])
-        DeploymentChange.objects.create(
-            project=deployment.project,
-            deployment=deployment,
-            action="promote",
-            from_version_id=previous,
-            to_version=challenger,
-            reason="Retrained challenger beat the champion on fresh data",
-            gate=gate,
-            actor=actor,
-        )
-        audit_record(
-            actor=actor,
-            action="deployment.promote",
-            project=deployment.project,
-            obj=deployment,
-            data={"from": previous, "to": challenger.pk, "gate": gate},
-        )
-    return deployment
+    return deployment_promote(
+        deployment=deployment,
+        actor=actor,
+        model_version=challenger,
+        reason="Retrained challenger beat the champion on fresh data",
+    )

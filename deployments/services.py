@@ -641,28 +641,6 @@ def _shadow(*, deployment: Deployment, instances, X, caller: str) -> None:
 # --- feedback ---------------------------------------------------------------------------------------
 
 
-def prediction_feedback(*, deployment: Deployment, prediction_id: Any, actual: Any, actor: Any) -> Prediction:
-    """Ground truth for a logged prediction (live performance)."""
-    import uuid
-
-    try:
-        pid = uuid.UUID(str(prediction_id))
-    except ValueError:
-        raise InvalidInput("Not a prediction id.", field="prediction_id") from None
-    if actual is None:
-        raise InvalidInput("Send the actual value.", field="actual")
-    with transaction.atomic():
-        try:
-            p = Prediction.objects.select_for_update().get(pk=pid, deployment=deployment)
-        except Prediction.DoesNotExist:
-            raise InvalidInput("No such prediction in this deployment.", field="prediction_id") from None
-        p.actual = actual
-        p.actual_source = "feedback"
-        p.actual_at = timezone.now()
-        p.save(update_fields=["actual", "actual_source", "actual_at"])
-    return p
-
-
 def minute_floor(dt: datetime) -> datetime:
     return dt.replace(second=0, microsecond=0)
 

@@ -8,6 +8,8 @@ from celery import shared_task
 @shared_task(name="deployments.tasks.schedule_snapshots", ignore_result=True)
 def schedule_snapshots() -> int:
     """Queue a monitoring snapshot for every deployment whose interval has passed."""
-    from deployments import monitoring_schedule
+    from deployments import monitoring_schedule, reviews
 
+    # The review queue's SLA alert fires on time even between snapshots.
+    reviews.review_sla_check_all()
     return monitoring_schedule.schedule_due_snapshots()

@@ -14,7 +14,6 @@ retrained on production labels can fix. Feedback goes through `monitoring.feedba
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -46,15 +45,7 @@ def _drift_feature(train: pd.DataFrame, schema: list[dict], target: str, task_ty
     return min(corr, key=lambda c: abs(np.nan_to_num(corr[c], nan=0.0)))
 
 
-def _predict_batch(model: Any, frame: pd.DataFrame) -> tuple[list[Any], list[float | None], float]:
-    """The model call (TODO(merge): route through the serving module's predict service)."""
-    t0 = time.perf_counter()
-    preds = model.predict(frame)
-    conf: list[float | None] = [None] * len(frame)
-    if hasattr(model, "predict_proba"):
-        conf = np.max(model.predict_proba(frame), axis=1).tolist()
-    ms = (time.perf_counter() - t0) * 1000 / max(len(frame), 1)
-    return [p.item() if hasattr(p, "item") else p for p in preds], conf, ms
+SIMULATED_REQUEST_SIZE = 50
 
 
 def simulate(
@@ -69,9 +60,8 @@ def simulate(
     snapshots: bool = False,
 ) -> SimulationResult:
     from datasets.selectors import split_frames
-    from deployments import monitoring
+    from deployments import monitoring, services
     from deployments.models import Prediction
-    from mlplatform.artifacts import model_load
 
     mv = deployment.model_version
     if mv.dataset_version is None:
@@ -99,31 +89,24 @@ def simulate(
             actual = pd.to_numeric(actual, errors="coerce") + changed * 2 * float(
                 pd.to_numeric(train[mv.target], errors="coerce").std() or 1.0
             )
-    model = model_load(mv.artifact_key, mv.sha256)
-    preds, confs, per_row_ms = _predict_batch(model, rows[features])
     now = timezone.now()
     start = now - timedelta(hours=hours)
     times = [start + (now - start) * float(p) for p in progress]
     inputs = rows[features].astype(object).where(rows[features].notna(), None).to_dict("records")
-    objs = [
-        Prediction(
-            project=deployment.project,
-            deployment=deployment,
-            model_version=mv,
-            source="simulator",
-            inputs={k: (v.item() if hasattr(v, "item") else v) for k, v in inputs[i].items()},
-            prediction=preds[i],
-            confidence=confs[i],
-            latency_ms=per_row_ms * (1 + rng.gamma(2.0, 0.5)),
-            created_at=times[i],
-        )
-        for i in range(n)
-    ]
-    Prediction.objects.bulk_create(objs, batch_size=1000)
+    inputs = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in inputs]
+    # Through the real predict service (validation, scoring, logging, review routing), in small
+    # requests; each request's rows are then dated back to its place in the simulated period.
+    ids: list[str] = []
+    for k in range(0, n, SIMULATED_REQUEST_SIZE):
+        chunk = inputs[k : k + SIMULATED_REQUEST_SIZE]
+        result = services.predict(deployment=deployment, instances=chunk, caller="simulator", source="simulator")
+        chunk_ids = [p["id"] for p in result.predictions]
+        Prediction.objects.filter(pk__in=chunk_ids).update(created_at=times[k])
+        ids.extend(str(i) for i in chunk_ids)
     delay = timedelta(minutes=feedback_delay_minutes)
     items = [
         {
-            "prediction_id": str(objs[i].pk),
+            "prediction_id": ids[i],
             "actual": actual.iloc[i].item() if hasattr(actual.iloc[i], "item") else actual.iloc[i],
         }
         for i in range(n)
