@@ -23,6 +23,7 @@ created and migrated if missing).
 
 from __future__ import annotations
 
+import secrets
 import argparse
 import json
 import os
@@ -124,7 +125,7 @@ def evidently(ref_path: Path, cur_path: Path) -> float | None:
 
 def setup_django() -> None:
     os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mlp_monitoring_bench")
-    os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-7c1e9a2b4d6f8e0a1c3b5d7f9e1a3c5b")
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(40))
     os.environ.setdefault("DEBUG", "0")
     os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost")
     os.environ.setdefault("HTTPS", "0")

@@ -13,6 +13,7 @@ Ratios are measured side by side in one run:
 
 from __future__ import annotations
 
+import secrets
 import argparse
 import os
 import statistics
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mlp_review_bench")
 os.environ["DATABASE_URL"] = DB_URL
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/4")
-os.environ.setdefault("SECRET_KEY", "benchmark-only-secret-key-not-used-anywhere-else-0a1b2c3d")
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(40))
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("HTTPS", "0")
 os.environ.setdefault("STATIC_MANIFEST", "0")

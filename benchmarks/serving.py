@@ -21,6 +21,7 @@ recreated; BENCH_REDIS_URL, default redis://127.0.0.1:6379/9).
 
 from __future__ import annotations
 
+import secrets
 import argparse
 import json
 import os
@@ -163,7 +164,7 @@ def platform_env(tmp: Path) -> dict:
     env.update(
         DATABASE_URL=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mlp_bench_serving"),
         REDIS_URL=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9"),
-        SECRET_KEY="benchmark-only-secret-key-0123456789abcdef",  # noqa: S106 - a throwaway database
+        SECRET_KEY=secrets.token_urlsafe(40),
         DEBUG="0",
         HTTPS="0",
         STATIC_MANIFEST="0",

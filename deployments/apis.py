@@ -11,6 +11,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404
 from django.urls import path
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
@@ -231,6 +232,7 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proj
 class RegisterRunApi(APIView):
     """POST /api/v1/runs/{id}/register/: the evaluated run becomes the project's next model version."""
 
+    @extend_schema(request=None, responses={201: ModelVersionSerializer})
     def post(self, request, pk):
         run = access(request.user, Run.objects.select_related("experiment", "project"), pk, Action.RUN_EXPERIMENTS)
         version = registry.model_version_register(run=run, actor=request.user)
@@ -437,6 +439,25 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class PredictIn(serializers.Serializer):
+    instances = serializers.ListField(child=serializers.DictField(), min_length=1)
+
+
+class PredictionOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    prediction = serializers.JSONField()
+    confidence = serializers.FloatField(allow_null=True)
+    probabilities = serializers.DictField(allow_null=True, required=False)
+    interval = serializers.ListField(child=serializers.FloatField(), allow_null=True, required=False)
+    status = serializers.ChoiceField(choices=["accepted", "pending_review"])
+    review_id = serializers.IntegerField(required=False, allow_null=True)
+
+
+class PredictOut(serializers.Serializer):
+    model_version = serializers.IntegerField()
+    predictions = PredictionOut(many=True)
+
+
 class PredictApi(APIView):
     """POST /api/v1/deployments/{id}/predict/: `Api-Key` (one deployment) or a user with PREDICT."""
 
@@ -444,6 +465,7 @@ class PredictApi(APIView):
     permission_classes: list = []
     throttle_classes: list = []
 
+    @extend_schema(request=PredictIn, responses=PredictOut)
     def post(self, request, pk):
         started = time.perf_counter()
         _limit_threads()

@@ -16,6 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import ListAPIView
@@ -112,9 +114,33 @@ def monitoring_payload(deployment: Deployment) -> dict[str, Any]:
     }
 
 
+class FeedbackItemIn(serializers.Serializer):
+    prediction_id = serializers.CharField()
+    actual = serializers.JSONField()
+
+
+class FeedbackIn(serializers.Serializer):
+    prediction_id = serializers.CharField(required=False)
+    actual = serializers.JSONField(required=False)
+    items = FeedbackItemIn(many=True, required=False)
+
+
+class WindowIn(serializers.Serializer):
+    window_minutes = serializers.IntegerField(required=False, min_value=1)
+
+
+class RetrainIn(serializers.Serializer):
+    holdout_fraction = serializers.FloatField(required=False, min_value=0.05, max_value=0.9)
+
+
+class PromoteIn(serializers.Serializer):
+    model_version = serializers.IntegerField()
+
+
 class FeedbackApi(APIView):
     authentication_classes = FEEDBACK_AUTH
 
+    @extend_schema(request=FeedbackIn, responses=OpenApiTypes.OBJECT)
     def post(self, request, pk: int):
         deployment = deployment_for(request, pk, Action.PREDICT)
         body = request.data
@@ -136,10 +162,12 @@ class FeedbackApi(APIView):
 
 
 class MonitoringApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, pk: int):
         deployment = deployment_for(request, pk, Action.VIEW)
         return Response(monitoring_payload(deployment))
 
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def patch(self, request, pk: int):
         deployment = deployment_for(request, pk, Action.MANAGE_DEPLOYMENTS)
         if not isinstance(request.data, dict):
@@ -155,6 +183,7 @@ class MonitoringApi(APIView):
 
 
 class SnapshotApi(APIView):
+    @extend_schema(request=WindowIn, responses={202: JobSerializer})
     def post(self, request, pk: int):
         deployment = deployment_for(request, pk, Action.MANAGE_DEPLOYMENTS)
         job = monitoring.snapshot_request(
@@ -164,6 +193,7 @@ class SnapshotApi(APIView):
 
 
 class RetrainApi(APIView):
+    @extend_schema(request=RetrainIn, responses={202: JobSerializer})
     def post(self, request, pk: int):
         deployment = deployment_for(request, pk, Action.MANAGE_DEPLOYMENTS)
         job = monitoring.retrain_start(
@@ -175,6 +205,7 @@ class RetrainApi(APIView):
 
 
 class ChallengerPromoteApi(APIView):
+    @extend_schema(request=PromoteIn, responses=OpenApiTypes.OBJECT)
     def post(self, request, pk: int):
         deployment = deployment_for(request, pk, Action.MANAGE_DEPLOYMENTS)
         mv_id = request.data.get("model_version")
@@ -202,6 +233,7 @@ class AlertListApi(ListAPIView):
 
 
 class AlertAcknowledgeApi(APIView):
+    @extend_schema(request=None, responses=AlertSerializer)
     def post(self, request, pk: int):
         # Acknowledging is an operational decision on the deployment: owners and editors.
         alert = access(request.user, Alert.objects.select_related("deployment"), pk, Action.MANAGE_DEPLOYMENTS)

@@ -248,6 +248,7 @@ SPECTACULAR_SETTINGS = {
         "ReviewStatusEnum": "deployments.models.ReviewStatus.choices",
         "PredictionStatusEnum": "deployments.models.PredictionStatus.choices",
         "DeploymentStatusEnum": "deployments.models.DeploymentStatus.choices",
+        "ReviewModeEnum": "deployments.models.ReviewMode.choices",
     },
 }
 

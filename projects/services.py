@@ -162,7 +162,15 @@ def project_decide(*, project: Project, actor: Any, decision: str, rationale: st
 
 @transaction.atomic
 def project_delete(*, project: Project, actor: Any) -> None:
+    from deployments.models import Deployment, ModelVersion
+    from experiments.models import Experiment
+
     audit_record(actor=actor, action="project.deleted", project=None, obj=project, data={"name": project.name})
+    # Deployments protect their model versions and experiments their dataset versions (nothing
+    # in use disappears by accident); deleting the whole project removes them in dependency order.
+    Deployment.objects.filter(project=project).delete()
+    ModelVersion.objects.filter(project=project).delete()
+    Experiment.objects.filter(project=project).delete()
     project.delete()
 
 

@@ -12,6 +12,10 @@ from tests.monitoring.helpers import make_deployment
 
 @pytest.mark.django_db(transaction=True)
 def test_drift_alert_performance_drop_retrain_and_promotion(worker, team, api):
+    # The project cleared its problem statement: promotions go through the deployment gate.
+    team.project.decision = "go"
+    team.project.success_metric, team.project.success_threshold, team.project.baseline_score = "accuracy", 0.6, 0.5
+    team.project.save()
     deployment = make_deployment(team.project, team.owner)
     champion = deployment.model_version
     client = api("editor")
