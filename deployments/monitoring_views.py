@@ -94,10 +94,6 @@ def dashboard_view(request: HttpRequest, pk: int, deployment_id: int) -> HttpRes
         deployment=deployment,
         snapshot=snap,
         data=snap.data if snap else {},
-        review_rows=[
-            (str(k).replace("_", " ").capitalize(), v)
-            for k, v in ((snap.data.get("review") if snap else None) or {}).items()
-        ],
         chart_data=dashboard_data(deployment),
         health=monitoring.health(deployment),
         alerts=alerts,

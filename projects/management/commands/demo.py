@@ -24,7 +24,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--no-serve", action="store_true", help="Only migrate and seed.")
+        parser.add_argument("--no-serve", action="store_true", help="Only migrate and create the demo project.")
+        parser.add_argument("--no-loop", action="store_true", help="Do not train, deploy and simulate traffic.")
 
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
@@ -48,7 +49,7 @@ class Command(BaseCommand):
         )
         if options["no_serve"]:
             return
-        self._serve(options["port"])
+        self._serve(options["port"], project=None if options["no_loop"] else project, owner=owner)
 
     def _password(self) -> str:
         path = settings.DATA_DIR / "demo_password"
@@ -57,7 +58,7 @@ class Command(BaseCommand):
             path.chmod(0o600)
         return path.read_text().strip()
 
-    def _serve(self, port: int) -> None:
+    def _serve(self, port: int, *, project, owner) -> None:
         env = dict(os.environ)
         worker = subprocess.Popen(
             [
@@ -86,6 +87,20 @@ class Command(BaseCommand):
             cwd=settings.BASE_DIR,
         )
         stop = False
+        if project is not None:
+            # The loop (data, training, evaluation, deployment, traffic) runs on the worker while
+            # the web server is already up: its jobs show in the UI with their progress bars.
+            import threading
+
+            from projects.demo_loop import run_loop
+
+            def loop():
+                try:
+                    run_loop(project=project, owner=owner, log=lambda m: self.stdout.write(m))
+                except Exception as exc:  # noqa: BLE001 - the demo keeps serving what it has
+                    self.stderr.write(f"demo: the loop stopped: {exc}")
+
+            threading.Thread(target=loop, name="demo-loop", daemon=True).start()
 
         def on_signal(signum, frame):
             nonlocal stop
