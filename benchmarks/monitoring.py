@@ -23,10 +23,10 @@ created and migrated if missing).
 
 from __future__ import annotations
 
-import secrets
 import argparse
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time

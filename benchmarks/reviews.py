@@ -13,9 +13,9 @@ Ratios are measured side by side in one run:
 
 from __future__ import annotations
 
-import secrets
 import argparse
 import os
+import secrets
 import statistics
 import sys
 import threading

@@ -21,11 +21,11 @@ recreated; BENCH_REDIS_URL, default redis://127.0.0.1:6379/9).
 
 from __future__ import annotations
 
-import secrets
 import argparse
 import json
 import os
 import resource  # noqa: F401 - documents where peak memory comes from (wait4 rusage)
+import secrets
 import shutil
 import signal
 import socket
