@@ -444,6 +444,7 @@ def main() -> None:
             results[logging_on] = http_arm(url, body, auth, seconds, warmup)
             if logging_on:
                 # Loss check: every 200 is one logged row, over loss_target requests at 8 connections.
+                time.sleep(2)  # let the previous run's in-flight requests finish and commit
                 before = Prediction.objects.filter(deployment=d).count()
                 rps = max(50.0, results[True]["throughput"]["rps"])
                 loss = wrk(url, body, seconds=max(5, int(loss_target / rps) + 1), connections=8, auth=auth)
@@ -461,7 +462,9 @@ def main() -> None:
     loss = results["loss"]
     print(
         f"  loss check: {loss['requests']} requests, {loss['ok']} x 200, {loss['errors']} errors, "
-        f"{loss['logged']} logged: {'OK' if loss['logged'] == loss['ok'] and loss['errors'] == 0 else 'MISSED'}"
+        f"{loss['logged']} logged: {'OK' if 0 <= loss['logged'] - loss['ok'] <= 8 and loss['errors'] == 0 else 'MISSED'}"
+        " (wrk stops with up to 8 requests in flight: the server still answers and logs them, wrk does not"
+        " count them; fewer logged rows than 200s would be a loss)"
     )
     ml = None
     if not args.skip_mlflow:
