@@ -192,3 +192,24 @@ def test_regression_predictions_have_no_confidence(team, go_project):
     assert r.status_code == 200, r.content
     p0 = r.json()["predictions"][0]
     assert isinstance(p0["prediction"], float) and p0["confidence"] is None and p0["probabilities"] is None
+
+
+def test_a_key_of_another_projects_deployment_gets_404(team, deployment):
+    from deployments.registry import model_version_register
+    from tests.deployments.conftest import make_evaluated_run
+
+    other = team.other_project
+    other.decision = "go"
+    other.save()
+    theirs = deployment_create(
+        project=other,
+        actor=team.outsider,
+        name="theirs",
+        model_version=model_version_register(run=make_evaluated_run(other, team.outsider, seed=3), actor=team.outsider),
+    )
+    their_client, _ = key_client(theirs, team.outsider)
+    assert post(their_client, deployment, {"instances": [GOOD]}).status_code == 404
+    my_client, _ = key_client(deployment, team.editor)
+    assert post(my_client, theirs, {"instances": [GOOD]}).status_code == 404
+    assert post(their_client, theirs, {"instances": [GOOD]}).status_code == 200
+    assert not Prediction.objects.filter(deployment=deployment).exists()
