@@ -36,8 +36,11 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Two sessions: the fault tests start, kill and restart real workers and services, which must
+# not share a process with the in-thread worker of the other tests.
 test: $(VENV)/.installed services lint
-	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed services
 	$(TEST_ENV) $(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
@@ -46,7 +49,7 @@ test-faults: $(VENV)/.installed services
 	$(TEST_ENV) $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed services
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var/ .pytest_cache

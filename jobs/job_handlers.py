@@ -32,5 +32,11 @@ if getattr(settings, "DIAGNOSTIC_CRASH_JOBS", False):
 
     @job_handler("diagnostics.exit")
     def exit_job(job: Job, ctx: JobContext) -> dict:
+        import billiard.process
+
         ctx.progress(10, "About to die")
+        if billiard.process.current_process().name == "MainProcess":
+            # Never take down a process that is not a disposable pool child (a solo or
+            # in-thread worker runs inside its host process).
+            raise RuntimeError("diagnostics.exit only runs in a prefork pool child")
         os._exit(137)  # what the OOM killer does to a worker child

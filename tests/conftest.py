@@ -123,6 +123,15 @@ def worker(transactional_db, celery_worker_thread):
     yield celery_worker_thread
 
 
+def _die_with_parent() -> None:
+    """In the child: own process group, and SIGKILL when the test process dies (even by SIGKILL),
+    so a crashed test run never leaves a worker consuming the next run's queues."""
+    import ctypes
+
+    os.setsid()
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+
+
 class WorkerProcess:
     """`celery worker` in a subprocess, on the test database: for SIGKILL tests."""
 
@@ -156,7 +165,7 @@ class WorkerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
-        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, start_new_session=True)
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, preexec_fn=_die_with_parent)
         return self
 
     def children(self) -> list[int]:
