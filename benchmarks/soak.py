@@ -33,7 +33,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import serving  # noqa: E402  (the serving benchmark's model, platform set-up, wrk and gunicorn helpers)
+import serving  # noqa: E402
+
+sys.path.insert(0, str(HERE.parent))
+from tests.services import restart_redis  # noqa: E402  (the serving benchmark's model, platform set-up, wrk and gunicorn helpers)
 
 ROOT = HERE.parent
 
@@ -60,29 +63,6 @@ def start_worker(env: dict) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-
-def restart_redis() -> None:
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], capture_output=True)
-    time.sleep(1)
-    subprocess.run(
-        [
-            "redis-server",
-            "--daemonize",
-            "yes",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "6379",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    time.sleep(0.5)
 
 
 def gunicorn_logged(env: dict, port: int, access_log: Path) -> subprocess.Popen:

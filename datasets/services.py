@@ -295,19 +295,46 @@ def dataset_name_check(*, project: Project, name: str) -> None:
 
 
 def _upload_version(project, name, created_by, upload, dataset, upload_key) -> DatasetVersion:
+    return _ingest_version(
+        project=project,
+        name=name,
+        created_by=created_by,
+        dataset=dataset,
+        source=VersionSource.UPLOAD,
+        source_detail={"filename": _display_name(getattr(upload, "name", "")), "size": upload.size},
+        upload_key=upload_key,
+        action="dataset_version.uploaded",
+    )
+
+
+def _ingest_version(
+    *,
+    project: Project,
+    name: str,
+    created_by: Any,
+    dataset: Dataset | None,
+    source: str,
+    source_detail: dict,
+    action: str,
+    upload_key: str = "",
+    audit_data: dict | None = None,
+) -> DatasetVersion:
+    """The one way a file, URL or query becomes a version: the dataset (created if new), a
+    `processing` version whose parent is the latest ready one, the ingest job, the audit event,
+    all in one transaction (the job is published on commit)."""
     with transaction.atomic():
         if dataset is None:
             dataset = dataset_create(project=project, name=name, created_by=created_by)
         version = version_reserve(
             dataset=dataset,
-            source=VersionSource.UPLOAD,
+            source=source,
             created_by=created_by,
-            source_detail={"filename": _display_name(getattr(upload, "name", "")), "size": upload.size},
-            parent=dataset.versions.filter(status=VersionStatus.READY).order_by("-number").first(),
+            source_detail=source_detail,
+            parent=latest_ready(dataset),
             upload_key=upload_key,
         )
         _ingest_enqueue(version=version, actor=created_by)
-        audit_record(actor=created_by, action="dataset_version.uploaded", project=project, obj=version)
+        audit_record(actor=created_by, action=action, project=project, obj=version, data=audit_data)
     return version
 
 
@@ -320,21 +347,16 @@ def dataset_from_url(
         check_url(url)  # early, clear 400; the job checks again at fetch time (and every redirect)
     except UnsafeURL as exc:
         raise InvalidInput(str(exc), field="source_url") from None
-    with transaction.atomic():
-        if dataset is None:
-            dataset = dataset_create(project=project, name=name, created_by=created_by)
-        version = version_reserve(
-            dataset=dataset,
-            source=VersionSource.URL,
-            created_by=created_by,
-            source_detail={"url": url[:2000]},
-            parent=dataset.versions.filter(status=VersionStatus.READY).order_by("-number").first(),
-        )
-        _ingest_enqueue(version=version, actor=created_by)
-        audit_record(
-            actor=created_by, action="dataset_version.url_import", project=project, obj=version, data={"url": url}
-        )
-    return version
+    return _ingest_version(
+        project=project,
+        name=name,
+        created_by=created_by,
+        dataset=dataset,
+        source=VersionSource.URL,
+        source_detail={"url": url[:2000]},
+        action="dataset_version.url_import",
+        audit_data={"url": url},
+    )
 
 
 def _ingest_enqueue(*, version: DatasetVersion, actor: Any):
@@ -548,25 +570,16 @@ def dataset_from_sql(
 ) -> DatasetVersion:
     query = sql_query_check(query)
     sql_connection_dsn(project=project, name=connection)  # exists, 400 otherwise
-    with transaction.atomic():
-        if dataset is None:
-            dataset = dataset_create(project=project, name=name, created_by=created_by)
-        version = version_reserve(
-            dataset=dataset,
-            source=VersionSource.SQL,
-            created_by=created_by,
-            source_detail={"connection": connection, "query": query},
-            parent=latest_ready(dataset),
-        )
-        _ingest_enqueue(version=version, actor=created_by)
-        audit_record(
-            actor=created_by,
-            action="dataset_version.sql_query",
-            project=project,
-            obj=version,
-            data={"connection": connection},
-        )
-    return version
+    return _ingest_version(
+        project=project,
+        name=name,
+        created_by=created_by,
+        dataset=dataset,
+        source=VersionSource.SQL,
+        source_detail={"connection": connection, "query": query},
+        action="dataset_version.sql_query",
+        audit_data={"connection": connection},
+    )
 
 
 def sql_connection_delete(*, connection: Any, actor: Any) -> None:

@@ -6,7 +6,6 @@ These restart the machine's shared services: they run in `make test-faults` (mar
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import pytest
@@ -17,50 +16,9 @@ from accounts.services import token_create
 from jobs.models import Job, JobStatus
 from jobs.runner import job_enqueue, sweep_stale_jobs
 from tests.conftest import wait_for_job
+from tests.services import restart_postgres, restart_redis
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
-
-
-def restart_redis() -> None:
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], capture_output=True)
-    time.sleep(1)
-    subprocess.run(
-        [
-            "redis-server",
-            "--daemonize",
-            "yes",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "6379",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    for _ in range(50):
-        if (
-            subprocess.run(["redis-cli", "-h", "127.0.0.1", "ping"], capture_output=True, text=True).stdout.strip()
-            == "PONG"
-        ):
-            return
-        time.sleep(0.1)
-    raise AssertionError("redis did not come back")
-
-
-def restart_postgres() -> None:
-    version = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True).stdout.split()[0]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True, capture_output=True
-    )
-    for _ in range(60):
-        if subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode == 0:
-            return
-        time.sleep(0.5)
-    raise AssertionError("postgres did not come back")
 
 
 def _enqueue(team, seconds: float) -> Job:
