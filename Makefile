@@ -9,7 +9,7 @@ TEST_ENV := SECRET_KEY=test-only-secret-key-not-used-anywhere-else-4f9c2a7b1e \
 	DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mlplatform} \
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/0} HTTPS=0 STATIC_MANIFEST=0 DEBUG=0 \
 	ALLOWED_HOSTS=localhost,127.0.0.1,testserver JOB_HEARTBEAT_SECONDS=1 JOB_STALE_AFTER_SECONDS=4 JOB_REQUEUE_AFTER_SECONDS=5 \
-	DIAGNOSTIC_CRASH_JOBS=1 EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend \
+	DIAGNOSTIC_CRASH_JOBS=1 PREDICTION_LOG_QUEUE=0 EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend \
 	DJANGO_ALLOW_ASYNC_UNSAFE=true
 
 .PHONY: demo test test-fast test-faults lint format services install bench clean

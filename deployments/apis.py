@@ -475,7 +475,7 @@ class PredictApi(APIView):
             if str(auth.deployment_id) != str(pk):
                 raise Http404
             deployment = auth.deployment
-            retry_after = services.rate_limit_hit(api_key=auth)
+            retry_after = services.rate_limit_hit(api_key=auth, count=getattr(request.user, "rate_count", None))
             if retry_after is not None:
                 services.error_count(deployment=deployment, kind="rate_limited")
                 return Response(

@@ -12,9 +12,10 @@ from deployments.services import api_key_authenticate
 class ApiKeyUser(AnonymousUser):
     """The caller behind a deployment API key: no project role, only its one deployment."""
 
-    def __init__(self, api_key):
+    def __init__(self, api_key, rate_count: int | None = None):
         super().__init__()
         self.api_key = api_key
+        self.rate_count = rate_count  # this request's rate-limit count, when authentication took it
 
     @property
     def is_authenticated(self) -> bool:  # type: ignore[override]
@@ -37,10 +38,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             key = header[1].decode()
         except UnicodeError:
             raise exceptions.AuthenticationFailed("Invalid key header: the key is not valid text.") from None
-        api_key = api_key_authenticate(key)
-        if api_key is None:
+        found = api_key_authenticate(key)
+        if found is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        return ApiKeyUser(api_key), api_key
+        return ApiKeyUser(found.api_key, found.rate_count), found.api_key
 
     def authenticate_header(self, request):  # type: ignore[override]
         return self.keyword

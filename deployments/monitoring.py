@@ -20,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from deployments import drift
+from deployments import drift, prediction_log
 from deployments.models import (
     Alert,
     AlertState,
@@ -476,6 +476,7 @@ def snapshot_compute(
     job_id: int | None = None,
 ) -> MonitoringSnapshot:
     """Compute and store one snapshot of `deployment`, then evaluate the alert rules on it."""
+    prediction_log.flush()  # the window's last predictions may still be on their way to the log
     deployment = Deployment.objects.select_related("model_version", "project").get(pk=deployment.pk)
     conf = monitoring_settings(deployment)
     end = window_end or timezone.now()
@@ -784,7 +785,9 @@ def _coerce_actual(value: Any, mv: ModelVersion, field: str) -> Any:
     return number
 
 
-def feedback_record(*, deployment: Deployment, items: list[dict[str, Any]], actor: Any) -> dict[str, Any]:
+def feedback_record(
+    *, deployment: Deployment, items: list[dict[str, Any]], actor: Any, caller: str = ""
+) -> dict[str, Any]:
     """Record ground truth for predictions of `deployment`. All or nothing.
 
     Each item is {"prediction_id", "actual"}; the prediction must belong to this deployment
@@ -814,10 +817,15 @@ def feedback_record(*, deployment: Deployment, items: list[dict[str, Any]], acto
         if pid in parsed:
             raise InvalidInput("Duplicate prediction id in this request.", field=f"{where}prediction_id")
         parsed[pid] = (i, item["actual"])
-    found = {
-        p.pk: p
-        for p in Prediction.objects.filter(deployment=deployment, pk__in=list(parsed)).select_related("model_version")
-    }
+
+    def lookup() -> dict[uuid.UUID, Prediction]:
+        qs = Prediction.objects.filter(deployment=deployment, pk__in=list(parsed)).select_related("model_version")
+        return {p.pk: p for p in qs}
+
+    found = lookup()
+    if len(found) < len(parsed) and prediction_log.enabled():
+        prediction_log.flush()  # predictions answered a moment ago may still be on their way to the log
+        found = lookup()
     updates: list[Prediction] = []
     now = timezone.now()
     for pid, (i, actual) in parsed.items():
@@ -840,6 +848,7 @@ def feedback_record(*, deployment: Deployment, items: list[dict[str, Any]], acto
             project=deployment.project,
             obj=deployment,
             data={"count": len(updates)},
+            actor_label=caller or None,
         )
     return {"recorded": len(updates)}
 

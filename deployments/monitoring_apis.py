@@ -15,41 +15,41 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import Http404
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import Throttled
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.authentication import TokenAuthentication
-from deployments import monitoring
-from deployments.models import Alert, Deployment, ModelVersion
+from deployments import monitoring, services
+from deployments.authentication import ApiKeyAuthentication
+from deployments.models import Alert, ApiKey, Deployment, ModelVersion
 from jobs.apis import JobSerializer
 from mlplatform.errors import InvalidInput
 from projects.access import access, scope
 from projects.roles import Action
 
-# Feedback also accepts the deployment's API key when the serving module provides it (one line).
-try:  # pragma: no cover - depends on the merge
-    from deployments.authentication import ApiKeyAuthentication  # type: ignore[import-not-found]
-
-    FEEDBACK_AUTH: list[Any] = [ApiKeyAuthentication, TokenAuthentication, SessionAuthentication]
-except ImportError:
-    FEEDBACK_AUTH = [TokenAuthentication, SessionAuthentication]
+# Feedback also accepts the deployment's API key (rate-limited like its predict calls).
+FEEDBACK_AUTH: list[Any] = [ApiKeyAuthentication, TokenAuthentication, SessionAuthentication]
 
 
 def deployment_for(request, pk: int, action: Action) -> Deployment:
     """The deployment `pk` for this caller: a key scoped to it, or a member with the role."""
     key = getattr(request, "auth", None)
-    key_deployment = getattr(key, "deployment_id", None)
-    if key_deployment is not None and type(key).__name__ == "ApiKey":
-        if key_deployment != int(pk) or action not in (Action.PREDICT,):
-            from django.http import Http404
-
+    if isinstance(key, ApiKey):
+        if key.deployment_id != int(pk) or action not in (Action.PREDICT,):
             raise Http404("Not found.")
+        retry_after = services.rate_limit_hit(api_key=key, count=getattr(request.user, "rate_count", None))
+        if retry_after is not None:
+            raise Throttled(
+                wait=retry_after, detail=f"Rate limit of {key.rate_per_minute} requests per minute reached."
+            )
         return Deployment.objects.select_related("project", "model_version").get(pk=pk)
     return access(request.user, Deployment.objects.select_related("project", "model_version"), pk, action)
 
@@ -156,8 +156,11 @@ class FeedbackApi(APIView):
                 raise InvalidInput("This field is required.", field="actual")
         else:
             raise InvalidInput("Send {prediction_id, actual} or {items: [...]}.", field="items")
-        actor = request.user if getattr(request.user, "is_authenticated", False) else None
-        result = monitoring.feedback_record(deployment=deployment, items=items, actor=actor)
+        if isinstance(request.auth, ApiKey):  # an application's key: audited as "key:<id>", no user
+            actor, caller = None, f"key:{request.auth.pk}"
+        else:
+            actor, caller = request.user, ""
+        result = monitoring.feedback_record(deployment=deployment, items=items, actor=actor, caller=caller)
         return Response(result, status=status.HTTP_200_OK)
 
 

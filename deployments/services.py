@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.keys import hash_key, new_key
-from deployments import review_routing, serving
+from deployments import fastpath, prediction_log, review_routing, serving
 from deployments.models import (
     ApiKey,
     Deployment,
@@ -360,6 +361,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: Any) -> ApiKey:
     with transaction.atomic():
         updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
         if updated:
+            serving_changed()  # an update() sends no post_save: the web processes must drop the key now
             audit_record(
                 actor=actor, action="api_key.revoked", project=api_key.project, obj=api_key, data={"name": api_key.name}
             )
@@ -367,22 +369,105 @@ def api_key_revoke(*, api_key: ApiKey, actor: Any) -> ApiKey:
     return api_key
 
 
-def api_key_authenticate(key: str) -> ApiKey | None:
-    """The live key for this clear text, or None. Fast: one SHA-256 and one indexed query.
+SERVING_GENERATION = "mlp:serving:generation"
 
-    The key's deployment comes with it (small row); its model version comes from the
-    per-process cache (`version_cached`): registered versions never change.
+
+@dataclass
+class KeyAuth:
+    """An authenticated API key, and the rate-limit count of this request when it was already taken."""
+
+    api_key: ApiKey
+    rate_count: int | None = None
+
+
+_keys: dict[str, tuple[ApiKey, bytes, float]] = {}  # key hash -> (key with its deployment, generation, when)
+
+
+def api_key_authenticate(key: str) -> KeyAuth | None:
+    """The live key for this clear text, or None. Fast: one SHA-256, and no query when cached.
+
+    Each process keeps the keys it has seen, with their deployment, for SERVING_KEY_CACHE_SECONDS.
+    Every request reads Redis' serving generation in the same round trip as its rate-limit
+    count: any change of a deployment or key anywhere (`serving_changed`) bumps it, and the
+    cache is dropped at once; revoking a key or pausing a deployment takes effect on the next
+    request. Without Redis there is no cache: one indexed query per request.
     """
-    rows = ApiKey.objects.select_related("deployment").filter(key_hash=hash_key(key), revoked_at__isnull=True)
+    digest = hash_key(key)
+    client = _redis()
+    ttl = settings.SERVING_KEY_CACHE_SECONDS
+    cached = _keys.get(digest) if client is not None and ttl else None
+    if cached is not None:
+        api_key, generation, fetched = cached
+        try:
+            count, current = _count_and_generation(client, api_key.pk)
+        except Exception:  # noqa: BLE001 - Redis away: no cache, the database decides
+            count, current = None, None
+        if current == generation and time.monotonic() - fetched < ttl:
+            _touch(api_key)
+            return KeyAuth(api_key, count)
+        _keys.clear()
+    generation = _generation(client) if client is not None and ttl else None
+    rows = ApiKey.objects.select_related("deployment").filter(key_hash=digest, revoked_at__isnull=True)
     api_key = next(iter(rows.order_by()[:1]), None)
     if api_key is None:
         return None
+    if generation is not None:
+        if len(_keys) > 10_000:
+            _keys.clear()
+        _keys[digest] = (api_key, generation, time.monotonic())
+    _touch(api_key)
+    return KeyAuth(api_key)
+
+
+def _touch(api_key: ApiKey) -> None:
+    """Record the last use at most once a minute: no write per request on the hot path."""
     now = timezone.now()
-    # Record the last use at most once a minute: no write per request on the hot path.
     if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
-    return api_key
+
+
+def _rate_key(api_key_id: int, window: int) -> str:
+    return f"mlp:rate:{api_key_id}:{window}"
+
+
+def _count_and_generation(client, api_key_id: int) -> tuple[int, bytes | None]:
+    """Count this request in its key's minute and read the serving generation: one round trip."""
+    pipe = client.pipeline(transaction=False)
+    key = _rate_key(api_key_id, int(time.time() // 60))
+    pipe.incr(key)
+    pipe.expire(key, 120)
+    pipe.get(SERVING_GENERATION)
+    count, _, generation = pipe.execute()
+    return int(count), generation
+
+
+def _generation(client) -> bytes | None:
+    """The current serving generation (created when Redis has none, e.g. after a restart)."""
+    try:
+        value = client.get(SERVING_GENERATION)
+        if value is None:
+            client.set(SERVING_GENERATION, os.urandom(8).hex(), nx=True)
+            value = client.get(SERVING_GENERATION)
+        return value
+    except Exception:  # noqa: BLE001 - Redis away: no cache
+        return None
+
+
+def serving_changed() -> None:
+    """A deployment or API key changed: every process drops its serving cache (now, and after commit)."""
+    _keys.clear()
+
+    def bump() -> None:
+        client = _redis()
+        if client is not None:
+            try:
+                client.set(SERVING_GENERATION, os.urandom(8).hex())
+            except Exception:  # Redis away: the caches are not used either
+                logger.warning("could not bump the serving generation", exc_info=True)
+
+    bump()
+    transaction.on_commit(bump)
 
 
 _versions: dict[int, ModelVersion] = {}
@@ -423,18 +508,19 @@ def _redis():
 _local_counts: dict[tuple[int, int], int] = {}
 
 
-def rate_limit_hit(*, api_key: ApiKey) -> int | None:
+def rate_limit_hit(*, api_key: ApiKey, count: int | None = None) -> int | None:
     """Count one request; returns the seconds to wait when over the key's per-minute budget.
 
     Fixed one-minute windows in Redis (shared by every worker process); without Redis (the
-    embedded mode), a per-process counter.
+    embedded mode), a per-process counter. `count`: this request was already counted (by
+    `api_key_authenticate`, in the same round trip as the generation).
     """
     now = time.time()
     window = int(now // 60)
     retry_after = max(1, 60 - int(now % 60))
     client = _redis()
-    if client is not None:
-        key = f"mlp:rate:{api_key.pk}:{window}"
+    if count is None and client is not None:
+        key = _rate_key(api_key.pk, window)
         try:
             pipe = client.pipeline()
             pipe.incr(key)
@@ -442,7 +528,7 @@ def rate_limit_hit(*, api_key: ApiKey) -> int | None:
             count = pipe.execute()[0]
         except Exception:  # noqa: BLE001 - Redis down: do not turn the model off, fall back locally
             count = _local_incr(api_key.pk, window)
-    else:
+    elif count is None:
         count = _local_incr(api_key.pk, window)
     return retry_after if count > api_key.rate_per_minute else None
 
@@ -524,10 +610,21 @@ def predict(
         first_key = next(iter(errors))
         first_msgs = next(iter(errors[first_key].values()))
         raise InvalidInput(f"{len(errors)} invalid instance(s); {first_key}: {first_msgs[0]}", errors=errors)
-    X = validator.frame(columns)
     try:
         model = model_for(version)
-        scored = serving.score(model, X, task_type=version.task_type, classes=version.classes)
+        compiled = (
+            fastpath.compiled_for(version, model, validator)
+            if settings.SERVING_COMPILED and len(instances) <= fastpath.MAX_ROWS
+            else None
+        )
+        if compiled is not None:
+            scored = serving.score(
+                compiled, validator.arrays(columns), task_type=version.task_type, classes=version.classes
+            )
+        else:
+            scored = serving.score(
+                model, validator.frame(columns), task_type=version.task_type, classes=version.classes
+            )
     except Exception:
         error_count(deployment=deployment, kind="server")
         raise
@@ -539,38 +636,20 @@ def predict(
         caller=caller,
         source=source,
         started=started,
-        X=X,
+        frame=lambda: validator.frame(columns),
     )
 
 
-def _log_and_shape(*, deployment, version, instances, scored, caller, source, started, X) -> PredictResult:
+def _log_and_shape(*, deployment, version, instances, scored, caller, source, started, frame) -> PredictResult:
     plan = review_routing.review_plan(deployment=deployment, labels=scored.labels, confidences=scored.confidences)
     hold = deployment.review_mode == ReviewMode.HOLD
     now = timezone.now()
-    rows: list[Prediction] = []
     out: list[dict[str, Any]] = []
-    for i, inst in enumerate(instances):
+    for i in range(len(instances)):
         status = PredictionStatus.PENDING_REVIEW if (plan[i] is not None and hold) else PredictionStatus.ACCEPTED
-        pid = uuid7()
-        rows.append(
-            Prediction(
-                id=pid,
-                project_id=deployment.project_id,
-                deployment_id=deployment.pk,
-                model_version_id=version.pk,
-                source=source,
-                inputs=inst,
-                prediction=scored.labels[i],
-                confidence=scored.confidences[i],
-                probabilities=scored.probabilities[i],
-                status=status,
-                caller=caller[:120],
-                created_at=now,
-            )
-        )
         out.append(
             {
-                "id": str(pid),
+                "id": str(uuid7()),
                 "prediction": scored.labels[i],
                 "confidence": scored.confidences[i],
                 "probabilities": scored.probabilities[i],
@@ -578,27 +657,86 @@ def _log_and_shape(*, deployment, version, instances, scored, caller, source, st
                 "status": status.value,
             }
         )
-    latency = (time.perf_counter() - started) * 1000
     if settings.PREDICTION_LOGGING:
-        for r in rows:
-            r.latency_ms = latency
-        with transaction.atomic():
-            if not settings.PREDICTION_LOG_SYNC_COMMIT and connection.vendor == "postgresql":
-                # The commit returns without waiting for the WAL flush (about 4 ms on this disk,
-                # more than the model): the rows are committed and visible, and only a crash of
-                # the PostgreSQL server itself could drop the last fraction of a second of them.
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            Prediction.objects.bulk_create(rows)
-            items = review_routing.review_items_create(deployment=deployment, predictions=rows, plan=plan)
-        by_prediction = {item.prediction_id: item.pk for item in items}
-        for o in out:
-            rid = by_prediction.get(_uuid(o["id"]))
-            if rid is not None:
-                o["review_id"] = rid
+        latency = (time.perf_counter() - started) * 1000
+        reviewed = any(r is not None for r in plan)
+        # The API's calls go through the queue (no transaction in the request); a call with
+        # predictions to review writes them here, so that the answer can name its review items.
+        queued = (
+            source == "api"
+            and not reviewed
+            and prediction_log.enabled()
+            and _queue_rows(deployment, version, instances, out, caller, source, latency, now)
+        )
+        if not queued:
+            _write_rows(deployment, version, instances, out, caller, source, latency, now, plan)
     if deployment.shadow_model_version_id and source == "api":
-        _shadow(deployment=deployment, instances=instances, X=X, caller=caller)
+        _shadow(deployment=deployment, instances=instances, X=frame(), caller=caller)
     return PredictResult(model_version=version.version, predictions=out)
+
+
+def _queue_rows(deployment, version, instances, out, caller, source, latency, now) -> bool:
+    """Hand the rows to the prediction log's queue; False when it cannot take them all."""
+    created = now.isoformat()
+    encoded: list[str] = []
+    for inst, o in zip(instances, out, strict=True):
+        text = prediction_log.encode(
+            {
+                "id": o["id"],
+                "project_id": deployment.project_id,
+                "deployment_id": deployment.pk,
+                "model_version_id": version.pk,
+                "source": source,
+                "inputs": inst,
+                "prediction": o["prediction"],
+                "confidence": o["confidence"],
+                "probabilities": o["probabilities"],
+                "status": o["status"],
+                "caller": caller[:120],
+                "latency_ms": latency,
+                "created_at": created,
+            }
+        )
+        if text is None:
+            return False
+        encoded.append(text)
+    return prediction_log.push(encoded)
+
+
+def _write_rows(deployment, version, instances, out, caller, source, latency, now, plan) -> None:
+    """Write the rows (and their review items) in this request: one transaction, one bulk INSERT."""
+    rows = [
+        Prediction(
+            id=_uuid(o["id"]),
+            project_id=deployment.project_id,
+            deployment_id=deployment.pk,
+            model_version_id=version.pk,
+            source=source,
+            inputs=inst,
+            prediction=o["prediction"],
+            confidence=o["confidence"],
+            probabilities=o["probabilities"],
+            status=o["status"],
+            caller=caller[:120],
+            latency_ms=latency,
+            created_at=now,
+        )
+        for inst, o in zip(instances, out, strict=True)
+    ]
+    with transaction.atomic():
+        if not settings.PREDICTION_LOG_SYNC_COMMIT and connection.vendor == "postgresql":
+            # The commit returns without waiting for the WAL flush (about 4 ms on this disk,
+            # more than the model): the rows are committed and visible, and only a crash of
+            # the PostgreSQL server itself could drop the last fraction of a second of them.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        Prediction.objects.bulk_create(rows)
+        items = review_routing.review_items_create(deployment=deployment, predictions=rows, plan=plan)
+    by_prediction = {str(item.prediction_id): item.pk for item in items}
+    for o in out:
+        rid = by_prediction.get(o["id"])
+        if rid is not None:
+            o["review_id"] = rid
 
 
 def _uuid(s: str):
@@ -614,26 +752,24 @@ def _shadow(*, deployment: Deployment, instances, X, caller: str) -> None:
         if [f["name"] for f in shadow.input_schema] != list(X.columns):
             return
         scored = serving.score(model_for(shadow), X, task_type=shadow.task_type, classes=shadow.classes)
+        if not settings.PREDICTION_LOGGING:
+            return
         now = timezone.now()
-        if settings.PREDICTION_LOGGING:
-            Prediction.objects.bulk_create(
-                [
-                    Prediction(
-                        id=uuid7(),
-                        project_id=deployment.project_id,
-                        deployment_id=deployment.pk,
-                        model_version_id=shadow.pk,
-                        source="shadow",
-                        inputs=inst,
-                        prediction=scored.labels[i],
-                        confidence=scored.confidences[i],
-                        probabilities=scored.probabilities[i],
-                        caller=caller[:120],
-                        created_at=now,
-                    )
-                    for i, inst in enumerate(instances)
-                ]
-            )
+        out = [
+            {
+                "id": str(uuid7()),
+                "prediction": scored.labels[i],
+                "confidence": scored.confidences[i],
+                "probabilities": scored.probabilities[i],
+                "status": PredictionStatus.ACCEPTED.value,
+            }
+            for i in range(len(instances))
+        ]
+        queued = prediction_log.enabled() and _queue_rows(
+            deployment, shadow, instances, out, caller, "shadow", None, now
+        )
+        if not queued:
+            _write_rows(deployment, shadow, instances, out, caller, "shadow", None, now, [None] * len(out))
     except Exception:  # noqa: BLE001 - the challenger must never break the champion's answer
         error_count(deployment=deployment, kind="shadow")
 

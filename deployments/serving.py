@@ -237,6 +237,10 @@ class Validator:
 
     def frame(self, columns: dict[str, list[Any]]) -> pd.DataFrame:
         """One DataFrame, built column-wise, with the training dtypes."""
+        return pd.DataFrame(self.arrays(columns), copy=False)
+
+    def arrays(self, columns: dict[str, list[Any]]) -> dict[str, Any]:
+        """The columns as arrays with the training dtypes (what `frame` is made of)."""
         data: dict[str, Any] = {}
         for name, dtype, kind in zip(self.names, self.dtypes, self.kinds, strict=True):
             values = columns[name]
@@ -251,7 +255,7 @@ class Validator:
                 data[name] = pd.to_datetime(pd.Series(values, dtype=object), format="mixed")
             else:
                 data[name] = np.asarray(values, dtype=object)
-        return pd.DataFrame(data, copy=False)
+        return data
 
 
 def compile_validator(schema: list[dict[str, Any]], *, unknown_policy: str, allow_missing: bool) -> Validator:

@@ -201,6 +201,16 @@ PREDICTION_LOGGING = env_bool("PREDICTION_LOGGING", True)  # off only for the be
 # Predictions are committed with PostgreSQL's asynchronous commit unless this is on (durable on
 # disk before the 200, at the price of one WAL flush per request).
 PREDICTION_LOG_SYNC_COMMIT = env_bool("PREDICTION_LOG_SYNC_COMMIT", False)
+# The API hands its prediction rows to a Redis queue that drainers write to PostgreSQL in batches
+# (deployments/prediction_log.py); off, or without Redis, each request writes its own rows.
+PREDICTION_LOG_QUEUE = env_bool("PREDICTION_LOG_QUEUE", True)
+PREDICTION_LOG_FLUSH_MS = env_int("PREDICTION_LOG_FLUSH_MS", 200, minimum=10)
+# Each web process keeps API keys and their deployment for this long, dropping them at once when a
+# deployment or key changes anywhere (a generation number in Redis, read with the rate limit). 0: off.
+SERVING_KEY_CACHE_SECONDS = env_int("SERVING_KEY_CACHE_SECONDS", 30, minimum=0)
+# Small predict requests score through a compiled twin of the pipeline's preprocessing, used only
+# after it has matched the pipeline bit for bit on generated rows (deployments/fastpath.py).
+SERVING_COMPILED = env_bool("SERVING_COMPILED", True)
 SERVING_THREADS = env_int("SERVING_THREADS", 1, minimum=1)  # OpenMP/BLAS threads per web worker for predict
 
 # --- Email ----------------------------------------------------------------------------------

@@ -1,0 +1,272 @@
+"""The prediction log's hand-off: the predict API pushes rows to Redis, drainers write them to PostgreSQL.
+
+Writing the log inside the request costs a transaction per call (BEGIN, INSERT, COMMIT: about a
+third of the platform's own time per request). Instead the API appends each row, already encoded
+as JSON, to a Redis list (one RPUSH) and answers; drainers move the rows into PostgreSQL in
+batches of up to BATCH rows with one `INSERT ... SELECT FROM jsonb_to_recordset(...)`.
+
+No row is lost:
+- a drainer *claims* a batch atomically (a Lua script moves it from the queue to a claim list of
+  its own and stamps the claim's time), inserts it, commits, and only then deletes the claim;
+- a drainer that dies between claim and delete leaves the claim behind: any drainer re-inserts
+  claims older than CLAIM_TIMEOUT seconds. Inserting twice is harmless: the row ids were made
+  by the request, and the insert skips ids already there (ON CONFLICT DO NOTHING);
+- when Redis refuses the push, the request writes its rows to PostgreSQL itself (`push` says so);
+- a row PostgreSQL refuses (a deployment deleted meanwhile) is dropped alone, with a warning,
+  never the batch around it;
+- the queue lives in Redis: run Redis with `appendonly yes` in production (README) so that a
+  Redis restart keeps the rows not yet drained, as it keeps the Celery queue.
+
+Who drains: a daemon thread in every process that pushed (started on the first push, every
+PREDICTION_LOG_FLUSH_MS, and once more at exit), the beat task (every 30 s: claims left by dead
+processes), and readers that need the newest rows (feedback, monitoring snapshots, the
+deployment page) call `flush()` first.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import DataError, IntegrityError, close_old_connections, connection, transaction
+
+logger = logging.getLogger(__name__)
+
+# One hash tag: the keys live in one slot, so the Lua script also runs on Redis Cluster.
+QUEUE = "{mlp:predlog}:queue"
+CLAIMS = "{mlp:predlog}:claims"
+CLAIM_PREFIX = "{mlp:predlog}:claim:"
+BATCH = 1000
+CLAIM_TIMEOUT = 60.0
+
+# Atomically: take up to ARGV[1] rows off the head of the queue into a claim list, stamp the claim.
+_CLAIM_LUA = """
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #items == 0 then return items end
+redis.call('RPUSH', KEYS[2], unpack(items))
+redis.call('LTRIM', KEYS[1], #items, -1)
+redis.call('ZADD', KEYS[3], ARGV[2], KEYS[2])
+return items
+"""
+
+# The Prediction columns a queued row carries (the others keep their defaults: null or '').
+_RECORD = (
+    "id uuid, project_id bigint, deployment_id bigint, model_version_id bigint, source text, inputs jsonb, "
+    "prediction jsonb, confidence double precision, probabilities jsonb, status text, caller text, "
+    "latency_ms double precision, created_at timestamptz"
+)
+_COLUMNS = (
+    "id, project_id, deployment_id, model_version_id, source, inputs, prediction, confidence, probabilities, "
+    "status, caller, latency_ms, created_at"
+)
+
+
+def enabled() -> bool:
+    """Queue the API's prediction rows (production default), or write them in the request."""
+    return bool(settings.PREDICTION_LOG_QUEUE and settings.REDIS_URL) and connection.vendor == "postgresql"
+
+
+_client = None
+_client_lock = threading.Lock()
+
+
+def _redis():
+    global _client
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                import redis
+
+                _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    return _client
+
+
+def encode(row: dict[str, Any]) -> str | None:
+    """A row as the queue stores it, or None when PostgreSQL's jsonb could not take it."""
+    try:
+        text = json.dumps(row, separators=(",", ":"), allow_nan=False, default=str)
+    except (TypeError, ValueError):
+        return None
+    return None if "\\u0000" in text else text
+
+
+def push(encoded: list[str]) -> bool:
+    """Append rows to the queue. False when Redis is unreachable: the caller then writes them itself."""
+    try:
+        _redis().rpush(QUEUE, *encoded)
+    except Exception:  # noqa: BLE001 - any Redis failure means "write it yourself", never a lost row
+        logger.warning("prediction log queue unreachable: writing %d row(s) in the request", len(encoded))
+        return False
+    _drainer_ensure()
+    return True
+
+
+# --- draining ------------------------------------------------------------------------------------
+
+
+def _insert(items: list[bytes | str]) -> int:
+    """Insert queued rows, skipping ids already there. Returns the rows inserted."""
+    if not items:
+        return 0
+    payload = "[" + ",".join(i.decode() if isinstance(i, bytes) else i for i in items) + "]"
+    from deployments.models import Prediction
+
+    table = Prediction._meta.db_table
+    sql = (
+        f"INSERT INTO {table} ({_COLUMNS}, interval, final_prediction, actual, actual_source, actual_at) "
+        f"SELECT id, project_id, deployment_id, model_version_id, source, inputs, prediction, confidence, "
+        f"NULLIF(probabilities, 'null'::jsonb), status, caller, latency_ms, created_at, NULL, NULL, NULL, '', NULL "
+        f"FROM jsonb_to_recordset(%s::jsonb) AS t({_RECORD}) ON CONFLICT (id) DO NOTHING"
+    )
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [payload])
+            return cursor.rowcount
+    except (IntegrityError, DataError) as exc:
+        # A row-level refusal. Anything else (PostgreSQL away) propagates: the claim stays and
+        # is re-inserted later, nothing is dropped.
+        if len(items) == 1:
+            logger.warning("prediction log: dropped a row PostgreSQL refuses (%s): %.300s", exc, payload)
+            return 0
+    # One bad row (a deployment deleted since) must not hold back the others: halve until found.
+    mid = len(items) // 2
+    return _insert(items[:mid]) + _insert(items[mid:])
+
+
+def _claim(client, n: int) -> tuple[str, list[bytes]]:
+    claim_key = f"{CLAIM_PREFIX}{uuid.uuid4().hex}"
+    items = client.eval(_CLAIM_LUA, 3, QUEUE, claim_key, CLAIMS, n, time.time())
+    return claim_key, items
+
+
+def _release(client, claim_key: str) -> None:
+    pipe = client.pipeline()
+    pipe.delete(claim_key)
+    pipe.zrem(CLAIMS, claim_key)
+    pipe.execute()
+
+
+def recover(older_than: float = CLAIM_TIMEOUT) -> int:
+    """Re-insert the claims of drainers that died before finishing. Returns the rows inserted."""
+    client = _redis()
+    inserted = 0
+    for raw in client.zrangebyscore(CLAIMS, 0, time.time() - older_than):
+        claim_key = raw.decode() if isinstance(raw, bytes) else raw
+        items = client.lrange(claim_key, 0, -1)
+        inserted += _insert(items)
+        _release(client, claim_key)
+    return inserted
+
+
+def drain(max_batches: int = 1_000_000) -> int:
+    """Move queued rows into PostgreSQL until the queue is empty (or max_batches). Returns rows inserted."""
+    client = _redis()
+    inserted = 0
+    for _ in range(max_batches):
+        claim_key, items = _claim(client, BATCH)
+        if not items:
+            break
+        inserted += _insert(items)
+        _release(client, claim_key)
+        if len(items) < BATCH:
+            break
+    return inserted
+
+
+def flush() -> int:
+    """Drain now, so that what follows reads every prediction answered so far.
+
+    Inside a transaction (a request's, a job's) the drain runs on a connection of its own: its
+    commit must not depend on the caller's.
+    """
+    if not enabled():
+        return 0
+    if not connection.in_atomic_block:
+        return _flush_quietly()
+    result: list[int] = [0]
+
+    def run() -> None:
+        try:
+            result[0] = _flush_quietly()
+        finally:
+            connection.close()
+
+    t = threading.Thread(target=run, name="prediction-log-flush", daemon=True)
+    t.start()
+    t.join(timeout=30)
+    return result[0]
+
+
+def _flush_quietly(wait: float = 2.0) -> int:
+    """Drain, then wait (a little) for other drainers' batches in flight to commit."""
+    try:
+        inserted = recover() + drain()
+        client = _redis()
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and client.zcount(CLAIMS, time.time() - CLAIM_TIMEOUT, "+inf"):
+            time.sleep(0.005)
+        return inserted
+    except Exception:  # a reader still answers; the rows stay queued for the next drain
+        logger.warning("prediction log: flush failed", exc_info=True)
+        return 0
+
+
+def pending() -> int:
+    """Rows queued or claimed and not yet in PostgreSQL (for health and the tests)."""
+    client = _redis()
+    n = client.llen(QUEUE)
+    for raw in client.zrange(CLAIMS, 0, -1):
+        n += client.llen(raw)
+    return int(n)
+
+
+# --- the drainer thread ------------------------------------------------------------------------------
+
+_drainer_pid: int | None = None
+_drainer_lock = threading.Lock()
+_stop = threading.Event()
+
+
+def _drainer_ensure() -> None:
+    """Start this process's drainer thread once (again after a fork: threads do not survive one)."""
+    global _drainer_pid
+    if _drainer_pid == os.getpid():
+        return
+    with _drainer_lock:
+        if _drainer_pid == os.getpid():
+            return
+        _drainer_pid = os.getpid()
+        _stop.clear()
+        threading.Thread(target=_drainer_loop, name="prediction-log-drainer", daemon=True).start()
+        atexit.register(_drain_at_exit)
+
+
+def _drainer_loop() -> None:
+    interval = settings.PREDICTION_LOG_FLUSH_MS / 1000
+    last_recover = 0.0
+    while not _stop.wait(interval):
+        try:
+            close_old_connections()
+            moved = drain()
+            if time.monotonic() - last_recover > CLAIM_TIMEOUT / 2:
+                last_recover = time.monotonic()
+                moved += recover()
+            if not moved:
+                connection.close()  # idle: hold no database connection
+        except Exception:  # PostgreSQL or Redis away: the rows wait in the queue
+            logger.warning("prediction log drainer: will retry", exc_info=True)
+            connection.close()
+
+
+def _drain_at_exit() -> None:
+    if _drainer_pid != os.getpid():
+        return
+    _stop.set()
+    _flush_quietly(wait=0)
