@@ -9,13 +9,13 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.urls import path
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotAuthenticated
+from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,7 +26,7 @@ from deployments.authentication import ApiKeyAuthentication
 from deployments.models import ApiKey, Deployment, ModelVersion
 from experiments.models import Run
 from jobs.models import Job
-from mlplatform.errors import InvalidInput, PayloadTooLarge
+from mlplatform.errors import InvalidInput, PayloadTooLarge, Unavailable
 from mlplatform.viewsets import ProjectScopedViewSet
 from projects.access import access
 from projects.roles import Action
@@ -469,39 +469,69 @@ class PredictApi(APIView):
     def post(self, request, pk):
         started = time.perf_counter()
         _limit_threads()
-        auth = request.auth
-        if isinstance(auth, ApiKey):
-            # A key for another deployment gets the same 404 as a deployment that does not exist.
-            if str(auth.deployment_id) != str(pk):
-                raise Http404
-            deployment = auth.deployment
-            retry_after = services.rate_limit_hit(api_key=auth, count=getattr(request.user, "rate_count", None))
-            if retry_after is not None:
-                services.error_count(deployment=deployment, kind="rate_limited")
-                return Response(
-                    {
-                        "detail": f"Rate limit of {auth.rate_per_minute} requests per minute reached.",
-                        "code": "throttled",
-                    },
-                    status=status.HTTP_429_TOO_MANY_REQUESTS,
-                    headers={"Retry-After": str(retry_after)},
-                )
-            caller = f"key:{auth.pk}"
-        else:
-            if not request.user or not request.user.is_authenticated:
-                raise NotAuthenticated()
-            deployment = access(
-                request.user,
-                Deployment.objects.select_related("model_version", "shadow_model_version"),
-                pk,
-                Action.PREDICT,
-            )
-            caller = f"user:{request.user.pk}"
+        if isinstance(request.auth, ApiKey):
+            return self._with_key(request, pk, request.user.key_auth, started)
+        if not request.user or not request.user.is_authenticated:
+            raise NotAuthenticated()
+        deployment = access(
+            request.user,
+            Deployment.objects.select_related("model_version", "shadow_model_version"),
+            pk,
+            Action.PREDICT,
+        )
         body = _json_body(request, deployment)
         result = services.predict(
-            deployment=deployment, instances=body.get("instances"), caller=caller, source="api", started=started
+            deployment=deployment,
+            instances=body.get("instances"),
+            caller=f"user:{request.user.pk}",
+            source="api",
+            started=started,
         )
-        return Response(result.as_dict())
+        return _answer(result)
+
+    def _with_key(self, request, pk, found, started):
+        """A deployment key: read from this process's cache, admitted (rate limit, freshness, log
+        queue) in one Redis call once the answer is ready; started over from the database when a
+        deployment or key changed meanwhile."""
+        for _ in range(3):
+            api_key, gate = found.api_key, found.gate
+            # A key for another deployment gets the same 404 as a deployment that does not exist.
+            if str(api_key.deployment_id) != str(pk):
+                raise Http404
+            deployment = api_key.deployment
+            try:
+                if gate is None and (retry_after := services.rate_limit_hit(api_key=api_key)) is not None:
+                    raise services.RateLimited(retry_after, api_key.rate_per_minute)
+                body = _json_body(request, deployment)
+                result = services.predict(
+                    deployment=deployment,
+                    instances=body.get("instances"),
+                    caller=f"key:{api_key.pk}",
+                    source="api",
+                    started=started,
+                    gate=gate,
+                )
+                return _answer(result)
+            except services.RateLimited as exc:
+                services.error_count(deployment=deployment, kind="rate_limited")
+                return Response(
+                    {"detail": str(exc), "code": "throttled"},
+                    status=status.HTTP_429_TOO_MANY_REQUESTS,
+                    headers={"Retry-After": str(exc.retry_after)},
+                )
+            except services.Stale:
+                pass
+            except Exception:
+                if gate is None or gate.fresh():
+                    raise  # a refusal (400, 413, 503...) made on current facts
+            found = services.api_key_for_digest(found.digest, cached=False)
+            if found is None:
+                raise AuthenticationFailed("Invalid or revoked API key.")
+        raise Unavailable("The deployment is being changed; try again in a moment.")
+
+
+def _answer(result) -> HttpResponse:
+    return HttpResponse(json.dumps(result.as_dict(), separators=(",", ":")).encode(), content_type="application/json")
 
 
 def _json_body(request, deployment: Deployment) -> dict[str, Any]:

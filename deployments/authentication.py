@@ -12,10 +12,10 @@ from deployments.services import api_key_authenticate
 class ApiKeyUser(AnonymousUser):
     """The caller behind a deployment API key: no project role, only its one deployment."""
 
-    def __init__(self, api_key, rate_count: int | None = None):
+    def __init__(self, found):
         super().__init__()
-        self.api_key = api_key
-        self.rate_count = rate_count  # this request's rate-limit count, when authentication took it
+        self.api_key = found.api_key
+        self.key_auth = found  # with its KeyGate: the view admits the call once its answer is ready
 
     @property
     def is_authenticated(self) -> bool:  # type: ignore[override]
@@ -41,7 +41,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         found = api_key_authenticate(key)
         if found is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        return ApiKeyUser(found.api_key, found.rate_count), found.api_key
+        return ApiKeyUser(found), found.api_key
 
     def authenticate_header(self, request):  # type: ignore[override]
         return self.keyword

@@ -21,7 +21,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import Throttled
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -41,15 +40,10 @@ FEEDBACK_AUTH: list[Any] = [ApiKeyAuthentication, TokenAuthentication, SessionAu
 
 def deployment_for(request, pk: int, action: Action) -> Deployment:
     """The deployment `pk` for this caller: a key scoped to it, or a member with the role."""
-    key = getattr(request, "auth", None)
-    if isinstance(key, ApiKey):
+    if isinstance(request.auth, ApiKey):
+        key = services.api_key_admit(request.user.key_auth)  # still live (a revoked key is refused), rate-limited
         if key.deployment_id != int(pk) or action not in (Action.PREDICT,):
             raise Http404("Not found.")
-        retry_after = services.rate_limit_hit(api_key=key, count=getattr(request.user, "rate_count", None))
-        if retry_after is not None:
-            raise Throttled(
-                wait=retry_after, detail=f"Rate limit of {key.rate_per_minute} requests per minute reached."
-            )
         return Deployment.objects.select_related("project", "model_version").get(pk=pk)
     return access(request.user, Deployment.objects.select_related("project", "model_version"), pk, action)
 

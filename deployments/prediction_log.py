@@ -39,10 +39,11 @@ from django.db import DataError, IntegrityError, close_old_connections, connecti
 
 logger = logging.getLogger(__name__)
 
-# One hash tag: the keys live in one slot, so the Lua script also runs on Redis Cluster.
-QUEUE = "{mlp:predlog}:queue"
-CLAIMS = "{mlp:predlog}:claims"
-CLAIM_PREFIX = "{mlp:predlog}:claim:"
+# One hash tag for every serving key (queue, claims, rate counters, generation): they live in
+# one slot, so the Lua scripts also run on Redis Cluster.
+QUEUE = "{mlp}:predlog:queue"
+CLAIMS = "{mlp}:predlog:claims"
+CLAIM_PREFIX = "{mlp}:predlog:claim:"
 BATCH = 1000
 CLAIM_TIMEOUT = 60.0
 
@@ -104,7 +105,7 @@ def push(encoded: list[str]) -> bool:
     except Exception:  # noqa: BLE001 - any Redis failure means "write it yourself", never a lost row
         logger.warning("prediction log queue unreachable: writing %d row(s) in the request", len(encoded))
         return False
-    _drainer_ensure()
+    drainer_ensure()
     return True
 
 
@@ -234,7 +235,7 @@ _drainer_lock = threading.Lock()
 _stop = threading.Event()
 
 
-def _drainer_ensure() -> None:
+def drainer_ensure() -> None:
     """Start this process's drainer thread once (again after a fork: threads do not survive one)."""
     global _drainer_pid
     if _drainer_pid == os.getpid():

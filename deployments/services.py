@@ -369,15 +369,80 @@ def api_key_revoke(*, api_key: ApiKey, actor: Any) -> ApiKey:
     return api_key
 
 
-SERVING_GENERATION = "mlp:serving:generation"
+SERVING_GENERATION = "{mlp}:serving:generation"
+
+
+class Stale(Exception):
+    """The cached key or its deployment changed since this request read them: authenticate again."""
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int, limit: int):
+        super().__init__(f"Rate limit of {limit} requests per minute reached.")
+        self.retry_after = retry_after
+
+
+# Count the call in its key's minute, check that no deployment or key changed since the caller
+# read them (the serving generation), and only then queue its prediction rows: one atomic call.
+_ADMIT_LUA = """
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], 120)
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {count, -1} end
+if count > tonumber(ARGV[2]) then return {count, 0} end
+if #ARGV > 2 then redis.call('RPUSH', KEYS[3], unpack(ARGV, 3)) end
+return {count, 1}
+"""
+
+
+@dataclass
+class KeyGate:
+    """An API key read from this process's cache (or the database) at a known serving generation."""
+
+    api_key: ApiKey
+    generation: bytes
+
+    def admit(self, encoded: list[str]) -> None:
+        """Count the call, check the key and deployment are unchanged, queue `encoded`: one round trip.
+
+        Raises Stale (changed, or Redis unreachable: authenticate again, from the database) or
+        RateLimited. When it returns, the rows are in the prediction log's queue.
+        """
+        now = time.time()
+        try:
+            _count, verdict = _redis().eval(
+                _ADMIT_LUA,
+                3,
+                _rate_key(self.api_key.pk, int(now // 60)),
+                SERVING_GENERATION,
+                prediction_log.QUEUE,
+                self.generation,
+                self.api_key.rate_per_minute,
+                *encoded,
+            )
+        except Exception as exc:  # Redis away: the caller starts over without the cache
+            raise Stale from exc
+        if verdict == -1:
+            raise Stale
+        if verdict == 0:
+            raise RateLimited(max(1, 60 - int(now % 60)), self.api_key.rate_per_minute)
+        if encoded:
+            prediction_log.drainer_ensure()
+
+    def fresh(self) -> bool:
+        """Is what the request read still current? (Checked before refusing a call.)"""
+        try:
+            return _redis().get(SERVING_GENERATION) == self.generation
+        except Exception:  # noqa: BLE001 - cannot tell: the caller starts over from the database
+            return False
 
 
 @dataclass
 class KeyAuth:
-    """An authenticated API key, and the rate-limit count of this request when it was already taken."""
+    """An authenticated API key; `gate` when Redis serves it (the cache, the rate limit, the queue)."""
 
     api_key: ApiKey
-    rate_count: int | None = None
+    digest: str
+    gate: KeyGate | None = None
 
 
 _keys: dict[str, tuple[ApiKey, bytes, float]] = {}  # key hash -> (key with its deployment, generation, when)
@@ -386,37 +451,59 @@ _keys: dict[str, tuple[ApiKey, bytes, float]] = {}  # key hash -> (key with its 
 def api_key_authenticate(key: str) -> KeyAuth | None:
     """The live key for this clear text, or None. Fast: one SHA-256, and no query when cached.
 
-    Each process keeps the keys it has seen, with their deployment, for SERVING_KEY_CACHE_SECONDS.
-    Every request reads Redis' serving generation in the same round trip as its rate-limit
-    count: any change of a deployment or key anywhere (`serving_changed`) bumps it, and the
-    cache is dropped at once; revoking a key or pausing a deployment takes effect on the next
-    request. Without Redis there is no cache: one indexed query per request.
+    Each process keeps the keys it has seen, with their deployment, for SERVING_KEY_CACHE_SECONDS,
+    with the serving generation they were read at. Nothing is asked of Redis here: the call's
+    `KeyGate.admit`, made once the answer is ready, checks that generation in the same atomic
+    call that counts the rate limit and queues the prediction rows. Any change of a deployment
+    or key anywhere (`serving_changed`) bumps it, so a revoked key gets 401 and a paused
+    deployment 503 on the next call. Without Redis: no cache, one indexed query per request.
     """
-    digest = hash_key(key)
+    return api_key_for_digest(hash_key(key))
+
+
+def api_key_for_digest(digest: str, *, cached: bool = True) -> KeyAuth | None:
     client = _redis()
     ttl = settings.SERVING_KEY_CACHE_SECONDS
-    cached = _keys.get(digest) if client is not None and ttl else None
-    if cached is not None:
-        api_key, generation, fetched = cached
-        try:
-            count, current = _count_and_generation(client, api_key.pk)
-        except Exception:  # noqa: BLE001 - Redis away: no cache, the database decides
-            count, current = None, None
-        if current == generation and time.monotonic() - fetched < ttl:
-            _touch(api_key)
-            return KeyAuth(api_key, count)
-        _keys.clear()
-    generation = _generation(client) if client is not None and ttl else None
+    use_cache = client is not None and ttl > 0
+    hit = _keys.get(digest) if use_cache and cached else None
+    if hit is not None and time.monotonic() - hit[2] < ttl:
+        _touch(hit[0])
+        return KeyAuth(hit[0], digest, KeyGate(hit[0], hit[1]))
+    generation = _generation(client) if use_cache else None
     rows = ApiKey.objects.select_related("deployment").filter(key_hash=digest, revoked_at__isnull=True)
     api_key = next(iter(rows.order_by()[:1]), None)
     if api_key is None:
+        _keys.pop(digest, None)
         return None
-    if generation is not None:
-        if len(_keys) > 10_000:
-            _keys.clear()
-        _keys[digest] = (api_key, generation, time.monotonic())
     _touch(api_key)
-    return KeyAuth(api_key)
+    if generation is None:
+        return KeyAuth(api_key, digest)
+    if len(_keys) > 10_000:
+        _keys.clear()
+    _keys[digest] = (api_key, generation, time.monotonic())
+    return KeyAuth(api_key, digest, KeyGate(api_key, generation))
+
+
+def api_key_admit(found: KeyAuth) -> ApiKey:
+    """Admit a call that logs no prediction (feedback): the key must still be live (the cache is
+    checked against the generation, or the database asked again) and within its rate limit."""
+    from rest_framework.exceptions import AuthenticationFailed, Throttled
+
+    for _ in range(3):
+        try:
+            if found.gate is not None:
+                found.gate.admit([])
+            elif (retry_after := rate_limit_hit(api_key=found.api_key)) is not None:
+                raise RateLimited(retry_after, found.api_key.rate_per_minute)
+            return found.api_key
+        except RateLimited as exc:
+            raise Throttled(wait=exc.retry_after, detail=str(exc)) from None
+        except Stale:
+            refreshed = api_key_for_digest(found.digest, cached=False)
+            if refreshed is None:
+                raise AuthenticationFailed("Invalid or revoked API key.") from None
+            found = refreshed
+    raise Unavailable("The deployment is being changed; try again in a moment.")
 
 
 def _touch(api_key: ApiKey) -> None:
@@ -428,18 +515,7 @@ def _touch(api_key: ApiKey) -> None:
 
 
 def _rate_key(api_key_id: int, window: int) -> str:
-    return f"mlp:rate:{api_key_id}:{window}"
-
-
-def _count_and_generation(client, api_key_id: int) -> tuple[int, bytes | None]:
-    """Count this request in its key's minute and read the serving generation: one round trip."""
-    pipe = client.pipeline(transaction=False)
-    key = _rate_key(api_key_id, int(time.time() // 60))
-    pipe.incr(key)
-    pipe.expire(key, 120)
-    pipe.get(SERVING_GENERATION)
-    count, _, generation = pipe.execute()
-    return int(count), generation
+    return f"{{mlp}}:rate:{api_key_id}:{window}"
 
 
 def _generation(client) -> bytes | None:
@@ -508,18 +584,18 @@ def _redis():
 _local_counts: dict[tuple[int, int], int] = {}
 
 
-def rate_limit_hit(*, api_key: ApiKey, count: int | None = None) -> int | None:
+def rate_limit_hit(*, api_key: ApiKey) -> int | None:
     """Count one request; returns the seconds to wait when over the key's per-minute budget.
 
     Fixed one-minute windows in Redis (shared by every worker process); without Redis (the
-    embedded mode), a per-process counter. `count`: this request was already counted (by
-    `api_key_authenticate`, in the same round trip as the generation).
+    embedded mode), a per-process counter. (Calls with a `KeyGate` are counted by its admit.)
     """
     now = time.time()
     window = int(now // 60)
     retry_after = max(1, 60 - int(now % 60))
     client = _redis()
-    if count is None and client is not None:
+    count: int | None = None
+    if client is not None:
         key = _rate_key(api_key.pk, window)
         try:
             pipe = client.pipeline()
@@ -528,7 +604,7 @@ def rate_limit_hit(*, api_key: ApiKey, count: int | None = None) -> int | None:
             count = pipe.execute()[0]
         except Exception:  # noqa: BLE001 - Redis down: do not turn the model off, fall back locally
             count = _local_incr(api_key.pk, window)
-    elif count is None:
+    else:
         count = _local_incr(api_key.pk, window)
     return retry_after if count > api_key.rate_per_minute else None
 
@@ -582,12 +658,20 @@ def _validator(deployment: Deployment, version: ModelVersion) -> serving.Validat
 
 
 def predict(
-    *, deployment: Deployment, instances: Any, caller: str, source: str = "api", started: float | None = None
+    *,
+    deployment: Deployment,
+    instances: Any,
+    caller: str,
+    source: str = "api",
+    started: float | None = None,
+    gate: KeyGate | None = None,
 ) -> PredictResult:
     """Validate, score and log one request. The API, the try-it form and the simulator call this.
 
     Nothing is logged when any instance is invalid (400 naming each instance and field). The
-    prediction rows and their review items are written in one transaction, as one bulk INSERT.
+    API's rows go to the prediction log's queue (with `gate`: in the same atomic Redis call that
+    counts the key's rate limit and checks its cache, see KeyGate); rows with review items, or
+    when the queue is off, are written here in one transaction, as one bulk INSERT.
     """
     started = started if started is not None else time.perf_counter()
     if deployment.status != DeploymentStatus.ACTIVE:
@@ -637,10 +721,11 @@ def predict(
         source=source,
         started=started,
         frame=lambda: validator.frame(columns),
+        gate=gate,
     )
 
 
-def _log_and_shape(*, deployment, version, instances, scored, caller, source, started, frame) -> PredictResult:
+def _log_and_shape(*, deployment, version, instances, scored, caller, source, started, frame, gate) -> PredictResult:
     plan = review_routing.review_plan(deployment=deployment, labels=scored.labels, confidences=scored.confidences)
     hold = deployment.review_mode == ReviewMode.HOLD
     now = timezone.now()
@@ -662,21 +747,27 @@ def _log_and_shape(*, deployment, version, instances, scored, caller, source, st
         reviewed = any(r is not None for r in plan)
         # The API's calls go through the queue (no transaction in the request); a call with
         # predictions to review writes them here, so that the answer can name its review items.
-        queued = (
-            source == "api"
-            and not reviewed
-            and prediction_log.enabled()
-            and _queue_rows(deployment, version, instances, out, caller, source, latency, now)
+        encoded = (
+            _encode_rows(deployment, version, instances, out, caller, source, latency, now)
+            if source == "api" and not reviewed and prediction_log.enabled()
+            else None
         )
+        if gate is not None:
+            gate.admit(encoded or [])  # raises Stale / RateLimited: nothing logged
+            queued = bool(encoded)
+        else:
+            queued = bool(encoded) and prediction_log.push(encoded)
         if not queued:
             _write_rows(deployment, version, instances, out, caller, source, latency, now, plan)
+    elif gate is not None:
+        gate.admit([])
     if deployment.shadow_model_version_id and source == "api":
         _shadow(deployment=deployment, instances=instances, X=frame(), caller=caller)
     return PredictResult(model_version=version.version, predictions=out)
 
 
-def _queue_rows(deployment, version, instances, out, caller, source, latency, now) -> bool:
-    """Hand the rows to the prediction log's queue; False when it cannot take them all."""
+def _encode_rows(deployment, version, instances, out, caller, source, latency, now) -> list[str] | None:
+    """The rows as the prediction log's queue takes them; None when one cannot go through it."""
     created = now.isoformat()
     encoded: list[str] = []
     for inst, o in zip(instances, out, strict=True):
@@ -698,9 +789,9 @@ def _queue_rows(deployment, version, instances, out, caller, source, latency, no
             }
         )
         if text is None:
-            return False
+            return None
         encoded.append(text)
-    return prediction_log.push(encoded)
+    return encoded
 
 
 def _write_rows(deployment, version, instances, out, caller, source, latency, now, plan) -> None:
@@ -765,9 +856,12 @@ def _shadow(*, deployment: Deployment, instances, X, caller: str) -> None:
             }
             for i in range(len(instances))
         ]
-        queued = prediction_log.enabled() and _queue_rows(
-            deployment, shadow, instances, out, caller, "shadow", None, now
+        encoded = (
+            _encode_rows(deployment, shadow, instances, out, caller, "shadow", None, now)
+            if prediction_log.enabled()
+            else None
         )
+        queued = bool(encoded) and prediction_log.push(encoded)
         if not queued:
             _write_rows(deployment, shadow, instances, out, caller, "shadow", None, now, [None] * len(out))
     except Exception:  # noqa: BLE001 - the challenger must never break the champion's answer

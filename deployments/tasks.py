@@ -1,4 +1,4 @@
-"""Celery entry points of the deployments app (beat: monitoring snapshots)."""
+"""Celery entry points of the deployments app (beat: monitoring snapshots, the prediction log's safety net)."""
 
 from __future__ import annotations
 
@@ -13,3 +13,13 @@ def schedule_snapshots() -> int:
     # The review queue's SLA alert fires on time even between snapshots.
     reviews.review_sla_check_all()
     return monitoring_schedule.schedule_due_snapshots()
+
+
+@shared_task(name="deployments.tasks.drain_prediction_log", ignore_result=True)
+def drain_prediction_log() -> int:
+    """Write queued predictions no web process is left to drain, and the claims of dead drainers."""
+    from deployments import prediction_log
+
+    if not prediction_log.enabled():
+        return 0
+    return prediction_log.recover() + prediction_log.drain()

@@ -48,6 +48,7 @@ def configure(app: Celery) -> None:
         beat_schedule={
             "jobs-sweep": {"task": "jobs.tasks.sweep_stale_jobs", "schedule": 30.0},
             "monitoring-snapshots": {"task": "deployments.tasks.schedule_snapshots", "schedule": 60.0},
+            "prediction-log": {"task": "deployments.tasks.drain_prediction_log", "schedule": 30.0},
         },
     )
 

@@ -166,7 +166,7 @@ def test_rate_limit_per_key(team, deployment):
     from django.conf import settings
 
     r0 = redis.Redis.from_url(settings.REDIS_URL)
-    for k in r0.scan_iter(f"mlp:rate:{api_key.pk}:*"):
+    for k in r0.scan_iter(f"{{mlp}}:rate:{api_key.pk}:*"):
         r0.delete(k)
     codes = [post(client, deployment, {"instances": [GOOD]}).status_code for _ in range(3)]
     # the two first pass unless the minute turned over between them; the budget then restarts

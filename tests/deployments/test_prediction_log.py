@@ -33,7 +33,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def queue_on():
     client = prediction_log._redis()
-    for key in client.scan_iter(match="{mlp:predlog}*"):
+    for key in client.scan_iter(match="{mlp}:predlog*"):
         client.delete(key)
     with override_settings(PREDICTION_LOG_QUEUE=True):
         yield client
@@ -158,12 +158,13 @@ def test_values_postgresql_cannot_store_never_enter_the_queue(deployment):
 
 def test_without_redis_the_request_writes_its_own_rows(team, deployment, queue_on):
     client, _, _ = key_client(deployment, team.editor)
-    reachable = prediction_log._client
-    prediction_log._client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)  # nothing listens
+    reachable = prediction_log._client, services._redis_client
+    nowhere = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)  # nothing listens there
+    prediction_log._client = services._redis_client = nowhere
     try:
         r = predict(client, deployment, [GOOD])
     finally:
-        prediction_log._client = reachable
+        prediction_log._client, services._redis_client = reachable
     assert r.status_code == 200
     assert Prediction.objects.filter(pk=r.json()["predictions"][0]["id"]).exists()  # no flush needed
 
@@ -236,6 +237,19 @@ def test_another_process_change_is_seen_through_the_redis_generation(team, deplo
     assert r.status_code == 503, r.content
 
 
+def test_a_refusal_made_on_stale_facts_is_reconsidered(team, deployment):
+    """Paused, cached as paused, then resumed by another process: the next call is answered."""
+    client, _, _ = key_client(deployment, team.editor)
+    generation = redis.Redis.from_url(settings.REDIS_URL)
+    Deployment.objects.filter(pk=deployment.pk).update(status="paused")
+    generation.set(services.SERVING_GENERATION, "paused-elsewhere")
+    assert predict(client, deployment, [GOOD]).status_code == 503  # cached: paused
+    Deployment.objects.filter(pk=deployment.pk).update(status="active")
+    generation.set(services.SERVING_GENERATION, "resumed-elsewhere")
+    r = predict(client, deployment, [GOOD])
+    assert r.status_code == 200, r.content
+
+
 def test_feedback_with_a_key_counts_against_its_rate_limit(team, deployment):
     _, clear = api_key_create(deployment=deployment, actor=team.editor, name="app", rate_per_minute=2)
     client = APIClient()
@@ -247,3 +261,14 @@ def test_feedback_with_a_key_counts_against_its_rate_limit(team, deployment):
     assert client.post(url, body, content_type="application/json").status_code == 200
     r = client.post(url, body, content_type="application/json")
     assert r.status_code == 429 and r.json()["code"] == "throttled" and int(r["Retry-After"]) >= 1
+
+
+def test_the_beat_task_recovers_what_no_web_process_drained(deployment, queue_on, worker):
+    from deployments.tasks import drain_prediction_log
+
+    claim = f"{prediction_log.CLAIM_PREFIX}web-process-gone"
+    queue_on.rpush(claim, *[encoded_row(deployment) for _ in range(3)])
+    queue_on.zadd(prediction_log.CLAIMS, {claim: time.time() - 3600})
+    drain_prediction_log.delay()  # what beat sends every 30 s, run by a real worker
+    assert wait_for(lambda: Prediction.objects.filter(deployment=deployment).count() == 3)
+    assert prediction_log.pending() == 0
