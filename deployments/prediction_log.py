@@ -14,8 +14,11 @@ No row is lost:
 - when Redis refuses the push, the request writes its rows to PostgreSQL itself (`push` says so);
 - a row PostgreSQL refuses (a deployment deleted meanwhile) is dropped alone, with a warning,
   never the batch around it;
-- the queue lives in Redis: run Redis with `appendonly yes` in production (README) so that a
-  Redis restart keeps the rows not yet drained, as it keeps the Celery queue.
+- a Redis restart that loses the queue (no persistence) loses nothing either: each process keeps
+  a copy of what it queued until its drainer has seen the queue emptied after the push, and
+  writes those copies itself when Redis comes back with another run_id. Only a web process dying
+  in the same fraction of a second as Redis loses its data could lose rows: run Redis with
+  `appendonly yes` in production (README), as for the Celery queue.
 
 Who drains: a daemon thread in every process that pushed (started on the first push, every
 PREDICTION_LOG_FLUSH_MS, and once more at exit), the beat task (every 30 s: claims left by dead
@@ -32,6 +35,7 @@ import os
 import threading
 import time
 import uuid
+from collections import deque
 from typing import Any
 
 from django.conf import settings
@@ -105,8 +109,27 @@ def push(encoded: list[str]) -> bool:
     except Exception:  # noqa: BLE001 - any Redis failure means "write it yourself", never a lost row
         logger.warning("prediction log queue unreachable: writing %d row(s) in the request", len(encoded))
         return False
-    drainer_ensure()
+    pushed(encoded)
     return True
+
+
+def pushed(encoded: list[str]) -> None:
+    """Rows this process just queued: keep a copy until they are known to be claimed (see `_retained`)."""
+    drainer_ensure()
+    with _retained_lock:
+        _retained.append((time.monotonic(), encoded))
+        while len(_retained) > RETAIN_MAX_CALLS:
+            _retained.popleft()
+
+
+# A Redis that restarts without persistence forgets the rows not yet drained. Each process keeps
+# what it queued until its drainer has seen the queue emptied after the push (the rows are then
+# committed or in a live drainer's hands), and writes those copies itself when it finds Redis
+# restarted (another run_id). Inserting twice is harmless. Bounded: RETAIN_MAX_CALLS calls.
+RETAIN_MAX_CALLS = 100_000
+_retained: deque[tuple[float, list[str]]] = deque()
+_retained_lock = threading.Lock()
+_run_id: str | None = None
 
 
 # --- draining ------------------------------------------------------------------------------------
@@ -249,13 +272,40 @@ def drainer_ensure() -> None:
         atexit.register(_drain_at_exit)
 
 
+def _release_retained(before: float) -> None:
+    with _retained_lock:
+        while _retained and _retained[0][0] < before:
+            _retained.popleft()
+
+
+def _check_restart() -> int:
+    """Write this process's retained rows itself when Redis restarted since it queued them."""
+    global _run_id
+    run_id = _redis().info("server").get("run_id")
+    if _run_id is None or run_id == _run_id:
+        _run_id = run_id
+        return 0
+    with _retained_lock:
+        snapshot = list(_retained)
+    rows = [row for _, encoded in snapshot for row in encoded]
+    logger.warning("prediction log: Redis restarted; writing the %d row(s) it may have lost", len(rows))
+    inserted = sum(_insert(rows[i : i + BATCH]) for i in range(0, len(rows), BATCH))  # raises: retried next time
+    _run_id = run_id
+    _release_retained(snapshot[-1][0] + 1e-9 if snapshot else 0.0)
+    return inserted
+
+
 def _drainer_loop() -> None:
     interval = settings.PREDICTION_LOG_FLUSH_MS / 1000
     last_recover = 0.0
     while not _stop.wait(interval):
         try:
             close_old_connections()
-            moved = drain()
+            moved = _check_restart()
+            # Every row queued before `emptied` has been claimed once drain() returns.
+            emptied = time.monotonic()
+            moved += drain()
+            _release_retained(emptied)
             if time.monotonic() - last_recover > CLAIM_TIMEOUT / 2:
                 last_recover = time.monotonic()
                 moved += recover()

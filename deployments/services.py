@@ -426,7 +426,7 @@ class KeyGate:
         if verdict == 0:
             raise RateLimited(max(1, 60 - int(now % 60)), self.api_key.rate_per_minute)
         if encoded:
-            prediction_log.drainer_ensure()
+            prediction_log.pushed(encoded)
 
     def fresh(self) -> bool:
         """Is what the request read still current? (Checked before refusing a call.)"""

@@ -272,3 +272,19 @@ def test_the_beat_task_recovers_what_no_web_process_drained(deployment, queue_on
     drain_prediction_log.delay()  # what beat sends every 30 s, run by a real worker
     assert wait_for(lambda: Prediction.objects.filter(deployment=deployment).count() == 3)
     assert prediction_log.pending() == 0
+
+
+def test_rows_queued_then_lost_by_a_redis_restart_are_written_by_their_process(deployment, queue_on):
+    rows = [encoded_row(deployment) for _ in range(4)]
+    prediction_log.pushed(rows)  # queued by this process... and then gone with Redis' data
+    prediction_log._run_id = "the run before the restart"
+    prediction_log._check_restart()  # what the drainer does each round (it may get there first)
+    assert wait_for(lambda: Prediction.objects.filter(deployment=deployment).count() == 4)
+
+
+def test_a_process_forgets_its_copies_once_the_queue_was_drained(deployment, queue_on):
+    rows = [encoded_row(deployment) for _ in range(3)]
+    assert prediction_log.push(rows)
+    assert any(kept is rows for _, kept in prediction_log._retained)  # until a drainer empties the queue
+    assert wait_for(lambda: not any(kept is rows for _, kept in prediction_log._retained), timeout=5)
+    assert Prediction.objects.filter(deployment=deployment).count() == 3
