@@ -198,6 +198,9 @@ def main() -> int:
         rows.append((i, phase, r))
         print(f"{i:<8}{phase:<32}{r['requests']:>10}{r['errors']:>8}{r['rps']:>8.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}")
     time.sleep(2)
+    from deployments import prediction_log
+
+    serving.drained(prediction_log)  # the web workers' drainers write what is still queued
     connection.close()
     served_200 = sum(
         1 for line in access_log.read_text().splitlines() if line.startswith("200 ") and line.endswith("/predict/")

@@ -260,7 +260,7 @@ _stop = threading.Event()
 
 def drainer_ensure() -> None:
     """Start this process's drainer thread once (again after a fork: threads do not survive one)."""
-    global _drainer_pid
+    global _drainer_pid, _run_id
     if _drainer_pid == os.getpid():
         return
     with _drainer_lock:
@@ -268,6 +268,10 @@ def drainer_ensure() -> None:
             return
         _drainer_pid = os.getpid()
         _stop.clear()
+        try:  # the Redis run this process queues into: another one later means it restarted
+            _run_id = _redis().info("server").get("run_id")
+        except Exception:  # noqa: BLE001 - the drainer's first round reads it
+            _run_id = None
         threading.Thread(target=_drainer_loop, name="prediction-log-drainer", daemon=True).start()
         atexit.register(_drain_at_exit)
 

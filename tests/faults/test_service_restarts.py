@@ -53,3 +53,54 @@ def test_postgres_restart_web_and_worker_recover(worker_process, team, live_serv
     assert response.status_code == 200
     job = _enqueue(team, 0.2)
     assert wait_for_job(job.pk, timeout=90).status == JobStatus.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redis_restart_loses_no_prediction_answered(team, live_server):
+    """Predictions queued in Redis (not yet drained) when it restarts without persistence, and
+    predictions answered while it is down: every 200 is a logged row."""
+    from django.test import override_settings
+
+    from deployments import prediction_log
+    from deployments.models import Prediction
+    from deployments.registry import model_version_register
+    from deployments.services import api_key_create, deployment_create
+    from tests.deployments.conftest import make_evaluated_run
+
+    team.project.decision = "go"
+    team.project.save()
+    version = model_version_register(run=make_evaluated_run(team.project, team.owner), actor=team.owner)
+    deployment = deployment_create(project=team.project, actor=team.editor, name="loans", model_version=version)
+    _, key = api_key_create(deployment=deployment, actor=team.editor, name="app")
+    url = f"{live_server.url}/api/v1/deployments/{deployment.pk}/predict/"
+    instance = {"age": 40, "income": 61000.5, "score": 0.7, "color": "red", "member": True}
+    answered: list[str] = []
+
+    def call(n: int) -> None:
+        with requests.Session() as s:
+            for k in range(n):
+                r = s.post(
+                    url, json={"instances": [{**instance, "age": 20 + k}]}, headers={"Authorization": f"Api-Key {key}"}
+                )
+                assert r.status_code == 200, r.text
+                answered.append(r.json()["predictions"][0]["id"])
+
+    # A slow drainer (every 5 s): the first calls are still in Redis when it goes.
+    with override_settings(PREDICTION_LOG_QUEUE=True, PREDICTION_LOG_FLUSH_MS=5000):
+        call(30)
+        assert prediction_log.pending() >= 1
+        restart_redis()  # no persistence: the queue is gone
+        call(30)
+        assert wait_for_rows(Prediction, deployment, len(answered))
+        prediction_log.flush()
+    logged = {str(i) for i in Prediction.objects.filter(deployment=deployment).values_list("id", flat=True)}
+    assert logged == set(answered)
+
+
+def wait_for_rows(model, deployment, n: int, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if model.objects.filter(deployment=deployment).count() >= n:
+            return True
+        time.sleep(0.2)
+    return False
