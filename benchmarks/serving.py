@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource  # noqa: F401 - documents where peak memory comes from (wait4 rusage)
 import secrets
 import shutil
 import signal
@@ -381,11 +380,17 @@ def batch_arm(env: dict, ctx: dict, pipe, rows: int, tmp: Path, log_predictions:
             output_format="csv",
             log_predictions=log_predictions,
         )
-    code = f"import django; django.setup()\nfrom jobs.runner import execute\nprint(execute({job.pk}))\n"
+    # Peak memory is the child's own VmHWM: wait4's ru_maxrss also counts this (large) parent process,
+    # whose address space the child holds between vfork and exec.
+    code = (
+        f"import django; django.setup()\nfrom jobs.runner import execute\nprint(execute({job.pk}))\n"
+        "import re; print('VMHWM', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+    )
     t = time.perf_counter()
-    proc = subprocess.Popen([str(PY), "-c", code], cwd=ROOT, env=env)
-    _, _status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.Popen([str(PY), "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate()
     job_seconds = time.perf_counter() - t
+    hwm_kb = next((int(line.split()[1]) for line in out.splitlines() if line.startswith("VMHWM ")), 0)
     job.refresh_from_db()
     return {
         "rows": rows,
@@ -395,7 +400,7 @@ def batch_arm(env: dict, ctx: dict, pipe, rows: int, tmp: Path, log_predictions:
         "job_s": job_seconds,
         "handler_s": (job.finished_at - job.started_at).total_seconds() if job.finished_at else float("nan"),
         "ratio": raw_seconds / job_seconds,
-        "peak_mb": usage.ru_maxrss / 1024,
+        "peak_mb": hwm_kb / 1024,
         "logging": log_predictions,
     }
 
