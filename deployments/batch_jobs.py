@@ -1,25 +1,36 @@
 """Batch inference jobs: stream a file or a dataset version through a deployment's model.
 
 Memory stays bounded whatever the input size: Parquet is read one record batch at a time,
-CSV with pandas' chunksize; the output (inputs + prediction + confidence + class
-probabilities + a per-row error) is appended to a temporary file chunk by chunk, then stored
-under a generated key. Predictions are logged for monitoring with PostgreSQL COPY (source
-"batch", caller "job:<id>"); a re-delivered job first deletes what an earlier attempt logged.
+CSV with pandas' chunksize. Each chunk is validated and scored, then written with pyarrow
+(inputs + prediction + confidence + class probabilities + a per-row error) to a temporary
+CSV or Parquet file, which is stored under a generated key at the end.
+
+Predictions are logged for monitoring (source "batch", caller "job:<id>"). On PostgreSQL a
+background thread with its own connection builds each chunk's COPY payload with pyarrow and
+sends it, one transaction per chunk, while the main thread scores the next chunk; the job
+succeeds only after every chunk is committed. A re-delivered job first deletes what an earlier
+attempt logged. The embedded SQLite mode logs in the job's own thread with bulk_create.
 """
 
 from __future__ import annotations
 
 import binascii
-import io
+import contextlib
 import json
 import os
+import queue
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -27,13 +38,33 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from deployments import serving
-from deployments.models import Deployment, ModelVersion, Prediction
+from deployments.models import Deployment, ModelVersion, Prediction, ReviewItem
 from deployments.registry import model_for
 from jobs.models import Job
 from jobs.runner import JobContext, job_handler
 
-CHUNK_ROWS = 100_000
+CHUNK_ROWS = 50_000
+LOG_CONNECTIONS = 2  # chunks COPYed at once, each on its own connection (PostgreSQL parses in its own process)
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_RE = "^[=+\\-@\t\r]"
+_NEEDS_JSON_ESCAPE_RE = '[\\\\"\x00-\x1f]'
+OUTPUT_COLUMNS = ("prediction", "confidence", "error")
+LOG_COLUMNS = (
+    "id",
+    "project_id",
+    "deployment_id",
+    "model_version_id",
+    "source",
+    "inputs",
+    "prediction",
+    "confidence",
+    "probabilities",
+    "status",
+    "latency_ms",
+    "caller",
+    "actual_source",
+    "created_at",
+)
 
 
 def uuid7_strings(n: int) -> np.ndarray:
@@ -48,110 +79,341 @@ def uuid7_strings(n: int) -> np.ndarray:
     return np.frombuffer(hexed, dtype="S32").astype(str)
 
 
-def _json_labels(labels: np.ndarray) -> pd.Series:
-    s = pd.Series(labels)
-    uniques = pd.unique(s)
-    if len(uniques) <= 1000:
-        return s.map({u: json.dumps(serving._label(u)) for u in uniques})
-    return s.map(lambda v: json.dumps(serving._label(v)))
+# --- vectorised JSON text, one value per row (pyarrow kernels, no per-row Python) ---------------
 
 
-def _csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Strings that a spreadsheet would run as formulas get a leading apostrophe."""
-    out = frame
-    for name in frame.columns:
-        col = frame[name]
-        if pd.api.types.is_object_dtype(col) or pd.api.types.is_string_dtype(col):
-            text = col.astype("string")
-            risky = text.str.startswith(FORMULA_PREFIXES).fillna(False).to_numpy(dtype=bool)
-            if risky.any():
-                if out is frame:
-                    out = frame.copy()
-                fixed = col.astype(object).copy()
-                fixed[risky] = "'" + text[risky].astype(str)
-                out[name] = fixed
-    return out
+def _decoded(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
 
 
-def _log_rows(
-    *,
-    deployment: Deployment,
-    version: ModelVersion,
-    job: Job,
-    inputs: pd.DataFrame,
-    labels: np.ndarray,
-    conf: np.ndarray | None,
-    proba: np.ndarray | None,
-    classes: list[str],
-    latency_ms: float,
-) -> None:
-    n = len(inputs)
-    if n == 0:
-        return
-    now = timezone.now()
-    inputs_json = inputs.to_json(orient="records", lines=True, date_format="iso").rstrip("\n").split("\n")
-    frame = pd.DataFrame(
+def _float_text(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Floats as JSON numbers, written like Python's repr (1.0 stays 1.0); NaN / inf / null -> null."""
+    values = values.cast(pa.float64())
+    text = pc.replace_substring_regex(values.cast(pa.string()), pattern=r"^(-?\d+)$", replacement=r"\1.0")
+    finite = pc.fill_null(pc.is_finite(values), False)
+    return pc.if_else(finite, text, pa.scalar("null"))
+
+
+def _string_text(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Strings as JSON strings; the rare value with a quote, backslash or control character via json.dumps."""
+    values = values.cast(pa.string())
+    quoted = pc.binary_join_element_wise('"', values, '"', "")
+    special = pc.fill_null(pc.match_substring_regex(values, _NEEDS_JSON_ESCAPE_RE), False)
+    if pc.any(special).as_py():
+        if isinstance(values, pa.ChunkedArray):
+            values, quoted, special = values.combine_chunks(), quoted.combine_chunks(), special.combine_chunks()
+        escaped = [json.dumps(v) for v in values.filter(special).to_pylist()]
+        quoted = pc.replace_with_mask(quoted, special, pa.array(escaped, type=pa.string()))
+    return pc.fill_null(quoted, "null")
+
+
+def json_values(values: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """The JSON text of each value of a column (null for missing), as a string array."""
+    values = _decoded(values)
+    t = values.type
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return _float_text(values)
+    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+        return pc.fill_null(values.cast(pa.string()), "null")
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return _string_text(values)
+    if pa.types.is_null(t):
+        return pa.array(["null"] * len(values), type=pa.string())
+    # Dates, times, lists...: pandas' JSON encoder (ISO dates), value by value. Rare in practice.
+    series = pd.Series(values.to_pandas() if hasattr(values, "to_pandas") else values)
+    rows = json.loads(series.to_frame().to_json(orient="values", date_format="iso"))
+    return pa.array([json.dumps(r[0]) for r in rows], type=pa.string())
+
+
+def json_objects(table: pa.Table) -> pa.ChunkedArray | pa.Array:
+    """One JSON object per row of the table: {"column": value, ...}."""
+    if table.num_columns == 0:
+        return pa.array(["{}"] * table.num_rows, type=pa.string())
+    parts: list[Any] = []
+    for j, name in enumerate(table.column_names):
+        parts.append(("{" if j == 0 else ",") + json.dumps(str(name)) + ":")
+        parts.append(json_values(table.column(j)))
+    parts.append("}")
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def json_labels(labels: np.ndarray) -> pa.Array:
+    """Predicted labels as JSON text: numbers as numbers, everything else through json.dumps."""
+    arr = np.asarray(labels)
+    if arr.dtype.kind == "f":
+        return _float_text(pa.array(arr))
+    codes, uniques = pd.factorize(pd.Series(arr, dtype=object), use_na_sentinel=False)
+    texts = np.array([json.dumps(serving._label(u)) for u in uniques], dtype=object)
+    return pa.array(texts[codes], type=pa.string())
+
+
+def json_probabilities(proba: np.ndarray, classes: list[str]) -> pa.ChunkedArray | pa.Array:
+    """{"class": probability rounded to 6 decimals, ...} per row."""
+    rounded = np.round(proba, 6)
+    parts: list[Any] = []
+    for j, cls in enumerate(classes):
+        parts.append(("{" if j == 0 else ",") + json.dumps(str(cls)) + ":")
+        parts.append(_float_text(pa.array(rounded[:, j])))
+    parts.append("}")
+    return pc.binary_join_element_wise(*parts, "")
+
+
+# --- the output file -------------------------------------------------------------------------
+
+
+def csv_safe(table: pa.Table) -> pa.Table:
+    """Strings that a spreadsheet would run as formulas (= + - @ tab CR first) get a leading apostrophe."""
+    for j, field in enumerate(table.schema):
+        col = _decoded(table.column(j))
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            if col.type != field.type:
+                table = table.set_column(j, pa.field(field.name, col.type), col)
+            continue
+        col = col.cast(pa.string())  # pandas writes large_string
+        risky = pc.fill_null(pc.match_substring_regex(col, _FORMULA_RE), False)
+        if pc.any(risky).as_py():
+            col = pc.if_else(risky, pc.binary_join_element_wise("'", col, ""), col)
+        table = table.set_column(j, pa.field(field.name, col.type), col)
+    return table
+
+
+def _csv_writable(table: pa.Table) -> pa.Table:
+    """Columns pyarrow's CSV writer cannot write (lists, structs...) as their JSON text."""
+    for j, field in enumerate(table.schema):
+        t = field.type
+        if pa.types.is_nested(t) or (pa.types.is_dictionary(t) and not pa.types.is_string(t.value_type)):
+            table = table.set_column(j, pa.field(field.name, pa.string()), json_values(table.column(j)))
+    return table
+
+
+class OutputWriter:
+    """Appends scored chunks to a local CSV (formula-safe) or Parquet file."""
+
+    def __init__(self, path: str, fmt: str):
+        self.fmt = fmt
+        self._fh = open(path, "wb")  # closed in close()
+        self._parquet: pq.ParquetWriter | None = None
+        self._header = True
+
+    def write(self, table: pa.Table) -> None:
+        if self.fmt == "csv":
+            table = _csv_writable(csv_safe(table))
+            pacsv.write_csv(table, self._fh, pacsv.WriteOptions(include_header=self._header))
+            self._header = False
+            return
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self._fh, table.schema, compression="zstd")
+        self._parquet.write_table(table.cast(self._parquet.schema))
+
+    def close(self) -> None:
+        try:
+            if self._parquet is not None:
+                self._parquet.close()
+                self._parquet = None
+        finally:
+            self._fh.close()
+
+
+class _LocalFile(File):
+    """The finished output file: a file-system storage moves it into place instead of copying it."""
+
+    def temporary_file_path(self) -> str:
+        return self.name
+
+
+# --- prediction logging --------------------------------------------------------------------
+
+
+@dataclass
+class LogChunk:
+    inputs: pa.Table  # the feature columns of the rows that were scored, as received
+    labels: np.ndarray
+    conf: np.ndarray | None
+    proba: np.ndarray | None
+    latency_ms: float
+
+
+@dataclass
+class LogTarget:
+    deployment: Deployment
+    version: ModelVersion
+    job: Job
+    classes: list[str]
+
+    @property
+    def caller(self) -> str:
+        return f"job:{self.job.pk}"
+
+
+def log_table(target: LogTarget, chunk: LogChunk, now: Any) -> pa.Table:
+    """The Prediction rows of a chunk as an Arrow table in LOG_COLUMNS order (JSON columns as text)."""
+    n = chunk.inputs.num_rows
+    null_floats = pa.nulls(n, pa.float64())
+    return pa.table(
         {
-            "id": uuid7_strings(n),
-            "project_id": deployment.project_id,
-            "deployment_id": deployment.pk,
-            "model_version_id": version.pk,
-            "source": "batch",
-            "inputs": inputs_json,
-            "prediction": _json_labels(labels).to_numpy(),
-            "confidence": conf if conf is not None else np.full(n, np.nan),
-            "probabilities": _probabilities_json(proba, classes) if proba is not None else None,
-            "status": "accepted",
-            "latency_ms": latency_ms,
-            "caller": f"job:{job.pk}",
-            "actual_source": "",
-            "created_at": now.isoformat(),
+            "id": pa.array(uuid7_strings(n), type=pa.string()),
+            "project_id": pa.repeat(target.deployment.project_id, n),
+            "deployment_id": pa.repeat(target.deployment.pk, n),
+            "model_version_id": pa.repeat(target.version.pk, n),
+            "source": pa.repeat("batch", n),
+            "inputs": json_objects(chunk.inputs),
+            "prediction": json_labels(chunk.labels),
+            "confidence": pa.array(chunk.conf, type=pa.float64()) if chunk.conf is not None else null_floats,
+            "probabilities": json_probabilities(chunk.proba, target.classes)
+            if chunk.proba is not None
+            else pa.nulls(n, pa.string()),
+            "status": pa.repeat("accepted", n),
+            "latency_ms": pa.repeat(float(chunk.latency_ms), n),
+            "caller": pa.repeat(target.caller, n),
+            "actual_source": pa.repeat("", n),
+            "created_at": pa.repeat(now.isoformat(), n),
         }
     )
-    if connection.vendor == "postgresql":
-        buffer = io.StringIO()
-        frame.to_csv(buffer, header=False, index=False)
-        columns = ", ".join(frame.columns)
-        table = Prediction._meta.db_table
-        with connection.cursor() as cursor:
-            with cursor.copy(
-                f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL (actual_source))"
-            ) as copy:
-                copy.write(buffer.getvalue())
-    else:  # the embedded SQLite mode
+
+
+def _copy_chunk(target: LogTarget, chunk: LogChunk) -> None:
+    """One chunk of Prediction rows through COPY, in its own transaction (PostgreSQL)."""
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(log_table(target, chunk, timezone.now()), sink, pacsv.WriteOptions(include_header=False))
+    payload = sink.getvalue()
+    table = Prediction._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        with cursor.copy(f"COPY {table} ({', '.join(LOG_COLUMNS)}) FROM STDIN WITH (FORMAT csv)") as copy:
+            copy.write(memoryview(payload))
+
+
+def _bulk_create_chunk(target: LogTarget, chunk: LogChunk) -> None:
+    """The embedded SQLite mode: the same rows through the ORM."""
+    now = timezone.now()
+    rows = log_table(target, chunk, now).to_pylist()
+    with transaction.atomic():
         Prediction.objects.bulk_create(
             [
                 Prediction(
                     id=r["id"],
-                    project_id=deployment.project_id,
-                    deployment_id=deployment.pk,
-                    model_version_id=version.pk,
+                    project_id=r["project_id"],
+                    deployment_id=r["deployment_id"],
+                    model_version_id=r["model_version_id"],
                     source="batch",
                     inputs=json.loads(r["inputs"]),
                     prediction=json.loads(r["prediction"]),
-                    confidence=None if pd.isna(r["confidence"]) else float(r["confidence"]),
-                    probabilities=json.loads(r["probabilities"]) if isinstance(r["probabilities"], str) else None,
-                    latency_ms=latency_ms,
-                    caller=f"job:{job.pk}",
+                    confidence=r["confidence"],
+                    probabilities=json.loads(r["probabilities"]) if r["probabilities"] is not None else None,
+                    latency_ms=r["latency_ms"],
+                    caller=r["caller"],
                     created_at=now,
                 )
-                for r in frame.to_dict("records")
+                for r in rows
             ],
             batch_size=2000,
         )
 
 
-def _probabilities_json(proba: np.ndarray, classes: list[str]) -> np.ndarray:
-    parts: Any = None
-    for j, cls in enumerate(classes):
-        key = json.dumps(str(cls))
-        piece = (("{" if j == 0 else ", ") + key + ": ") + pd.Series(np.round(proba[:, j], 6)).astype(str)
-        parts = piece if parts is None else parts + piece
-    return (parts + "}").to_numpy()
+class Background:
+    """Runs `work(item)` for each item put, on `threads` threads fed through a bounded queue.
+
+    `put` blocks while `threads` items are in progress and one more is waiting, so memory stays
+    bounded, and re-raises the first failure of a thread; `close` waits for every item and
+    re-raises; `abort` drops what is still queued. With one thread, items are handled in order.
+    `synchronous=True` runs each item in the caller's thread instead (the embedded SQLite mode).
+    """
+
+    _DONE = object()
+
+    def __init__(self, name: str, work: Any, *, threads: int = 1, synchronous: bool = False, on_exit: Any = None):
+        self._work = work
+        self._on_exit = on_exit
+        self._synchronous = synchronous
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._error: Exception | None = None
+        self._aborted = threading.Event()
+        self._threads: list[threading.Thread] = []
+        if not synchronous:
+            for i in range(threads):
+                thread = threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is self._DONE:
+                    return
+                if self._error is None and not self._aborted.is_set():
+                    try:
+                        self._work(item)
+                    except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread by put / close
+                        self._error = exc
+        finally:
+            if self._on_exit is not None:
+                self._on_exit()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def put(self, item: Any) -> None:
+        if self._synchronous:
+            self._work(item)
+            return
+        self._raise()
+        self._queue.put(item)
+
+    def _stop(self) -> None:
+        for _ in self._threads:
+            self._queue.put(self._DONE)
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+
+    def close(self) -> None:
+        self._stop()
+        self._raise()
+
+    def abort(self) -> None:
+        self._aborted.set()
+        self._stop()
+
+
+def prediction_logger(target: LogTarget) -> Background:
+    """COPY on PostgreSQL, LOG_CONNECTIONS chunks at once, each thread on its own connection
+    (closed when it ends), one transaction per chunk; bulk_create in the job's thread on SQLite."""
+    if connection.vendor == "postgresql":
+        return Background(
+            f"job-{target.job.pk}-log",
+            lambda chunk: _copy_chunk(target, chunk),
+            threads=LOG_CONNECTIONS,
+            on_exit=lambda: connection.close(),  # the thread's own connection
+        )
+    return Background(f"job-{target.job.pk}-log", lambda chunk: _bulk_create_chunk(target, chunk), synchronous=True)
+
+
+def logged_delete(*, deployment: Deployment, job: Job) -> int:
+    """Delete what earlier deliveries of `job` logged, in SQL: Django's delete() would load every row.
+
+    The rows were logged after the job was created; the (deployment, created_at) index finds them
+    (a day of margin for clock skew between machines) without scanning the deployment's history.
+    """
+    logged = Prediction.objects.filter(
+        deployment=deployment,
+        created_at__gte=job.created_at - timedelta(days=1),
+        source="batch",
+        caller=f"job:{job.pk}",
+    )
+    with transaction.atomic():
+        ReviewItem.objects.filter(prediction__in=logged).delete()  # batch rows get none; the FK says they could
+        sql, params = logged.values("pk").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {Prediction._meta.db_table} WHERE id IN ({sql})", params)
+            return cursor.rowcount
+
+
+# --- reading ----------------------------------------------------------------------------------
 
 
 def _chunks(job: Job, schema: list[dict[str, Any]]):
-    """(frame, fraction done) per chunk of the input."""
+    """(Arrow table, pandas frame, fraction done) per chunk of the input."""
     p = job.params
     if p.get("dataset_version_id"):
         from datasets.models import DatasetVersion
@@ -166,9 +428,9 @@ def _chunks(job: Job, schema: list[dict[str, Any]]):
             total = max(1, pf.metadata.num_rows)
             done = 0
             for batch in pf.iter_batches(batch_size=CHUNK_ROWS):
-                frame = batch.to_pandas()
-                done += len(frame)
-                yield frame, done / total
+                table = pa.Table.from_batches([batch])
+                done += table.num_rows
+                yield table, table.to_pandas(), done / total
         else:
             size = max(1, default_storage.size(key))
             text_cols = {
@@ -177,7 +439,69 @@ def _chunks(job: Job, schema: list[dict[str, Any]]):
                 if f["type"] in ("categorical", "text") and f.get("dtype") in ("object", "str", "string")
             }
             for frame in pd.read_csv(fh, chunksize=CHUNK_ROWS, dtype=text_cols, low_memory=False):
-                yield frame, min(0.99, fh.tell() / size)
+                yield _arrow(frame), frame, min(0.99, fh.tell() / size)
+
+
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    """A CSV chunk as Arrow; object columns of mixed types (a number among strings) as text."""
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        mixed = {c: "string" for c in frame.columns if pd.api.types.is_object_dtype(frame[c])}
+        return pa.Table.from_pandas(frame.astype(mixed), preserve_index=False)
+
+
+# --- the job -----------------------------------------------------------------------------------
+
+
+def _scored_table(
+    table: pa.Table,
+    *,
+    ok: np.ndarray,
+    row_errors: np.ndarray,
+    labels: np.ndarray | None,
+    conf: np.ndarray | None,
+    proba: np.ndarray | None,
+    classes: list[str],
+    task_type: str,
+    fmt: str,
+    with_proba: bool,
+) -> pa.Table:
+    """The input columns + prediction, confidence, proba_<class>..., error (refused rows: nulls)."""
+    n = table.num_rows
+    added = {"prediction", "confidence", "error"} | {f"proba_{c}" for c in classes}
+    keep = [c for c in table.column_names if c not in added]
+    if len(keep) != table.num_columns:
+        table = table.select(keep)
+    missing = ~ok
+    all_ok = bool(ok.all())
+    if labels is None:
+        prediction = pa.nulls(n, pa.string() if task_type == "classification" else pa.float64())
+    elif task_type == "classification":
+        full = np.empty(n, dtype=object)
+        full[ok] = labels
+        prediction = pa.array(full if not all_ok else labels, from_pandas=True)
+        if fmt == "parquet" and not pa.types.is_string(prediction.type):
+            prediction = prediction.cast(pa.string())
+    else:
+        full = np.full(n, np.nan)
+        full[ok] = np.asarray(labels, dtype=np.float64)
+        prediction = pa.array(full, mask=missing)
+
+    def spread(values: np.ndarray | None) -> pa.Array:
+        if values is None:
+            return pa.nulls(n, pa.float64())
+        if all_ok:
+            return pa.array(values, type=pa.float64())
+        full = np.full(n, np.nan)
+        full[ok] = values
+        return pa.array(full, mask=missing)
+
+    table = table.append_column("prediction", prediction).append_column("confidence", spread(conf))
+    if with_proba:  # every chunk has the same columns, even one whose rows were all refused
+        for j, cls in enumerate(classes):
+            table = table.append_column(f"proba_{cls}", spread(proba[:, j] if proba is not None else None))
+    return table.append_column("error", pa.array(row_errors, type=pa.string()))
 
 
 @job_handler("deployment.batch")
@@ -189,85 +513,79 @@ def batch_predict(job: Job, ctx: JobContext) -> dict:
     names = [f["name"] for f in schema]
     log_predictions = p.get("log_predictions", True)
     # A re-delivered job starts over: drop what an earlier attempt logged.
-    Prediction.objects.filter(deployment=deployment, source="batch", caller=f"job:{job.pk}").delete()
+    logged_delete(deployment=deployment, job=job)
     ctx.progress(1, f"Loading model version {version.version}")
     model = model_for(version)
     classes = [str(c) for c in (version.classes or getattr(model, "classes_", []))]
+    with_proba = version.task_type == "classification" and hasattr(model, "predict_proba")
     fmt = p.get("output_format", "csv")
     tmp = tempfile.NamedTemporaryFile(suffix=f".{fmt}", delete=False)
     tmp.close()
-    writer: pq.ParquetWriter | None = None
     rows = errors = 0
+    logger = prediction_logger(LogTarget(deployment, version, job, classes)) if log_predictions else None
+    out = OutputWriter(tmp.name, fmt)
+    writer = Background(f"job-{job.pk}-write", out.write)  # pyarrow writes while the next chunk is scored
     try:
-        with open(tmp.name, "w" if fmt == "csv" else "wb", newline="" if fmt == "csv" else None) as out:
-            for frame, fraction in _chunks(job, schema):
-                started = time.perf_counter()
-                missing = [n for n in names if n not in frame.columns]
-                if missing:
-                    raise ValueError(f"The input lacks feature columns: {', '.join(missing[:10])}")
-                X, row_errors = serving.validate_frame(
-                    frame,
-                    schema,
-                    unknown_policy=deployment.unknown_category_policy,
-                    allow_missing=deployment.allow_missing,
+        for table, frame, fraction in _chunks(job, schema):
+            started = time.perf_counter()
+            missing = [n for n in names if n not in frame.columns]
+            if missing:
+                raise ValueError(f"The input lacks feature columns: {', '.join(missing[:10])}")
+            X, row_errors = serving.validate_frame(
+                frame,
+                schema,
+                unknown_policy=deployment.unknown_category_policy,
+                allow_missing=deployment.allow_missing,
+            )
+            del frame
+            ok = row_errors == ""
+            labels = conf = proba = None
+            if ok.any():
+                Xok = X if ok.all() else X[ok]
+                labels, conf, proba = serving.score_arrays(model, Xok, task_type=version.task_type)
+            del X
+            elapsed = (time.perf_counter() - started) * 1000
+            writer.put(
+                _scored_table(
+                    table,
+                    ok=ok,
+                    row_errors=row_errors,
+                    labels=labels,
+                    conf=conf,
+                    proba=proba,
+                    classes=classes,
+                    task_type=version.task_type,
+                    fmt=fmt,
+                    with_proba=with_proba,
                 )
-                ok = row_errors == ""
-                result = frame.copy() if fmt == "csv" else frame
-                result = result.assign(prediction=None, confidence=np.nan)
-                if ok.any():
-                    Xok = X[ok] if not ok.all() else X
-                    labels, conf, proba = serving.score_arrays(model, Xok, task_type=version.task_type)
-                    pred_col = np.empty(len(frame), dtype=object)
-                    pred_col[ok] = labels
-                    result["prediction"] = (
-                        pred_col if version.task_type == "classification" else pd.to_numeric(pd.Series(pred_col))
+            )
+            if logger is not None and labels is not None:
+                inputs = table.select(names)
+                logger.put(
+                    LogChunk(
+                        inputs=inputs if ok.all() else inputs.filter(pa.array(ok)),
+                        labels=labels,
+                        conf=conf,
+                        proba=proba,
+                        latency_ms=elapsed / max(1, int(ok.sum())),
                     )
-                    if conf is not None:
-                        c = np.full(len(frame), np.nan)
-                        c[ok] = conf
-                        result["confidence"] = c
-                    if proba is not None:
-                        for j, cls in enumerate(classes):
-                            col = np.full(len(frame), np.nan)
-                            col[ok] = proba[:, j]
-                            result[f"proba_{cls}"] = col
-                    elapsed = (time.perf_counter() - started) * 1000
-                    if log_predictions:
-                        with transaction.atomic():
-                            _log_rows(
-                                deployment=deployment,
-                                version=version,
-                                job=job,
-                                inputs=frame.loc[ok, names],
-                                labels=labels,
-                                conf=conf,
-                                proba=proba,
-                                classes=classes,
-                                latency_ms=elapsed / max(1, int(ok.sum())),
-                            )
-                result["error"] = row_errors
-                if fmt == "csv":
-                    _csv_safe(result).to_csv(out, header=rows == 0, index=False)
-                else:
-                    table = pa.Table.from_pandas(
-                        result.astype({"prediction": str}) if version.task_type == "classification" else result,
-                        preserve_index=False,
-                    )
-                    if writer is None:
-                        writer = pq.ParquetWriter(out, table.schema, compression="zstd")
-                    writer.write_table(table.cast(writer.schema))
-                rows += len(frame)
-                errors += int((~ok).sum())
-                ctx.progress(2 + 96 * fraction, f"{rows:,} rows scored ({errors:,} refused)", log=False)
-            if writer is not None:
-                writer.close()
-                writer = None
+                )
+            rows += table.num_rows
+            errors += int((~ok).sum())
+            ctx.progress(2 + 96 * fraction, f"{rows:,} rows scored ({errors:,} refused)", log=False)
+        writer.close()
+        out.close()
+        if logger is not None:
+            logger.close()  # every chunk committed before the job can succeed
         name = f"projects/{deployment.project_id}/batch/{job.pk}-{os.urandom(6).hex()}.{fmt}"
         with open(tmp.name, "rb") as fh:
-            key = default_storage.save(name, File(fh))
+            key = default_storage.save(name, _LocalFile(fh, name=tmp.name))
     finally:
-        if writer is not None:
-            writer.close()
-        os.unlink(tmp.name)
+        writer.abort()
+        if logger is not None:
+            logger.abort()
+        out.close()
+        with contextlib.suppress(FileNotFoundError):  # moved into the storage
+            os.unlink(tmp.name)
     ctx.progress(100, f"Done: {rows:,} rows, {errors:,} refused")
     return {"output_key": key, "output_format": fmt, "rows": rows, "errors": errors, "model_version": version.version}
