@@ -22,8 +22,8 @@ from rest_framework.test import APIClient
 
 from deployments import prediction_log, services
 from deployments.models import Deployment, Prediction
-from projects.models import AuditEvent
 from deployments.services import api_key_create, deployment_promote, deployment_rollback
+from projects.models import AuditEvent
 
 GOOD = {"age": 40, "income": 61000.5, "score": 0.7, "color": "red", "member": True}
 
