@@ -390,26 +390,43 @@ def batch_arm(env: dict, ctx: dict, pipe, rows: int, tmp: Path, log_predictions:
             output_format="csv",
             log_predictions=log_predictions,
         )
-    # Peak memory is the child's own VmHWM: wait4's ru_maxrss also counts this (large) parent process,
-    # whose address space the child holds between vfork and exec.
+    # The job runs in a fresh process warmed up like a Celery worker (Django set up, the job
+    # handlers and skops imported: a worker pays that once, at start); the batch job is timed
+    # from its start to its downloadable output, then its logging child job is run and timed.
+    # Peak memory is the child's own VmHWM: wait4's ru_maxrss also counts this (large) parent
+    # process, whose address space the child holds between vfork and exec.
     code = (
-        f"import django; django.setup()\nfrom jobs.runner import execute\nprint(execute({job.pk}))\n"
-        "import re; print('VMHWM', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+        "import json, re, time, django\ndjango.setup()\n"
+        "import skops.io, deployments.batch_jobs\nfrom jobs.runner import execute\nfrom jobs.models import Job\n"
+        f"t = time.perf_counter(); execute({job.pk}); batch_s = time.perf_counter() - t\n"
+        f"log_id = (Job.objects.get(pk={job.pk}).result or {{}}).get('logging_job_id')\n"
+        "t = time.perf_counter(); log_id and execute(log_id); log_s = time.perf_counter() - t\n"
+        "print('TIMES', json.dumps({'batch_s': batch_s, 'log_s': log_s if log_id else None, 'log_id': log_id}))\n"
+        "print('VMHWM', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
     )
     t = time.perf_counter()
     proc = subprocess.Popen([str(PY), "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     out, _ = proc.communicate()
-    job_seconds = time.perf_counter() - t
+    process_seconds = time.perf_counter() - t
     hwm_kb = next((int(line.split()[1]) for line in out.splitlines() if line.startswith("VMHWM ")), 0)
+    times = next((json.loads(line[6:]) for line in out.splitlines() if line.startswith("TIMES ")), {})
     job.refresh_from_db()
+    log_status = None
+    if times.get("log_id"):
+        from jobs.models import Job
+
+        log_status = Job.objects.get(pk=times["log_id"]).status
+    batch_s = times.get("batch_s", float("nan"))
     return {
         "rows": rows,
         "status": job.status,
         "error": job.error[:300],
         "raw_predict_s": raw_seconds,
-        "job_s": job_seconds,
-        "handler_s": (job.finished_at - job.started_at).total_seconds() if job.finished_at else float("nan"),
-        "ratio": raw_seconds / job_seconds,
+        "process_s": process_seconds,
+        "batch_s": batch_s,
+        "log_s": times.get("log_s"),
+        "log_status": log_status,
+        "ratio": raw_seconds / batch_s,
         "peak_mb": hwm_kb / 1024,
         "logging": log_predictions,
     }
@@ -536,11 +553,17 @@ def batch_report(env: dict, ctx: dict, pipe, batch_rows: int, tmp: Path, args: a
         for log_predictions in (True, False):
             b = batch_arm(env, ctx, pipe, batch_rows, tmp, log_predictions)
             sys.stdout.flush()
+            logging = (
+                f"; its predictions logged for monitoring by the child job in {b['log_s']:.1f} s more "
+                f"(status {b['log_status']}; end to end {b['raw_predict_s'] / (b['batch_s'] + b['log_s']):.2f} x raw)"
+                if b["log_s"] is not None
+                else ""
+            )
             print(
-                f"  batch {b['rows']:,} rows, logging {'on ' if log_predictions else 'off'}: job {b['job_s']:.1f} s "
-                f"(status {b['status']}{' ' + b['error'] if b['error'] else ''}), raw predict {b['raw_predict_s']:.1f} s, "
-                f"throughput ratio {b['ratio']:.2f} (target >= 0.7), peak memory {b['peak_mb']:.0f} MB (target < 1024); "
-                f"of which the job itself (claimed to finished, no process start) {b['handler_s']:.1f} s",
+                f"  batch {b['rows']:,} rows, logging {'on ' if log_predictions else 'off'}: output ready in "
+                f"{b['batch_s']:.1f} s (status {b['status']}{' ' + b['error'] if b['error'] else ''}), raw predict "
+                f"{b['raw_predict_s']:.1f} s, throughput ratio {b['ratio']:.2f} (target >= 0.7){logging}; peak memory "
+                f"{b['peak_mb']:.0f} MB (target < 1024); the whole process incl. start and imports {b['process_s']:.1f} s",
                 flush=True,
             )
 

@@ -187,6 +187,11 @@ def batch_job_payload(job: Job, deployment: Deployment) -> dict[str, Any]:
     }
     if job.status == "succeeded" and (job.result or {}).get("output_key"):
         data["download_url"] = f"/api/v1/deployments/{deployment.pk}/batch/{job.pk}/download/"
+    log_id = (job.result or {}).get("logging_job_id")
+    if log_id:  # the child job writing the batch's predictions to the monitoring log
+        log = Job.objects.filter(pk=log_id).only("status", "progress", "message").first()
+        if log is not None:
+            data["logging"] = {"job": log.pk, "status": log.status, "progress": log.progress, "message": log.message}
     return data
 
 

@@ -5,11 +5,13 @@ CSV with pandas' chunksize. Each chunk is validated and scored, then written wit
 (inputs + prediction + confidence + class probabilities + a per-row error) to a temporary
 CSV or Parquet file, which is stored under a generated key at the end.
 
-Predictions are logged for monitoring (source "batch", caller "job:<id>"). On PostgreSQL a
-background thread with its own connection builds each chunk's COPY payload with pyarrow and
-sends it, one transaction per chunk, while the main thread scores the next chunk; the job
-succeeds only after every chunk is committed. A re-delivered job first deletes what an earlier
-attempt logged. The embedded SQLite mode logs in the job's own thread with bulk_create.
+Predictions are logged for monitoring (source "batch", caller "job:<id>") by a child job,
+`deployment.batch_log`: the batch job stores each scored chunk's inputs and outputs as a small
+Parquet file (no per-row work) and queues it; the output is downloadable as soon as the scoring
+is done. The logging job COPYs the chunks into PostgreSQL, LOG_CONNECTIONS at once on their own
+connections, one transaction per chunk, with its own progress; it succeeds only after every chunk
+is committed, and a re-delivered one first deletes what an earlier attempt logged. The embedded
+SQLite mode logs in the job's own thread with bulk_create.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import binascii
 import contextlib
 import json
+import logging
 import os
 import queue
 import tempfile
@@ -32,16 +35,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from django.conf import settings
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
-from deployments import serving
+from deployments import fastpath, serving
 from deployments.models import Deployment, ModelVersion, Prediction, ReviewItem
 from deployments.registry import model_for
 from jobs.models import Job
-from jobs.runner import JobContext, job_handler
+from jobs.runner import JobContext, job_enqueue, job_handler
+
+log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 50_000
 LOG_CONNECTIONS = 2  # chunks COPYed at once, each on its own connection (PostgreSQL parses in its own process)
@@ -376,6 +383,56 @@ class Background:
         self._stop()
 
 
+# --- the log source: what the logging job writes to the Prediction table --------------------------------
+#
+# Scoring a million rows takes seconds; PostgreSQL takes several times longer to index a million
+# JSON rows. The batch job therefore delivers its output at scoring speed and leaves the rows for
+# monitoring in per-chunk Parquet files (inputs as received, prediction, confidence, probabilities:
+# no JSON built here), which a child job, `deployment.batch_log`, COPYs into the Prediction table
+# with its own progress bar. One file per chunk: CSV chunks may type a column differently.
+
+LABEL, CONFIDENCE, LATENCY = "__label", "__confidence", "__latency_ms"
+
+
+def log_source_table(chunk: LogChunk, classes: list[str]) -> pa.Table:
+    table = chunk.inputs.append_column(LABEL, pa.array(chunk.labels))
+    n = table.num_rows
+    table = table.append_column(LATENCY, pa.repeat(float(chunk.latency_ms), n))
+    if chunk.conf is not None:
+        table = table.append_column(CONFIDENCE, pa.array(chunk.conf, type=pa.float64()))
+    if chunk.proba is not None:
+        for j in range(len(classes)):
+            table = table.append_column(f"__proba_{j}", pa.array(chunk.proba[:, j], type=pa.float64()))
+    return table
+
+
+def log_chunk_from(table: pa.Table, names: list[str], classes: list[str]) -> LogChunk:
+    proba_columns = [f"__proba_{j}" for j in range(len(classes))]
+    has_proba = bool(classes) and all(c in table.column_names for c in proba_columns)
+    return LogChunk(
+        inputs=table.select(names),
+        labels=table.column(LABEL).to_numpy(zero_copy_only=False),
+        conf=table.column(CONFIDENCE).to_numpy() if CONFIDENCE in table.column_names else None,
+        proba=np.column_stack([table.column(c).to_numpy() for c in proba_columns]) if has_proba else None,
+        latency_ms=float(table.column(LATENCY)[0].as_py()) if table.num_rows else 0.0,
+    )
+
+
+class LogSourceWriter:
+    """Stores one Parquet file per scored chunk under the job's prefix; `keys` lists them in order."""
+
+    def __init__(self, job: Job, deployment: Deployment, classes: list[str]):
+        self.prefix = f"projects/{deployment.project_id}/batch/{job.pk}-log-{os.urandom(6).hex()}"
+        self.classes = classes
+        self.keys: list[str] = []
+
+    def write(self, chunk: LogChunk) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(log_source_table(chunk, self.classes), sink, compression="snappy")
+        name = f"{self.prefix}/{len(self.keys):05d}.parquet"
+        self.keys.append(default_storage.save(name, ContentFile(sink.getvalue().to_pybytes())))
+
+
 def prediction_logger(target: LogTarget) -> Background:
     """COPY on PostgreSQL, LOG_CONNECTIONS chunks at once, each thread on its own connection
     (closed when it ends), one transaction per chunk; bulk_create in the job's thread on SQLite."""
@@ -387,6 +444,15 @@ def prediction_logger(target: LogTarget) -> Background:
             on_exit=lambda: connection.close(),  # the thread's own connection
         )
     return Background(f"job-{target.job.pk}-log", lambda chunk: _bulk_create_chunk(target, chunk), synchronous=True)
+
+
+def _logged_count(deployment: Deployment, job: Job) -> int:
+    return Prediction.objects.filter(
+        deployment=deployment,
+        created_at__gte=job.created_at - timedelta(days=1),
+        source="batch",
+        caller=f"job:{job.pk}",
+    ).count()
 
 
 def logged_delete(*, deployment: Deployment, job: Job) -> int:
@@ -504,6 +570,17 @@ def _scored_table(
     return table.append_column("error", pa.array(row_errors, type=pa.string()))
 
 
+def _compiled(version: ModelVersion, model: Any, deployment: Deployment) -> fastpath.CompiledModel | None:
+    """The compiled scoring path (deployments/fastpath.py), proven on generated rows; each chunk's
+    first rows are also scored both ways before the chunk is trusted to it."""
+    if not settings.SERVING_COMPILED:
+        return None
+    validator = serving.compile_validator(
+        version.input_schema, unknown_policy=deployment.unknown_category_policy, allow_missing=deployment.allow_missing
+    )
+    return fastpath.compiled_for(version, model, validator)
+
+
 @job_handler("deployment.batch")
 def batch_predict(job: Job, ctx: JobContext) -> dict:
     p = job.params
@@ -516,13 +593,15 @@ def batch_predict(job: Job, ctx: JobContext) -> dict:
     logged_delete(deployment=deployment, job=job)
     ctx.progress(1, f"Loading model version {version.version}")
     model = model_for(version)
+    compiled = _compiled(version, model, deployment)
     classes = [str(c) for c in (version.classes or getattr(model, "classes_", []))]
     with_proba = version.task_type == "classification" and hasattr(model, "predict_proba")
     fmt = p.get("output_format", "csv")
     tmp = tempfile.NamedTemporaryFile(suffix=f".{fmt}", delete=False)
     tmp.close()
     rows = errors = 0
-    logger = prediction_logger(LogTarget(deployment, version, job, classes)) if log_predictions else None
+    source = LogSourceWriter(job, deployment, classes) if log_predictions else None
+    logger = Background(f"job-{job.pk}-log-source", source.write) if source is not None else None
     out = OutputWriter(tmp.name, fmt)
     writer = Background(f"job-{job.pk}-write", out.write)  # pyarrow writes while the next chunk is scored
     try:
@@ -542,7 +621,15 @@ def batch_predict(job: Job, ctx: JobContext) -> dict:
             labels = conf = proba = None
             if ok.any():
                 Xok = X if ok.all() else X[ok]
-                labels, conf, proba = serving.score_arrays(model, Xok, task_type=version.task_type)
+                scorer, features = model, Xok
+                if compiled is not None:
+                    columns = fastpath.columns_of(Xok)
+                    if fastpath.same_as_pipeline(compiled, Xok, columns):
+                        scorer, features = compiled, columns
+                    else:
+                        log.warning("batch %s: compiled scoring differs on this chunk; scikit-learn from here", job.pk)
+                        compiled = None
+                labels, conf, proba = serving.score_arrays(scorer, features, task_type=version.task_type)
             del X
             elapsed = (time.perf_counter() - started) * 1000
             writer.put(
@@ -576,7 +663,7 @@ def batch_predict(job: Job, ctx: JobContext) -> dict:
         writer.close()
         out.close()
         if logger is not None:
-            logger.close()  # every chunk committed before the job can succeed
+            logger.close()  # every chunk's log source stored before the logging job is queued
         name = f"projects/{deployment.project_id}/batch/{job.pk}-{os.urandom(6).hex()}.{fmt}"
         with open(tmp.name, "rb") as fh:
             key = default_storage.save(name, _LocalFile(fh, name=tmp.name))
@@ -587,5 +674,49 @@ def batch_predict(job: Job, ctx: JobContext) -> dict:
         out.close()
         with contextlib.suppress(FileNotFoundError):  # moved into the storage
             os.unlink(tmp.name)
-    ctx.progress(100, f"Done: {rows:,} rows, {errors:,} refused")
-    return {"output_key": key, "output_format": fmt, "rows": rows, "errors": errors, "model_version": version.version}
+    result = {"output_key": key, "output_format": fmt, "rows": rows, "errors": errors, "model_version": version.version}
+    if source is not None:
+        with transaction.atomic():
+            log_job = job_enqueue(
+                project=deployment.project,
+                kind="deployment.batch_log",
+                created_by=job.created_by,
+                params={"batch_job_id": job.pk, "keys": source.keys, "classes": classes},
+                target=deployment,
+                parent=job,
+                message="Waiting for a worker to log the batch's predictions for monitoring",
+            )
+        result["logging_job_id"] = log_job.pk
+    ctx.progress(100, f"Done: {rows:,} rows, {errors:,} refused" + ("; logging them for monitoring" if source else ""))
+    return result
+
+
+@job_handler("deployment.batch_log")
+def batch_log(job: Job, ctx: JobContext) -> dict:
+    """COPY a batch's predictions into the Prediction table (source "batch", caller "job:<batch id>")."""
+    p = job.params
+    batch = Job.objects.get(pk=p["batch_job_id"])
+    deployment = Deployment.objects.select_related("project").get(pk=batch.params["deployment_id"])
+    version = ModelVersion.objects.get(pk=batch.params["model_version_id"])
+    names = [f["name"] for f in version.input_schema]
+    classes = p["classes"]
+    if not all(default_storage.exists(key) for key in p["keys"]):
+        # The files go only once every chunk is committed: an earlier delivery finished the work.
+        return {"logged": _logged_count(deployment, batch), "batch_job_id": batch.pk}
+    logged_delete(deployment=deployment, job=batch)  # a re-delivered job starts over
+    logger = prediction_logger(LogTarget(deployment, version, batch, classes))
+    rows = 0
+    try:
+        for i, key in enumerate(p["keys"]):
+            with default_storage.open(key, "rb") as fh:
+                table = pq.read_table(fh)
+            rows += table.num_rows
+            logger.put(log_chunk_from(table, names, classes))
+            ctx.progress(1 + 98 * (i + 1) / max(1, len(p["keys"])), f"{rows:,} predictions logged", log=False)
+        logger.close()  # every chunk committed before the job can succeed
+    finally:
+        logger.abort()
+    for key in p["keys"]:
+        default_storage.delete(key)
+    ctx.progress(100, f"{rows:,} predictions logged for monitoring")
+    return {"logged": rows, "batch_job_id": batch.pk}

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -141,9 +143,12 @@ def _imputer(est: SimpleImputer) -> Node:
         for c, stat in zip(cols, stats, strict=True):
             if c.dtype == object and keeps_objects:
                 x = c.copy()
-                for k, v in enumerate(x):
-                    if _missing(v):
-                        x[k] = stat
+                if len(x) > VECTOR_ROWS:
+                    x[pd.isna(x)] = stat
+                else:
+                    for k, v in enumerate(x):
+                        if _missing(v):
+                            x[k] = stat
                 out.append(x)
             else:
                 x = _as_float(c)
@@ -183,31 +188,92 @@ def _to_float(est: ToFloat) -> Node:
 # --- categorical encoders: tabulated by asking the fitted encoder ---------------------------------------
 
 
-class _Table:
-    """The output block of one input feature: one row per known category, then unseen, then missing."""
+def _text_column(c: np.ndarray) -> bool:
+    """Would pandas store this column as text? (Some text, nothing but text besides missing values.)
 
-    def __init__(self, rows: np.ndarray, index: dict[Any, int], unseen: bool, missing: bool):
-        self.rows, self.index, self.unseen_ok, self.missing_ok = rows, index, unseen, missing
-        self.unseen_row, self.missing_row = len(index), len(index) + 1
+    A DataFrame column built from such values gets pandas' string dtype, whose missing values are
+    NaN; any other column keeps its objects, None staying None. Encoders may tell the two apart.
+    """
+    seen = False
+    for v in c:
+        if _missing(v):
+            continue
+        if not isinstance(v, str):
+            return False
+        seen = True
+    return seen
+
+
+class _Table:
+    """The output block of one input feature: a row per known category, then unseen, None and NaN."""
+
+    def __init__(self, rows: np.ndarray, index: dict[Any, int], ok: list[bool]):
+        self.rows, self.index = rows, index
+        k = len(index)
+        self.unseen_row, self.none_row, self.nan_row = k, k + 1, k + 2
+        self.ok = ok  # per row of `rows`: False where the fitted encoder raises
+        self._lookup: pd.Index | None = None
+        self._arrow_known: pa.Array | None = None
+
+    def _check(self, codes: np.ndarray, c: np.ndarray) -> np.ndarray:
+        for row in (self.unseen_row, self.none_row, self.nan_row):
+            if not self.ok[row] and (codes == row).any():
+                at = int(np.flatnonzero(codes == row)[0])
+                if row == self.unseen_row:
+                    raise ValueError(f"Found unknown category {c[at]!r} during transform")
+                raise ValueError("Found a missing value the encoder was not fitted with")
+        return codes
 
     def codes(self, c: np.ndarray) -> np.ndarray:
+        if len(c) > VECTOR_ROWS:
+            try:
+                vectorised = self._codes_vectorised(c)
+            except TypeError:  # an unhashable value: the loop below says which
+                vectorised = None
+            if vectorised is not None:
+                return self._check(vectorised, c)
+        as_text = _text_column(c)
         out = np.empty(len(c), dtype=np.intp)
         for k, v in enumerate(c):
             if _missing(v):
-                if not self.missing_ok:
-                    raise ValueError("Found a missing value the encoder was not fitted with")
-                out[k] = self.missing_row
+                out[k] = self.nan_row if (as_text or v is not None) else self.none_row
                 continue
             try:
                 code = self.index.get(v)
             except TypeError:
                 code = None
-            if code is None:
-                if not self.unseen_ok:
-                    raise ValueError(f"Found unknown category {v!r} during transform")
-                code = self.unseen_row
-            out[k] = code
-        return out
+            out[k] = self.unseen_row if code is None else code
+        return self._check(out, c)
+
+    def _codes_vectorised(self, c: np.ndarray) -> np.ndarray | None:
+        """The same codes for many rows: one hash lookup in C per value (batch chunks)."""
+        known = list(self.index)
+        text = None
+        if known and all(type(k) is str for k in known):
+            try:  # text categories: Arrow's hash lookup, a few times faster than pandas' on objects
+                text = pa.array(c, type=pa.string(), from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                text = None
+        if text is not None:
+            if text.null_count == len(text):
+                return None  # nothing but missing values: None and NaN stay apart, the loop sorts them
+            if self._arrow_known is None:
+                self._arrow_known = pa.array(known, type=pa.string())
+            missing = text.is_null().to_numpy(zero_copy_only=False)
+            found = pc.fill_null(pc.index_in(text, value_set=self._arrow_known), -1).to_numpy(zero_copy_only=False)
+            missing_row = np.full(len(c), self.nan_row)  # a text column: pandas makes every missing value NaN
+        else:
+            if self._lookup is None:
+                self._lookup = pd.Index(known, dtype=object)
+            objects = np.asarray(c, dtype=object)
+            missing = pd.isna(objects)
+            found = self._lookup.get_indexer(objects)
+            missing_row = np.where(objects == None, self.none_row, self.nan_row)  # noqa: E711 - elementwise
+        unseen = (found < 0) & ~missing
+        return np.where(missing, missing_row, np.where(unseen, self.unseen_row, found)).astype(np.intp)
+
+
+VECTOR_ROWS = 64  # above this many rows, categorical lookups and missing-value masks run vectorised
 
 
 def _unseen_value(categories: np.ndarray) -> Any:
@@ -228,7 +294,7 @@ def _encoder(est: OneHotEncoder | OrdinalEncoder, dense_ok: bool = False) -> Nod
     offset = 0
     for j, cats in enumerate(est.categories_):
         known = [v for v in cats if not _missing(v)]
-        probes = [*known, _unseen_value(np.asarray(known)) if known else "x", None]
+        probes = [*known, _unseen_value(np.asarray(known)) if known else "x", None, np.nan]
         rows = np.zeros((len(probes), widths[j]), dtype=np.dtype(est.dtype))
         ok = [True] * len(probes)
         for k, value in enumerate(probes):
@@ -246,7 +312,7 @@ def _encoder(est: OneHotEncoder | OrdinalEncoder, dense_ok: bool = False) -> Nod
         if not all(ok[: len(known)]):
             raise NotCompilable("an encoder refuses one of its own categories")
         index = {v: k for k, v in enumerate(known)}
-        tables.append(_Table(rows, index, unseen=ok[-2], missing=ok[-1]))
+        tables.append(_Table(rows, index, ok))
         offset += widths[j]
 
     def run(cols: Cols) -> Cols:
@@ -380,9 +446,11 @@ def compile_model(model: Any) -> CompiledModel | None:
 
 
 def verification_sets(schema: list[dict[str, Any]], n: int = 64) -> list[dict[str, list[Any]]]:
-    """Rows covering every category, the numeric ranges, then all missing, then unseen categories."""
+    """Rows covering every category and the numeric ranges; the same with missing values among them;
+    a row of missing values only; a row of unseen categories."""
     rng = np.random.default_rng(0)
     normal: dict[str, list[Any]] = {}
+    mixed: dict[str, list[Any]] = {}
     missing: dict[str, list[Any]] = {}
     unseen: dict[str, list[Any]] = {}
     for f in schema:
@@ -409,9 +477,10 @@ def verification_sets(schema: list[dict[str, Any]], n: int = 64) -> list[dict[st
             values = [f"text {k}" for k in range(n)]
             other = "never seen in training"
         normal[name] = values
+        mixed[name] = [None if k % 3 == 1 else v for k, v in enumerate(values)]
         missing[name] = [None]
         unseen[name] = [other]
-    return [normal, missing, unseen]
+    return [normal, mixed, missing, unseen]
 
 
 def verify(compiled: CompiledModel, validator: Any, schema: list[dict[str, Any]]) -> str | None:
@@ -472,3 +541,31 @@ def compiled_for(version: Any, model: Any, validator: Any) -> CompiledModel | No
         _compiled.clear()
     _compiled[key] = compiled
     return compiled
+
+
+def columns_of(X: pd.DataFrame) -> dict[str, np.ndarray]:
+    """A validated batch chunk (serving.validate_frame) as the compiled path's columns."""
+    out: dict[str, np.ndarray] = {}
+    for name in X.columns:
+        col = X[name]
+        if isinstance(col.dtype, pd.StringDtype) or col.dtype == object:
+            out[str(name)] = col.to_numpy(dtype=object, na_value=None)
+        else:
+            out[str(name)] = col.to_numpy()
+    return out
+
+
+SAMPLE_ROWS = 100  # rows of each batch chunk scored both ways before the compiled path is trusted with it
+
+
+def same_as_pipeline(compiled: CompiledModel, X: pd.DataFrame, columns: dict[str, np.ndarray]) -> bool:
+    """Do both paths give the same matrix on this chunk's first rows (real data, vectorised path)?"""
+    n = min(len(X), SAMPLE_ROWS)
+    try:
+        slow = np.asarray(compiled.pipeline[:-1].transform(X.iloc[:n]))
+        fast = compiled.matrix({k: v[:n] for k, v in columns.items()})
+    except Exception:  # noqa: BLE001 - either path failing: trust scikit-learn alone
+        return False
+    if slow.dtype == object and fast.dtype != object:
+        fast = fast.astype(object)
+    return slow.shape == fast.shape and _equal(slow, fast)

@@ -305,11 +305,15 @@ def validate_frame(
     """Cast a chunk of rows to the training dtypes; returns (features, per-row error messages or "")."""
     n = len(frame)
     errors = np.full(n, "", dtype=object)
+    flagged = np.zeros(n, dtype=bool)
     data: dict[str, Any] = {}
 
     def flag(mask: np.ndarray, message: str) -> None:
-        idx = np.flatnonzero(mask & (errors == ""))
+        if not mask.any():
+            return
+        idx = np.flatnonzero(mask & ~flagged)  # the first problem of a row is the one reported
         errors[idx] = message
+        flagged[idx] = True
 
     for spec in schema:
         name, t, dtype = spec["name"], spec["type"], spec.get("dtype", "object")
@@ -338,6 +342,13 @@ def validate_frame(
             parsed = pd.to_datetime(s, errors="coerce", format="mixed")
             flag(parsed.isna().to_numpy() & ~null, f"{name} is not a valid date")
             data[name] = parsed
+        elif isinstance(s.dtype, pd.StringDtype):
+            # Text as pandas reads it (and as the model was trained on): checked and passed on
+            # as it is, with Arrow's own membership test, no copy to Python objects.
+            if t == CATEGORICAL and unknown_policy == "error" and spec.get("categories"):
+                known = s.isin(spec["categories"]).to_numpy(dtype=bool, na_value=False)
+                flag(~known & ~null, f"{name} has an unknown category")
+            data[name] = s
         else:
             values = s.astype(object).where(~s.isna(), None)
             if not pd.api.types.is_object_dtype(s) and not pd.api.types.is_string_dtype(s):

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from deployments import prediction_log, registry, selectors, services
 from deployments.models import ApiKey, Deployment, ModelVersion, Prediction
+from jobs.models import Job
 from mlplatform.errors import DomainError
 from mlplatform.ui import report
 from projects.access import access, project_for, require
@@ -130,6 +131,10 @@ def _render_detail(request: HttpRequest, deployment: Deployment, **extra) -> Htt
     base = f"{request.scheme}://{request.get_host()}"
     sample = serving.sample_instance(deployment.model_version.input_schema)
     batches = list(selectors.batch_jobs(deployment)[:5])
+    log_ids = [b.result["logging_job_id"] for b in batches if (b.result or {}).get("logging_job_id")]
+    logs = {j.pk: j for j in Job.objects.filter(pk__in=log_ids)}
+    for b in batches:  # the child job logging each batch's predictions for monitoring
+        b.log_job = logs.get((b.result or {}).get("logging_job_id"))
     return render(
         request,
         "deployments/detail.html",

@@ -12,6 +12,13 @@ from tests.conftest import wait_for_job
 from tests.deployments.conftest import FEATURES, loan_frame
 
 
+def _logging_done(job) -> None:
+    """The batch job queues a child job that writes its predictions to the monitoring log."""
+    log = wait_for_job(job.result["logging_job_id"])
+    assert log.status == "succeeded", log.error
+    assert log.parent_id == job.pk and log.kind == "deployment.batch_log" and log.progress == 100
+
+
 def _upload(frame: pd.DataFrame, fmt: str) -> SimpleUploadedFile:
     buf = io.BytesIO()
     if fmt == "csv":
@@ -48,6 +55,8 @@ def test_batch_over_an_upload_scores_every_row_and_logs_them(
     assert "unknown category" in str(out.loc[3, "error"])
     if out_fmt == "csv":
         assert str(out.loc[4, "color"]).startswith("'=")
+    _logging_done(job)
+    assert listed[0]["logging"]["job"] == job.result["logging_job_id"]
     logged = Prediction.objects.filter(deployment=deployment, source="batch")
     assert logged.count() == 248
     row = logged.first()
@@ -211,6 +220,7 @@ def test_logged_rows_hold_each_scored_row_and_match_the_output_file(team, api, d
     out = pd.read_csv(io.BytesIO(b"".join(d.streaming_content)), keep_default_na=False)
     assert list(out.columns) == [*FEATURES, "comment", "prediction", "confidence", "proba_no", "proba_yes", "error"]
     assert (out["comment"] == "'=not a feature").all()
+    _logging_done(job)
     logged = _logged_rows(deployment, job.pk)
     assert len(logged) == 119
     matched = 0
@@ -258,6 +268,7 @@ def test_a_redelivered_job_replaces_what_the_first_delivery_logged(team, api, de
     )
     job = wait_for_job(r.json()["id"])
     assert job.status == "succeeded", job.error
+    _logging_done(job)
     first = set(Prediction.objects.filter(caller=f"job:{job.pk}").values_list("pk", flat=True))
     assert len(first) == 90
     # The broker delivers it again (a late ack after the worker died mid-way).
@@ -265,9 +276,35 @@ def test_a_redelivered_job_replaces_what_the_first_delivery_logged(team, api, de
     assert execute(job.pk) == "ran"
     job.refresh_from_db()
     assert job.status == "succeeded" and job.attempts == 2
+    _logging_done(job)
     second = set(Prediction.objects.filter(caller=f"job:{job.pk}").values_list("pk", flat=True))
     assert len(second) == 90 and not first & second
     assert Prediction.objects.filter(pk=other.pk).exists()
+
+
+def test_a_redelivered_logging_job_logs_each_prediction_once(team, api, deployment, worker):
+    from jobs.models import Job
+    from jobs.runner import execute
+
+    r = api("editor").post(
+        f"/api/v1/deployments/{deployment.pk}/batch/",
+        {"file": _upload(loan_frame(60, seed=2)[FEATURES], "parquet")},
+        format="multipart",
+    )
+    job = wait_for_job(r.json()["id"])
+    log_id = job.result["logging_job_id"]
+    keys = Job.objects.get(pk=log_id).params["keys"]
+    # Delivered again before it could start: it does the whole work, once.
+    log = wait_for_job(log_id)
+    assert log.status == "succeeded" and Prediction.objects.filter(caller=f"job:{job.pk}").count() == 60
+    from django.core.files.storage import default_storage
+
+    assert not any(default_storage.exists(k) for k in keys)  # the chunk files go once all is committed
+    # A late duplicate delivery of the finished logging job (its files gone): nothing changes.
+    Job.objects.filter(pk=log_id).update(status="queued", claim_token=None, finished_at=None)
+    assert execute(log_id) == "ran"
+    assert Job.objects.get(pk=log_id).status == "succeeded"
+    assert Prediction.objects.filter(caller=f"job:{job.pk}").count() == 60
 
 
 def test_a_chunk_whose_rows_are_all_refused_keeps_the_columns(team, api, deployment, worker, monkeypatch):

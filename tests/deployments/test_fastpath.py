@@ -150,3 +150,33 @@ def test_the_api_answers_the_same_with_and_without_the_compiled_path(team, deplo
     assert answers[True] == answers[False]
     version = deployment.model_version
     assert fastpath._compiled[(version.pk, version.sha256)] is not None  # the compiled path did answer
+
+
+def test_many_rows_take_the_vectorised_lookups_with_the_same_result():
+    """Batch chunks: text categories through Arrow, numeric ones through pandas, missing and unseen values."""
+    frame = messy_frame(800, seed=4)
+    features = [*FEATURES, "city"]
+    pre = ColumnTransformer(
+        [
+            ("num", "passthrough", ["income", "score"]),
+            ("text", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["color", "city"]),
+            ("ints", OneHotEncoder(handle_unknown="ignore", sparse_output=False, min_frequency=10), ["age"]),
+        ]
+    )
+    pipe = Pipeline([("pre", pre), ("model", LogisticRegression(max_iter=500))])
+    pipe.fit(frame[features].fillna({"income": 0}), frame["approved"])
+    schema, validator = validator_for(frame, features)
+    compiled = fastpath.compile_model(pipe)
+    assert compiled is not None and fastpath.verify(compiled, validator, schema) is None
+    rows = rows_of(messy_frame(3 * fastpath.VECTOR_ROWS, seed=12), features)
+    for k, row in enumerate(rows):
+        row["income"] = row["income"] if row["income"] is not None else 1.0
+        if k % 9 == 0:
+            row["city"] = "atlantis"  # unseen
+        if k % 13 == 0:
+            row["age"] = 999  # unseen number
+    columns, errors = validator.validate(rows)
+    assert not errors
+    assert np.array_equal(
+        pipe.predict_proba(validator.frame(columns)), compiled.predict_proba(validator.arrays(columns))
+    )
