@@ -211,6 +211,9 @@ SERVING_KEY_CACHE_SECONDS = env_int("SERVING_KEY_CACHE_SECONDS", 30, minimum=0)
 # Small predict requests score through a compiled twin of the pipeline's preprocessing, used only
 # after it has matched the pipeline bit for bit on generated rows (deployments/fastpath.py).
 SERVING_COMPILED = env_bool("SERVING_COMPILED", True)
+# OpenMP/BLAS threads for a batch job's model: the job's other threads read, validate and write
+# the next chunks meanwhile (on 2 cores, 1 scores fastest; raise it on bigger workers).
+BATCH_SCORING_THREADS = env_int("BATCH_SCORING_THREADS", 1, minimum=1)
 SERVING_THREADS = env_int("SERVING_THREADS", 1, minimum=1)  # OpenMP/BLAS threads per web worker for predict
 
 # --- Email ----------------------------------------------------------------------------------
