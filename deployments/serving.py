@@ -254,7 +254,13 @@ class Validator:
             elif kind == DATETIME and dtype.startswith("datetime64"):
                 data[name] = pd.to_datetime(pd.Series(values, dtype=object), format="mixed")
             else:
-                data[name] = np.asarray(values, dtype=object)
+                arr = np.asarray(values, dtype=object)
+                if kind in (CATEGORICAL, "text") and None in values:
+                    # Missing text is NaN, as in the training data: a lone None would stay None in
+                    # its column, and the encoders tell None and NaN apart, so a null category
+                    # would be encoded one way alone and another way next to other rows.
+                    arr[arr == None] = np.nan  # noqa: E711 - elementwise
+                data[name] = arr
         return data
 
 

@@ -180,3 +180,33 @@ def test_many_rows_take_the_vectorised_lookups_with_the_same_result():
     assert np.array_equal(
         pipe.predict_proba(validator.frame(columns)), compiled.predict_proba(validator.arrays(columns))
     )
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_missing_category_is_encoded_alike_alone_or_among_other_rows(compiled):
+    """Trained on data with missing colours (NaN, as read from Parquet): a null colour gets the
+    same probabilities whether the request holds it alone or with other rows."""
+    frame = messy_frame(600, seed=6)
+    frame["color"] = frame["color"].astype("str")  # the platform's training frames: NaN for missing
+    pre = ColumnTransformer(
+        [
+            ("num", "passthrough", ["score"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["color"]),
+        ]
+    )
+    pipe = Pipeline([("pre", pre), ("model", LogisticRegression())]).fit(frame[FEATURES], frame["approved"])
+    schema, validator = validator_for(frame, FEATURES)
+    model = fastpath.compile_model(pipe) if compiled else pipe
+    if compiled:
+        assert model is not None and fastpath.verify(model, validator, schema) is None
+
+    def proba(rows):
+        columns, errors = validator.validate(rows)
+        assert not errors
+        return model.predict_proba(validator.arrays(columns) if compiled else validator.frame(columns))
+
+    null_row = {**rows_of(loan_frame(1), FEATURES)[0], "color": None}
+    alone = proba([null_row])[0]
+    among = proba([null_row, {**null_row, "color": "red"}])[0]
+    assert np.array_equal(alone, among)
+    assert not np.array_equal(alone, proba([{**null_row, "color": "red"}])[0])  # missing is not "red"
