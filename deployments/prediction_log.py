@@ -139,7 +139,8 @@ def _insert(items: list[bytes | str]) -> int:
     """Insert queued rows, skipping ids already there. Returns the rows inserted."""
     if not items:
         return 0
-    payload = "[" + ",".join(i.decode() if isinstance(i, bytes) else i for i in items) + "]"
+    raw = [i if isinstance(i, bytes) else i.encode() for i in items]
+    payload = (b"[" + b",".join(raw) + b"]").decode()  # one decode for the batch
     from deployments.models import Prediction
 
     table = Prediction._meta.db_table
