@@ -284,7 +284,7 @@ def stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-ROUNDS = 5
+ROUNDS = 7
 
 
 def http_arm(url: str, body: str, auth: str, seconds: int, warmup: int) -> dict:
@@ -497,7 +497,7 @@ def main() -> None:
     d = ctx["deployment"]
     auth = f"Api-Key {ctx['key']}"
     results = {}
-    # Latency of logging on and off, measured in alternation (ROUNDS x a fifth of the run each,
+    # Latency of logging on and off, measured in alternation (ROUNDS short runs each,
     # median of the rounds): on two shared cores one 30 s run drifts by more than the 10% that the
     # logging ratio allows, and alternating puts the same drift on both arms.
     lat: dict[str, list[dict]] = {"on": [], "off": []}
@@ -531,7 +531,7 @@ def main() -> None:
                 drained(prediction_log)
                 before = Prediction.objects.filter(deployment=d).count()
                 rps = max(50.0, results["on"]["throughput"]["rps"])
-                loss = wrk(url, body, seconds=max(5, int(loss_target / rps) + 1), connections=8, auth=auth)
+                loss = wrk(url, body, seconds=max(5, int(1.15 * loss_target / rps) + 1), connections=8, auth=auth)
                 time.sleep(1)
                 lag = drained(prediction_log)
                 logged = Prediction.objects.filter(deployment=d).count() - before
