@@ -75,22 +75,29 @@ def _pandas_output(est: Any) -> bool:
 # --- numeric steps: scikit-learn's arithmetic on the fitted attributes --------------------------------
 
 
-def _standard(est: StandardScaler) -> Node:
-    mean = est.mean_ if est.with_mean else None
-    scale = est.scale_ if est.with_std else None
+def _center_scale(center: np.ndarray | None, scale: np.ndarray | None) -> Node:
+    """x - center, then / scale, per column: StandardScaler's and RobustScaler's arithmetic."""
 
     def run(cols: Cols) -> Cols:
         out = []
         for i, c in enumerate(cols):
             x = _as_float(c)
-            if mean is not None:
-                x -= mean[i]
+            if center is not None:
+                x -= center[i]
             if scale is not None:
                 x /= scale[i]
             out.append(x)
         return out
 
     return run
+
+
+def _standard(est: StandardScaler) -> Node:
+    return _center_scale(est.mean_ if est.with_mean else None, est.scale_ if est.with_std else None)
+
+
+def _robust(est: RobustScaler) -> Node:
+    return _center_scale(est.center_ if est.with_centering else None, est.scale_ if est.with_scaling else None)
 
 
 def _minmax(est: MinMaxScaler) -> Node:
@@ -105,24 +112,6 @@ def _minmax(est: MinMaxScaler) -> Node:
             x += low[i]
             if est.clip:
                 np.clip(x, lo, hi, out=x)
-            out.append(x)
-        return out
-
-    return run
-
-
-def _robust(est: RobustScaler) -> Node:
-    center = est.center_ if est.with_centering else None
-    scale = est.scale_ if est.with_scaling else None
-
-    def run(cols: Cols) -> Cols:
-        out = []
-        for i, c in enumerate(cols):
-            x = _as_float(c)
-            if center is not None:
-                x -= center[i]
-            if scale is not None:
-                x /= scale[i]
             out.append(x)
         return out
 

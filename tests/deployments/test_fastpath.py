@@ -10,9 +10,17 @@ import pytest
 from django.test import override_settings
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures
+from sklearn.preprocessing import (
+    MinMaxScaler,
+    OneHotEncoder,
+    OrdinalEncoder,
+    PolynomialFeatures,
+    RobustScaler,
+    StandardScaler,
+)
 
 from datasets.recipes import auto_plan
 from datasets.transformers import DateParts
@@ -210,3 +218,34 @@ def test_a_missing_category_is_encoded_alike_alone_or_among_other_rows(compiled)
     among = proba([null_row, {**null_row, "color": "red"}])[0]
     assert np.array_equal(alone, among)
     assert not np.array_equal(alone, proba([{**null_row, "color": "red"}])[0])  # missing is not "red"
+
+
+@pytest.mark.parametrize(
+    "numeric",
+    [
+        MinMaxScaler(clip=True),
+        RobustScaler(),
+        StandardScaler(with_mean=False),
+        Pipeline([("impute", SimpleImputer(strategy="mean")), ("scale", RobustScaler(with_centering=False))]),
+    ],
+    ids=["minmax-clip", "robust", "standard-no-mean", "impute-robust"],
+)
+def test_every_numeric_step_compiles_exactly(numeric):
+    frame = messy_frame(400, seed=8)
+    pre = ColumnTransformer(
+        [
+            ("num", numeric, ["age", "income", "score"]),
+            ("ord", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1), ["city"]),
+        ]
+    )
+    features = [*FEATURES, "city"]
+    data = frame if isinstance(numeric, Pipeline) else frame.fillna({"income": 0.0})
+    pipe = Pipeline([("pre", pre), ("model", LogisticRegression(max_iter=300))]).fit(data[features], data["approved"])
+    schema, validator = validator_for(data, features)
+    compiled = fastpath.compile_model(pipe)
+    assert compiled is not None and fastpath.verify(compiled, validator, schema) is None
+    rows = rows_of(messy_frame(150, seed=13), features)
+    if not isinstance(numeric, Pipeline):
+        rows = [{**r, "income": r["income"] if r["income"] is not None else 5.0} for r in rows]
+    rows += [{**rows[0], "income": 10**9, "city": "atlantis"}]  # outside the range (clip), unseen
+    assert_same_scores(pipe, compiled, validator, rows)
