@@ -166,6 +166,10 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}/api/v1/deployments/{deployment.pk}/predict/"
     auth = f"Api-Key {ctx['key']}"
     serving.wrk(url, body, seconds=5, connections=2, auth=auth)  # warm-up
+    from deployments import prediction_log
+
+    time.sleep(1)
+    serving.drained(prediction_log)  # the warm-up's rows written before counting them
     warm = Prediction.objects.filter(deployment=deployment).count()
     access_log.write_text("")  # count from here on
 
@@ -198,8 +202,6 @@ def main() -> int:
         rows.append((i, phase, r))
         print(f"{i:<8}{phase:<32}{r['requests']:>10}{r['errors']:>8}{r['rps']:>8.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}")
     time.sleep(2)
-    from deployments import prediction_log
-
     serving.drained(prediction_log)  # the web workers' drainers write what is still queued
     connection.close()
     served_200 = sum(
