@@ -386,24 +386,21 @@ def batch_arm(env: dict, ctx: dict, pipe, rows: int, tmp: Path, log_predictions:
     pipe.predict(frame)
     raw_seconds = time.perf_counter() - t
     del frame
-    with open(path, "rb") as fh:
-        job = batch_start(
-            deployment=ctx["deployment"],
-            actor=ctx["user"],
-            upload=File(fh, name=path.name),
-            output_format="csv",
-            log_predictions=log_predictions,
-        )
+
+    def start(file: Path, log: bool):
+        with open(file, "rb") as fh:
+            return batch_start(
+                deployment=ctx["deployment"],
+                actor=ctx["user"],
+                upload=File(fh, name=file.name),
+                output_format="csv",
+                log_predictions=log,
+            )
+
+    job = start(path, log_predictions)
     warm_path = tmp / "batch-warm-up.parquet"
     make_frame(2_000, seed=8).drop(columns=["label"]).to_parquet(warm_path, index=False)
-    with open(warm_path, "rb") as fh:
-        warm = batch_start(
-            deployment=ctx["deployment"],
-            actor=ctx["user"],
-            upload=File(fh, name=warm_path.name),
-            output_format="csv",
-            log_predictions=False,
-        )
+    warm = start(warm_path, False)
     # The job runs in a process in the state of a Celery worker that has done some work: Django
     # set up, the handlers imported, one small batch job (2,000 rows) run before; those one-time
     # costs of a fresh process (about 1 s) are paid once per worker, not per job. The batch job

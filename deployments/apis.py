@@ -15,7 +15,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
-from rest_framework.exceptions import AuthenticationFailed, NotAuthenticated
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,7 +26,7 @@ from deployments.authentication import ApiKeyAuthentication
 from deployments.models import ApiKey, Deployment, ModelVersion
 from experiments.models import Run
 from jobs.models import Job
-from mlplatform.errors import InvalidInput, PayloadTooLarge, Unavailable
+from mlplatform.errors import InvalidInput, PayloadTooLarge
 from mlplatform.viewsets import ProjectScopedViewSet
 from projects.access import access
 from projects.roles import Action
@@ -484,58 +484,38 @@ class PredictApi(APIView):
             pk,
             Action.PREDICT,
         )
-        body = _json_body(request, deployment)
-        result = services.predict(
-            deployment=deployment,
-            instances=body.get("instances"),
-            caller=f"user:{request.user.pk}",
-            source="api",
-            started=started,
-        )
-        return _answer(result)
+        return _predict(request, deployment, f"user:{request.user.pk}", started)
 
     def _with_key(self, request, pk, found, started):
         """A deployment key: read from this process's cache, admitted (rate limit, freshness, log
         queue) in one Redis call once the answer is ready; started over from the database when a
-        deployment or key changed meanwhile."""
-        for _ in range(3):
-            api_key, gate = found.api_key, found.gate
+        deployment or key changed meanwhile (services.with_api_key)."""
+
+        def answer(current) -> HttpResponse:
+            api_key = current.api_key
             # A key for another deployment gets the same 404 as a deployment that does not exist.
             if str(api_key.deployment_id) != str(pk):
                 raise Http404
-            deployment = api_key.deployment
-            try:
-                if gate is None and (retry_after := services.rate_limit_hit(api_key=api_key)) is not None:
-                    raise services.RateLimited(retry_after, api_key.rate_per_minute)
-                body = _json_body(request, deployment)
-                result = services.predict(
-                    deployment=deployment,
-                    instances=body.get("instances"),
-                    caller=f"key:{api_key.pk}",
-                    source="api",
-                    started=started,
-                    gate=gate,
-                )
-                return _answer(result)
-            except services.RateLimited as exc:
-                services.error_count(deployment=deployment, kind="rate_limited")
-                return Response(
-                    {"detail": str(exc), "code": "throttled"},
-                    status=status.HTTP_429_TOO_MANY_REQUESTS,
-                    headers={"Retry-After": str(exc.retry_after)},
-                )
-            except services.Stale:
-                pass
-            except Exception:
-                if gate is None or gate.fresh():
-                    raise  # a refusal (400, 413, 503...) made on current facts
-            found = services.api_key_for_digest(found.digest, cached=False)
-            if found is None:
-                raise AuthenticationFailed("Invalid or revoked API key.")
-        raise Unavailable("The deployment is being changed; try again in a moment.")
+            if current.gate is None:
+                services.key_rate_limit(api_key)
+            return _predict(request, api_key.deployment, f"key:{api_key.pk}", started, gate=current.gate)
+
+        try:
+            return services.with_api_key(found, answer)
+        except services.RateLimited as exc:
+            services.error_count(deployment=found.api_key.deployment, kind="rate_limited")
+            return Response(
+                {"detail": str(exc), "code": "throttled"},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": str(exc.retry_after)},
+            )
 
 
-def _answer(result) -> HttpResponse:
+def _predict(request, deployment: Deployment, caller: str, started: float, gate=None) -> HttpResponse:
+    body = _json_body(request, deployment)
+    result = services.predict(
+        deployment=deployment, instances=body.get("instances"), caller=caller, source="api", started=started, gate=gate
+    )
     return HttpResponse(json.dumps(result.as_dict(), separators=(",", ":")).encode(), content_type="application/json")
 
 

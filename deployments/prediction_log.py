@@ -22,8 +22,8 @@ No row is lost:
 
 Who drains: a daemon thread in every process that pushed (started on the first push, every
 PREDICTION_LOG_FLUSH_MS, and once more at exit), the beat task (every 30 s: claims left by dead
-processes), and readers that need the newest rows (feedback, monitoring snapshots, the
-deployment page) call `flush()` first.
+processes), and readers that need the newest rows (feedback on an id not yet written,
+monitoring snapshots) call `flush()` first.
 """
 
 from __future__ import annotations
@@ -230,12 +230,14 @@ def flush() -> int:
 
 
 def _flush_quietly(wait: float = 2.0) -> int:
-    """Drain, then wait (a little) for other drainers' batches in flight to commit."""
+    """Drain, then wait (a little) for the batches other drainers held meanwhile to commit
+    (only those: under load new claims keep coming, and they hold no row answered before)."""
     try:
-        inserted = recover() + drain()
         client = _redis()
+        inserted = recover() + drain()
+        in_flight = client.zrangebyscore(CLAIMS, time.time() - CLAIM_TIMEOUT, "+inf")
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and client.zcount(CLAIMS, time.time() - CLAIM_TIMEOUT, "+inf"):
+        while in_flight and time.monotonic() < deadline and client.exists(*in_flight):
             time.sleep(0.005)
         return inserted
     except Exception:  # a reader still answers; the rows stay queued for the next drain
@@ -246,10 +248,11 @@ def _flush_quietly(wait: float = 2.0) -> int:
 def pending() -> int:
     """Rows queued or claimed and not yet in PostgreSQL (for health and the tests)."""
     client = _redis()
-    n = client.llen(QUEUE)
+    pipe = client.pipeline(transaction=False)
+    pipe.llen(QUEUE)
     for raw in client.zrange(CLAIMS, 0, -1):
-        n += client.llen(raw)
-    return int(n)
+        pipe.llen(raw)
+    return int(sum(pipe.execute()))
 
 
 # --- the drainer thread ------------------------------------------------------------------------------

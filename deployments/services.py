@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -484,26 +485,49 @@ def api_key_for_digest(digest: str, *, cached: bool = True) -> KeyAuth | None:
     return KeyAuth(api_key, digest, KeyGate(api_key, generation))
 
 
-def api_key_admit(found: KeyAuth) -> ApiKey:
-    """Admit a call that logs no prediction (feedback): the key must still be live (the cache is
-    checked against the generation, or the database asked again) and within its rate limit."""
-    from rest_framework.exceptions import AuthenticationFailed, Throttled
+def with_api_key(found: KeyAuth, work: Callable[[KeyAuth], Any]) -> Any:
+    """Run `work` for a key read from this process's cache; when it turns out a deployment or key
+    changed meanwhile (Stale, or a refusal made while the generation moved), start over from the
+    database. Keys without a gate (no Redis) are checked once, against the database."""
+    from rest_framework.exceptions import AuthenticationFailed
 
     for _ in range(3):
         try:
-            if found.gate is not None:
-                found.gate.admit([])
-            elif (retry_after := rate_limit_hit(api_key=found.api_key)) is not None:
-                raise RateLimited(retry_after, found.api_key.rate_per_minute)
-            return found.api_key
-        except RateLimited as exc:
-            raise Throttled(wait=exc.retry_after, detail=str(exc)) from None
+            return work(found)
         except Stale:
-            refreshed = api_key_for_digest(found.digest, cached=False)
-            if refreshed is None:
-                raise AuthenticationFailed("Invalid or revoked API key.") from None
-            found = refreshed
+            pass
+        except Exception:
+            if found.gate is None or found.gate.fresh():
+                raise  # a refusal (400, 413, 429, 503...) made on current facts
+        found = api_key_for_digest(found.digest, cached=False)
+        if found is None:
+            raise AuthenticationFailed("Invalid or revoked API key.") from None
     raise Unavailable("The deployment is being changed; try again in a moment.")
+
+
+def key_rate_limit(api_key: ApiKey) -> None:
+    """The rate limit of a key without a gate (no Redis): RateLimited when over its budget."""
+    retry_after = rate_limit_hit(api_key=api_key)
+    if retry_after is not None:
+        raise RateLimited(retry_after, api_key.rate_per_minute)
+
+
+def api_key_admit(found: KeyAuth) -> ApiKey:
+    """Admit a call that logs no prediction (feedback): the key must still be live (the cache is
+    checked against the generation, or the database asked again) and within its rate limit."""
+    from rest_framework.exceptions import Throttled
+
+    def admit(current: KeyAuth) -> ApiKey:
+        if current.gate is not None:
+            current.gate.admit([])
+        else:
+            key_rate_limit(current.api_key)
+        return current.api_key
+
+    try:
+        return with_api_key(found, admit)
+    except RateLimited as exc:
+        raise Throttled(wait=exc.retry_after, detail=str(exc)) from None
 
 
 def _touch(api_key: ApiKey) -> None:

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_http_methods, require_POST
 
-from deployments import prediction_log, registry, selectors, services
+from deployments import registry, selectors, services
 from deployments.models import ApiKey, Deployment, ModelVersion, Prediction
 from jobs.models import Job
 from mlplatform.errors import DomainError
@@ -120,11 +120,6 @@ def deployment_view(request: HttpRequest, pk: int) -> HttpResponse:
     return _render_detail(request, deployment)
 
 
-def _recent_predictions(deployment: Deployment):
-    prediction_log.flush()  # the page shows the calls just made, even those still on their way to the log
-    return Prediction.objects.filter(deployment=deployment).select_related("model_version")[:10]
-
-
 def _render_detail(request: HttpRequest, deployment: Deployment, **extra) -> HttpResponse:
     from deployments import serving
 
@@ -150,7 +145,7 @@ def _render_detail(request: HttpRequest, deployment: Deployment, **extra) -> Htt
             versions=ModelVersion.objects.filter(project=deployment.project).exclude(pk=deployment.model_version_id),
             curl=selectors.curl_example(deployment, base),
             sample_json=json.dumps({"instances": [sample]}, indent=2),
-            recent=_recent_predictions(deployment),
+            recent=Prediction.objects.filter(deployment=deployment).select_related("model_version")[:10],
             batches=batches,
             dataset_versions=_dataset_versions(deployment),
             **extra,

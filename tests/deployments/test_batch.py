@@ -71,6 +71,7 @@ def test_batch_over_a_dataset_version(team, api, deployment, worker):
     job = wait_for_job(r.json()["id"])
     assert job.status == "succeeded", job.error
     assert job.result["rows"] == 300 and job.result["errors"] == 0
+    _logging_done(job)
     assert Prediction.objects.filter(deployment=deployment, source="batch").count() == 300
 
 
