@@ -12,7 +12,7 @@ TEST_ENV := SECRET_KEY=test-only-secret-key-not-used-anywhere-else-4f9c2a7b1e \
 	DIAGNOSTIC_CRASH_JOBS=1 PREDICTION_LOG_QUEUE=0 EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend \
 	DJANGO_ALLOW_ASYNC_UNSAFE=true
 
-.PHONY: demo test test-fast test-faults lint format services install bench clean
+.PHONY: demo test test-fast test-faults pytest lint format services install bench clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test: $(VENV)/.installed services lint
 
 test-fast: $(VENV)/.installed services
 	$(TEST_ENV) $(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+
+# Any selection of the main session's tests, browser included: make pytest PYTEST_ARGS="tests/datasets -q"
+pytest: $(VENV)/.installed services
+	$(TEST_ENV) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-faults: $(VENV)/.installed services
 	$(TEST_ENV) $(PY) -m pytest -m slow $(PYTEST_ARGS)
