@@ -6,7 +6,7 @@
 What is measured, in one run, on the same data (15 numeric + 5 categorical features; drift
 injected in 5 of them):
 1. reference build: `reference_stats_build` on the training frame (once, at registration);
-2. the platform's snapshot: `monitoring.snapshot_compute` over the predictions logged in
+2. the platform's snapshot: `snapshots.snapshot_compute` over the predictions logged in
    PostgreSQL (inserted with COPY first): traffic and latency percentiles in SQL, PSI + KS
    (numeric) and PSI + chi-square (categorical) for every feature, plus JS and Wasserstein,
    prediction / confidence drift, data quality. Run twice: with the default bounded sample
@@ -165,9 +165,12 @@ def platform(ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str, float]:
     from django.test import Client
     from django.utils import timezone
 
-    from deployments import monitoring
+    from deployments.ml.reference import reference_build
     from deployments.models import Deployment, ModelVersion, Prediction, uuid7
-    from deployments.monitoring_reference import reference_stats_build
+    from deployments.monitoring.services import snapshots
+    from deployments.monitoring.services.config import DEFAULTS
+    from deployments.registry.selectors import reference_arrays
+    from mlplatform.artifacts import bytes_save
     from projects.models import Membership, Project
 
     out: dict[str, float] = {}
@@ -183,9 +186,9 @@ def platform(ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str, float]:
     ref_pred = (ref["n5"] > 0).astype(int).to_numpy()
     ref_conf = 0.5 + rng.random(len(ref)) / 2
     t0 = time.perf_counter()
-    reference = reference_stats_build(
-        frame=ref, input_schema=schema(), predictions=ref_pred.astype(object), confidences=ref_conf
-    )
+    built = reference_build(frame=ref, input_schema=schema(), predictions=ref_pred.astype(object), confidences=ref_conf)
+    stored = bytes_save(built.arrays_npz(), prefix="monitoring/references", suffix=".npz")
+    reference = built.stats | {"arrays_key": stored.key, "arrays_sha256": stored.sha256}
     out["reference_build"] = time.perf_counter() - t0
     mv = ModelVersion.objects.create(
         project=project,
@@ -236,9 +239,7 @@ def platform(ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str, float]:
         c.execute("ANALYZE deployments_prediction")
     out["insert"] = time.perf_counter() - t0
     assert Prediction.objects.filter(deployment=deployment).count() == n
-    monitoring.reference_arrays(reference)  # the worker's process cache, as after its first snapshot
-
-    from deployments.monitoring import DEFAULTS
+    reference_arrays(reference)  # the worker's process cache, as after its first snapshot
 
     default = int(DEFAULTS["sample_size"])
     runs = (("snapshot_cold", default), ("snapshot_default_sample", default), ("snapshot_all_rows", n))
@@ -246,7 +247,7 @@ def platform(ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str, float]:
         deployment.monitoring = {"sample_size": sample}
         deployment.save()
         t0 = time.perf_counter()
-        snap = monitoring.snapshot_compute(deployment=deployment, window_minutes=24 * 60)
+        snap = snapshots.snapshot_compute(deployment=deployment, window_minutes=24 * 60)
         out[label] = time.perf_counter() - t0
         drifted = sorted(f["feature"] for f in snap.data["drift"]["features"] if f["status"] != "ok")
         out[label + "_rows"] = snap.data["drift"]["sample_size"]

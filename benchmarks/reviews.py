@@ -73,8 +73,8 @@ def main() -> None:
     from django.utils import timezone
 
     from deployments.models import Deployment, Prediction, ReviewItem, ReviewMode, uuid7
-    from deployments.review_routing import review_items_create, review_plan
-    from deployments.reviews import review_decide, review_health
+    from deployments.reviews.selectors import review_health
+    from deployments.reviews.services import review_decide, review_items_create, review_plan
     from mlplatform.errors import Conflict
     from projects.models import Membership, Project
     from tests.reviews.conftest import FEATURES, loan_frame, make_model_version
@@ -177,7 +177,7 @@ def main() -> None:
         ]
         with transaction.atomic():
             Prediction.objects.bulk_create(preds)
-            from deployments.review_routing import Route
+            from deployments.reviews.routing import Route
 
             return review_items_create(
                 deployment=deployment, predictions=preds, plan=[Route("low_confidence")] * len(preds)

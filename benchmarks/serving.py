@@ -201,8 +201,9 @@ def setup_platform(env: dict, frame: pd.DataFrame, pipe) -> dict:
     from django.contrib.auth import get_user_model
 
     from datasets.services import dataset_create, version_create_from_frame, version_split
-    from deployments.registry import model_version_register
-    from deployments.services import api_key_create, deployment_create
+    from deployments.registry.services import model_version_prepare, model_version_register
+    from deployments.rollout.services import deployment_create
+    from deployments.serving.services import api_key_create
     from experiments.models import Experiment, Run
     from mlplatform.artifacts import model_save
     from projects.models import Membership, Project
@@ -249,7 +250,7 @@ def setup_platform(env: dict, frame: pd.DataFrame, pipe) -> dict:
         "n_test": 1000,
     }
     exp.save()
-    version = model_version_register(run=run, actor=user)
+    version = model_version_prepare(version=model_version_register(run=run, actor=user), features=features)
     deployment = deployment_create(project=project, actor=user, name="bench", model_version=version)
     _, key = api_key_create(deployment=deployment, actor=user, name="bench", rate_per_minute=1_000_000)
     return {"deployment": deployment, "key": key, "user": user, "project": project}
@@ -376,7 +377,7 @@ def mlflow_arm(frame: pd.DataFrame, body_records: str, seconds: int, warmup: int
 def batch_arm(env: dict, ctx: dict, pipe, rows: int, tmp: Path, log_predictions: bool) -> dict:
     from django.core.files import File
 
-    from deployments.services import batch_start
+    from deployments.batch.services import batch_start
 
     frame = make_frame(rows, seed=7).drop(columns=["label"])
     path = tmp / f"batch-{rows}.parquet"
@@ -409,7 +410,7 @@ def batch_arm(env: dict, ctx: dict, pipe, rows: int, tmp: Path, log_predictions:
     # process, whose address space the child holds between vfork and exec.
     code = (
         "import json, re, time, django\ndjango.setup()\n"
-        "import skops.io, deployments.batch_jobs\nfrom jobs.runner import execute\nfrom jobs.models import Job\n"
+        "import skops.io, deployments.batch.services\nfrom jobs.runner import execute\nfrom jobs.models import Job\n"
         f"execute({warm.pk})\n"
         f"t = time.perf_counter(); execute({job.pk}); batch_s = time.perf_counter() - t\n"
         f"log_id = (Job.objects.get(pk={job.pk}).result or {{}}).get('logging_job_id')\n"
@@ -488,8 +489,8 @@ def main() -> None:
 
     env = platform_env(tmp)
     ctx = setup_platform(env, frame, pipe)
-    from deployments import prediction_log
     from deployments.models import Prediction
+    from deployments.serving import prediction_log
 
     d = ctx["deployment"]
     auth = f"Api-Key {ctx['key']}"

@@ -166,7 +166,7 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}/api/v1/deployments/{deployment.pk}/predict/"
     auth = f"Api-Key {ctx['key']}"
     serving.wrk(url, body, seconds=5, connections=2, auth=auth)  # warm-up
-    from deployments import prediction_log
+    from deployments.serving import prediction_log
 
     time.sleep(1)
     serving.drained(prediction_log)  # the warm-up's rows written before counting them

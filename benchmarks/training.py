@@ -108,7 +108,7 @@ def run(rows: int, trees: int, folds: int) -> None:
     from accounts.services import token_create
     from datasets.selectors import split_frames
     from datasets.services import dataset_create, version_create_from_frame, version_split
-    from experiments import services
+    from experiments import coordinator
     from experiments.ml import catalogue, training
     from experiments.models import Experiment
     from jobs.models import Job
@@ -171,7 +171,7 @@ def run(rows: int, trees: int, folds: int) -> None:
 
     # The same pipeline, parameters and folds in this plain process.
     frames = split_frames(version)
-    data = services.training_data(exp, frames.train)
+    data = coordinator.training_data(exp, frames.train)
     algo = catalogue.get_algorithm("classification", "random_forest")
     pipe = training.build_pipeline(data.plan.preprocessor, algo.build(params))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=42)

@@ -19,8 +19,8 @@ from datasets.models import Dataset, DatasetVersion, Recipe, SqlConnection, Vers
 from datasets.recipes import STEP_REFERENCE, RecipeError, preview
 from jobs.models import Job
 from mlplatform.errors import InvalidInput
-from mlplatform.viewsets import ProjectScopedViewSet
 from projects.roles import Action
+from projects.viewsets import ProjectScopedViewSet
 
 PART_NAMES = {0: "train", 1: "validation", 2: "test"}
 

@@ -19,6 +19,7 @@ from datasets.models import Dataset, DatasetVersion, VersionSource, VersionStatu
 from datasets.storage import assignment_save, content_hash, frame_save
 from mlplatform.artifacts import bytes_save
 from mlplatform.errors import Conflict, InvalidInput
+from projects.events import AuditAction
 from projects.models import Project
 from projects.services import audit_record
 
@@ -30,7 +31,7 @@ def dataset_create(*, project: Project, name: str, created_by: Any, description:
     if Dataset.objects.filter(project=project, name=name).exists():
         raise Conflict(f"A dataset named {name!r} already exists in this project.", field="name")
     dataset = Dataset.objects.create(project=project, name=name, description=description, created_by=created_by)
-    audit_record(actor=created_by, action="dataset.created", project=project, obj=dataset)
+    audit_record(actor=created_by, action=AuditAction.DATASET_CREATED, project=project, obj=dataset)
     return dataset
 
 
@@ -224,7 +225,62 @@ def version_split(
         version.warnings = warnings
         version.save(update_fields=["split", "split_key", "test_locked", "warnings"])
         audit_record(
-            actor=actor, action="dataset_version.split", project=version.project, obj=version, data=version.split
+            actor=actor,
+            action=AuditAction.DATASET_VERSION_SPLIT,
+            project=version.project,
+            obj=version,
+            data=version.split,
+        )
+    return version
+
+
+def version_split_assigned(
+    *, version: DatasetVersion, actor: Any, assignment: Any, detail: dict[str, Any]
+) -> DatasetVersion:
+    """A split decided row by row by the caller (0 train, 1 validation, 2 locked test): a retrain
+    holds out its newest labelled production rows as the locked test set. The same refusals and
+    record as `version_split`; `detail` (stored in `split`) says what decided it."""
+    import numpy as np
+
+    from datasets.selectors import version_frame
+
+    if version.status != VersionStatus.READY:
+        raise InvalidInput(f"The version is {version.status}; only a ready version can be split.", field="version")
+    if version.test_used_at is not None or (version.split and version.experiments.exists()):
+        raise Conflict("This version's split is in use; make a new version to split differently.")
+    assignment = np.asarray(assignment, dtype=np.int8)
+    frame = version_frame(version)
+    if len(assignment) != len(frame) or not np.isin(assignment, (splitting.TRAIN, splitting.VAL, splitting.TEST)).all():
+        raise InvalidInput("One part (0, 1 or 2) per row of the version is required.", field="assignment")
+    counts = {
+        "train": int((assignment == splitting.TRAIN).sum()),
+        "validation": int((assignment == splitting.VAL).sum()),
+        "test": int((assignment == splitting.TEST).sum()),
+    }
+    warnings = splitting.leakage_checks(frame, assignment, strategy="assigned", column=None)
+    stored = assignment_save(assignment, prefix=f"projects/{version.project_id}/splits")
+    with transaction.atomic():
+        version = DatasetVersion.objects.select_for_update().get(pk=version.pk)
+        kept = [w for w in version.warnings if not str(w.get("kind", "")).startswith("split_")]
+        version.split = {
+            "strategy": "assigned",
+            "counts": counts,
+            "column": None,
+            "test_size": round(counts["test"] / max(1, len(frame)), 4),
+            "val_size": round(counts["validation"] / max(1, len(frame)), 4),
+            **detail,
+            "created_at": timezone.now().isoformat(),
+        }
+        version.split_key = stored.key
+        version.test_locked = True
+        version.warnings = kept + warnings
+        version.save(update_fields=["split", "split_key", "test_locked", "warnings"])
+        audit_record(
+            actor=actor,
+            action=AuditAction.DATASET_VERSION_SPLIT,
+            project=version.project,
+            obj=version,
+            data=version.split,
         )
     return version
 
@@ -303,7 +359,7 @@ def _upload_version(project, name, created_by, upload, dataset, upload_key) -> D
         source=VersionSource.UPLOAD,
         source_detail={"filename": _display_name(getattr(upload, "name", "")), "size": upload.size},
         upload_key=upload_key,
-        action="dataset_version.uploaded",
+        action=AuditAction.DATASET_VERSION_UPLOADED,
     )
 
 
@@ -315,7 +371,7 @@ def _ingest_version(
     dataset: Dataset | None,
     source: str,
     source_detail: dict,
-    action: str,
+    action: AuditAction,
     upload_key: str = "",
     audit_data: dict | None = None,
 ) -> DatasetVersion:
@@ -354,7 +410,7 @@ def dataset_from_url(
         dataset=dataset,
         source=VersionSource.URL,
         source_detail={"url": url[:2000]},
-        action="dataset_version.url_import",
+        action=AuditAction.DATASET_VERSION_URL_IMPORT,
         audit_data={"url": url},
     )
 
@@ -431,7 +487,11 @@ def rows_append(*, dataset: Dataset, rows: Any, actor: Any) -> DatasetVersion:
     DatasetVersion.objects.filter(pk=version.pk).update(target_column=parent.target_column if parent else "")
     version.refresh_from_db()
     audit_record(
-        actor=actor, action="dataset_version.appended", project=dataset.project, obj=version, data={"rows": len(new)}
+        actor=actor,
+        action=AuditAction.DATASET_VERSION_APPENDED,
+        project=dataset.project,
+        obj=version,
+        data={"rows": len(new)},
     )
     return version
 
@@ -448,7 +508,11 @@ def version_set_target(*, version: DatasetVersion, target: str, actor: Any) -> D
         version.refresh_from_db()
         profile_enqueue(version=version, actor=actor)
         audit_record(
-            actor=actor, action="dataset_version.target", project=version.project, obj=version, data={"target": target}
+            actor=actor,
+            action=AuditAction.DATASET_VERSION_TARGET,
+            project=version.project,
+            obj=version,
+            data={"target": target},
         )
     return version
 
@@ -482,7 +546,9 @@ def recipe_save(*, project: Project, name: str, steps: Any, actor: Any, dataset:
             steps=steps,
             created_by=actor,
         )
-        audit_record(actor=actor, action="recipe.saved", project=project, obj=recipe, data={"version": recipe.version})
+        audit_record(
+            actor=actor, action=AuditAction.RECIPE_SAVED, project=project, obj=recipe, data={"version": recipe.version}
+        )
     return recipe
 
 
@@ -527,7 +593,7 @@ def sql_connection_create(*, project: Project, name: str, dsn: str, actor: Any):
     conn = SqlConnection.objects.create(
         project=project, name=name, dsn_encrypted=encrypt(dsn.strip()), created_by=actor
     )
-    audit_record(actor=actor, action="sql_connection.created", project=project, obj=conn, data={"name": name})
+    audit_record(actor=actor, action=AuditAction.SQL_CONNECTION_CREATED, project=project, obj=conn, data={"name": name})
     return conn
 
 
@@ -577,7 +643,7 @@ def dataset_from_sql(
         dataset=dataset,
         source=VersionSource.SQL,
         source_detail={"connection": connection, "query": query},
-        action="dataset_version.sql_query",
+        action=AuditAction.DATASET_VERSION_SQL_QUERY,
         audit_data={"connection": connection},
     )
 
@@ -585,7 +651,7 @@ def dataset_from_sql(
 def sql_connection_delete(*, connection: Any, actor: Any) -> None:
     audit_record(
         actor=actor,
-        action="sql_connection.deleted",
+        action=AuditAction.SQL_CONNECTION_DELETED,
         project=connection.project,
         obj=connection,
         data={"name": connection.name},
@@ -635,7 +701,11 @@ def version_clean(*, version: DatasetVersion, steps: Any, actor: Any) -> Dataset
             target=new,
         )
         audit_record(
-            actor=actor, action="dataset_version.cleaned", project=version.project, obj=new, data={"steps": cleaning}
+            actor=actor,
+            action=AuditAction.DATASET_VERSION_CLEANED,
+            project=version.project,
+            obj=new,
+            data={"steps": cleaning},
         )
     return new
 

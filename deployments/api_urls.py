@@ -1,12 +1,23 @@
-"""The deployments app's API: registry + serving, review queue, monitoring (one module each)."""
+"""The deployments app's API: each room's endpoints (paths and names are the public contract)."""
 
-from deployments import apis, monitoring_apis, review_apis
+from deployments.batch import apis as batch_apis
+from deployments.monitoring import apis as monitoring_apis
+from deployments.registry import apis as registry_apis
+from deployments.reviews import apis as review_apis
+from deployments.rollout import apis as rollout_apis
+from deployments.serving import apis as serving_apis
 
 
 def register(router) -> None:
-    apis.register(router)
+    registry_apis.register(router)
+    rollout_apis.register(router)
     review_apis.register(router)
-    monitoring_apis.register(router)
 
 
-urlpatterns = [*apis.urlpatterns, *review_apis.urlpatterns, *monitoring_apis.urlpatterns]
+urlpatterns = [
+    *registry_apis.urlpatterns,
+    *serving_apis.urlpatterns,
+    *batch_apis.urlpatterns,
+    *review_apis.urlpatterns,
+    *monitoring_apis.urlpatterns,
+]

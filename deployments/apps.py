@@ -3,7 +3,7 @@ from django.db.models.signals import post_delete, post_save
 
 
 def _serving_changed(sender, **kwargs) -> None:
-    from deployments.services import serving_changed
+    from deployments.serving.keys import serving_changed
 
     serving_changed()
 
@@ -13,7 +13,7 @@ class DeploymentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Every web process caches API keys with their deployment (deployments.services): any
+        # Every web process caches API keys with their deployment (deployments.serving.keys): any
         # change to either, however it is made, drops those caches everywhere.
         from deployments.models import ApiKey, Deployment
 

@@ -6,7 +6,7 @@ from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from deployments.services import api_key_authenticate
+from deployments.serving.services import api_key_authenticate
 
 
 class ApiKeyUser(AnonymousUser):

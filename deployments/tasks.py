@@ -1,4 +1,5 @@
-"""Celery entry points of the deployments app (beat: monitoring snapshots, the prediction log's safety net)."""
+"""Celery entry points of the deployments app (beat: monitoring snapshots, the prediction log's
+safety net). Their names are in mlplatform.celery's beat schedule: keep them."""
 
 from __future__ import annotations
 
@@ -8,17 +9,18 @@ from celery import shared_task
 @shared_task(name="deployments.tasks.schedule_snapshots", ignore_result=True)
 def schedule_snapshots() -> int:
     """Queue a monitoring snapshot for every deployment whose interval has passed."""
-    from deployments import monitoring_schedule, reviews
+    from deployments.monitoring.services.snapshots import schedule_due_snapshots
+    from deployments.reviews.services import review_sla_check_all
 
     # The review queue's SLA alert fires on time even between snapshots.
-    reviews.review_sla_check_all()
-    return monitoring_schedule.schedule_due_snapshots()
+    review_sla_check_all()
+    return schedule_due_snapshots()
 
 
 @shared_task(name="deployments.tasks.drain_prediction_log", ignore_result=True)
 def drain_prediction_log() -> int:
     """Write queued predictions no web process is left to drain, and the claims of dead drainers."""
-    from deployments import prediction_log
+    from deployments.serving import prediction_log
 
     if not prediction_log.enabled():
         return 0

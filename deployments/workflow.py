@@ -1,3 +1,5 @@
-"""Workflow stages of the deployments app: deploy, monitor, review (one module each)."""
+"""Workflow stages of the deployments app: deploy, monitor, review (one module per room)."""
 
-from deployments import workflow_deploy, workflow_monitor, workflow_review  # noqa: F401
+from deployments.monitoring import workflow as monitor_stage  # noqa: F401
+from deployments.reviews import workflow as review_stage  # noqa: F401
+from deployments.rollout import workflow as deploy_stage  # noqa: F401

@@ -11,8 +11,8 @@ from experiments import selectors, services
 from experiments.ml import catalogue
 from experiments.models import Experiment, Run
 from mlplatform.errors import InvalidInput
-from mlplatform.viewsets import ProjectScopedViewSet
 from projects.roles import Action
+from projects.viewsets import ProjectScopedViewSet
 
 
 class RunSerializer(serializers.ModelSerializer):

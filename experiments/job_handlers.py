@@ -1,10 +1,10 @@
-"""Job entry points: they take ids and call a service (see experiments.services for the design)."""
+"""Job entry points: they take ids and call one service function (see experiments.coordinator)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from experiments import services
+from experiments import coordinator, evaluation
 from jobs.models import Job
 from jobs.runner import JobCancelled, JobContext, job_handler
 
@@ -12,24 +12,23 @@ from jobs.runner import JobCancelled, JobContext, job_handler
 @job_handler("experiment.train", queue="training")
 def train(job: Job, ctx: JobContext) -> dict[str, Any]:
     # Non-blocking: queue baselines and the first trials, then return. Trials advance the rest.
-    status = services.experiment_advance(experiment_id=job.params["experiment_id"])
-    return {"status": status}
+    return {"status": coordinator.experiment_advance(experiment_id=job.params["experiment_id"])}
 
 
 @job_handler("experiment.trial", queue="training")
 def trial(job: Job, ctx: JobContext) -> dict[str, Any]:
     try:
-        return services.trial_execute(run_id=job.params["run_id"], ctx=ctx)
+        return coordinator.trial_execute(run_id=job.params["run_id"], ctx=ctx)
     except JobCancelled:
-        services.run_cancelled(job.params["run_id"])
+        coordinator.run_cancelled(job.params["run_id"])
         raise
 
 
 @job_handler("experiment.diagnose", queue="training")
 def diagnose(job: Job, ctx: JobContext) -> dict[str, Any]:
-    return services.diagnose_execute(run_id=job.params["run_id"], ctx=ctx)
+    return evaluation.diagnose_execute(run_id=job.params["run_id"], ctx=ctx)
 
 
 @job_handler("experiment.evaluate", queue="training")
 def evaluate(job: Job, ctx: JobContext) -> dict[str, Any]:
-    return services.evaluate_execute(experiment_id=job.params["experiment_id"], ctx=ctx)
+    return evaluation.evaluate_execute(experiment_id=job.params["experiment_id"], ctx=ctx)

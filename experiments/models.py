@@ -22,6 +22,9 @@ class Experiment(models.Model):
     target = models.CharField(max_length=200)
     task_type = models.CharField(max_length=20)
     metric = models.CharField(max_length=30)
+    # Binary classification: the class precision, recall, F1 and ROC AUC are about (chosen at
+    # creation, else the second of the two sorted classes); copied to the registered model version.
+    positive_class = models.JSONField(null=True, blank=True)
     recipe = models.ForeignKey("datasets.Recipe", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     recipe_steps = models.JSONField(default=list, blank=True)  # the snapshot actually used
     cv_folds = models.PositiveSmallIntegerField(default=5)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.ml import training
+from experiments.ml.metrics import metric_names
 from experiments.models import Experiment, Run, RunStatus
+from projects.metrics import METRICS
 
 
 def leaderboard(experiment: Experiment, *, sort: str | None = None) -> list[Run]:
@@ -13,8 +14,8 @@ def leaderboard(experiment: Experiment, *, sort: str | None = None) -> list[Run]
 
     Finished runs are ranked; failed, queued and running runs follow.
     """
-    metric = sort if sort in training.metric_names(experiment.task_type) else experiment.metric
-    higher = training.HIGHER_IS_BETTER[metric]
+    metric = sort if sort in metric_names(experiment.task_type) else experiment.metric
+    higher = METRICS[metric].higher_is_better
     runs = list(experiment.runs.all().order_by("trial_number", "pk"))
 
     def key(r: Run) -> tuple:
@@ -32,7 +33,7 @@ def fit_verdict(run: Run, metric: str) -> str:
     tr = (run.train_metrics or {}).get(metric)
     if cv is None or tr is None:
         return ""
-    higher = training.HIGHER_IS_BETTER[metric]
+    higher = METRICS[metric].higher_is_better
     gap = (tr - cv) if higher else (cv - tr)
     scale = max(abs(tr), abs(cv), 1e-9)
     if gap / scale > 0.1:

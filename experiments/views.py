@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from datasets.models import DatasetVersion, VersionStatus
 from experiments import selectors, services
 from experiments.forms import ExperimentForm
-from experiments.ml import training
+from experiments.ml.metrics import metric_names
 from experiments.models import Experiment, Run, RunStatus
 from mlplatform.errors import DomainError, InvalidInput
 from mlplatform.ui import report
@@ -86,7 +86,7 @@ def experiment_create_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _leaderboard_rows(experiment: Experiment, sort: str | None) -> list[dict]:
-    metrics = training.metric_names(experiment.task_type)
+    metrics = metric_names(experiment.task_type)
     project = experiment.project
     bar = project.baseline_score if project.success_metric == experiment.metric else None
     rows = []
@@ -112,7 +112,7 @@ def experiment_detail_view(request: HttpRequest, experiment_id: int) -> HttpResp
     )
     project = experiment.project
     sort = request.GET.get("sort") or experiment.metric
-    metrics = training.metric_names(experiment.task_type)
+    metrics = metric_names(experiment.task_type)
     rows = _leaderboard_rows(experiment, sort)
     chart = {
         "metric": experiment.metric,
@@ -213,7 +213,7 @@ def experiment_evaluate_view(request: HttpRequest, experiment_id: int) -> HttpRe
 def run_detail_view(request: HttpRequest, run_id: int) -> HttpResponse:
     run = access(request.user, Run.objects.select_related("experiment__project", "diagnostics_job"), run_id)
     experiment = run.experiment
-    metrics = training.metric_names(experiment.task_type)
+    metrics = metric_names(experiment.task_type)
     return render(
         request,
         "experiments/run.html",
@@ -247,7 +247,7 @@ def compare_view(request: HttpRequest, experiment_id: int) -> HttpResponse:
     ids = [int(x) for x in request.GET.getlist("runs") if x.isdigit()][:10]
     runs = list(Run.objects.filter(experiment=experiment, pk__in=ids).order_by("pk"))
     info = selectors.compare(runs)
-    metrics = training.metric_names(experiment.task_type)
+    metrics = metric_names(experiment.task_type)
     table_params = [(p, [r.params.get(p, "—") for r in runs]) for p in info["params"]]
     table_metrics = [(m, [((r.cv_metrics or {}).get(m) or {}).get("mean") for r in runs]) for m in metrics]
     chart = {

@@ -8,9 +8,9 @@ from rest_framework.response import Response
 
 from jobs.models import Job, JobStatus
 from jobs.runner import job_cancel
-from mlplatform.viewsets import ProjectScopedViewSet
 from projects.access import can
 from projects.roles import Action
+from projects.viewsets import ProjectScopedViewSet
 
 
 class JobSerializer(serializers.ModelSerializer):

@@ -12,6 +12,7 @@ import time
 
 from django.conf import settings
 
+from jobs import webhooks  # noqa: F401  (registers webhook.deliver)
 from jobs.models import Job
 from jobs.runner import JobContext, job_handler
 

@@ -284,6 +284,7 @@ def execute(job_id: int) -> str:
 
 @transaction.atomic
 def job_cancel(*, job: Job, actor: Any) -> Job:
+    from projects.events import AuditAction
     from projects.services import audit_record
 
     if job.status == JobStatus.QUEUED:
@@ -295,7 +296,7 @@ def job_cancel(*, job: Job, actor: Any) -> Job:
         status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
     )
     Job.objects.filter(parent=job, status=JobStatus.RUNNING).update(cancel_requested=True)
-    audit_record(actor=actor, action="job.cancelled", project=job.project, obj=job)
+    audit_record(actor=actor, action=AuditAction.JOB_CANCELLED, project=job.project, obj=job)
     job.refresh_from_db()
     return job
 

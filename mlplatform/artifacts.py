@@ -45,6 +45,10 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.metrics._dist_metrics.EuclideanDistance64",
     "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
     "sklearn.utils._bunch.Bunch",
+    # The support vector machine's calibrated probabilities (CalibratedClassifierCV around SVC,
+    # scikit-learn 1.9's replacement for SVC(probability=True)): its fitted calibrator, data only.
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
     "collections.OrderedDict",
     "builtins.slice",
     "numpy.random.mtrand.RandomState",

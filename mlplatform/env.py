@@ -66,3 +66,18 @@ def env_json(name: str, default: Any = None) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ImproperlyConfigured(f"{name} must be valid JSON: {exc}") from exc
+
+
+_PER_MINUTE = {"s": 60, "sec": 60, "second": 60, "m": 1, "min": 1, "minute": 1, "h": 1 / 60, "hour": 1 / 60}
+
+
+def env_rate_per_minute(name: str, value: str) -> int:
+    """A rate such as "600/min", "10/s" or "36000/hour" as requests per minute (at least 1)."""
+    count, _, unit = (value or "").strip().partition("/")
+    try:
+        per_minute = int(count) * _PER_MINUTE[unit.strip().lower()]
+    except (ValueError, KeyError):
+        raise ImproperlyConfigured(f"{name} must be a rate like 600/min, 10/s or 36000/hour, got {value!r}") from None
+    if per_minute < 1:
+        raise ImproperlyConfigured(f"{name} must allow at least 1 request per minute, got {value!r}")
+    return int(per_minute)

@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from mlplatform.env import env_bool, env_float, env_int, env_json, env_list, env_str
+from mlplatform.env import env_bool, env_float, env_int, env_json, env_list, env_rate_per_minute, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("MLPLATFORM_DATA_DIR") or BASE_DIR / "var")
@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "datasets",
     "experiments",
     "deployments",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -215,6 +216,14 @@ SERVING_COMPILED = env_bool("SERVING_COMPILED", True)
 # the next chunks meanwhile (on 2 cores, 1 scores fastest; raise it on bigger workers).
 BATCH_SCORING_THREADS = env_int("BATCH_SCORING_THREADS", 1, minimum=1)
 SERVING_THREADS = env_int("SERVING_THREADS", 1, minimum=1)  # OpenMP/BLAS threads per web worker for predict
+# The per-minute budget a new deployment API key gets unless its creator sets one ("6000/min").
+API_KEY_RATE = env_str("API_KEY_RATE", "6000/min")
+API_KEY_RATE_PER_MINUTE = env_rate_per_minute("API_KEY_RATE", API_KEY_RATE)
+
+# --- Experiments ----------------------------------------------------------------------------
+EXPERIMENT_PARALLEL_TRIALS = env_int("EXPERIMENT_PARALLEL_TRIALS", 4, minimum=1)  # trials queued at once
+# Resamples of the final evaluation's bootstrap (and of monitoring's champion-challenger comparison).
+EXPERIMENT_BOOTSTRAP_SAMPLES = env_int("EXPERIMENT_BOOTSTRAP_SAMPLES", 1000, minimum=100)
 
 # --- Email ----------------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND") or (
@@ -241,7 +250,6 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "mlplatform.api.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
-    "DEFAULT_THROTTLE_RATES": {"api_key": env_str("API_KEY_RATE", "600/min")},
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {

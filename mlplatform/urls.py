@@ -8,11 +8,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from accounts.apis import ObtainTokenApi
 from mlplatform import views as platform_views
 
-# Each app registers its API viewsets in `<app>/api_urls.py` (`register(router)`), so apps
-# grow their API without touching this file.
+# Each app registers its API viewsets in `<app>/api_urls.py` (`register(router)`, and its explicit
+# `urlpatterns`), so apps grow their API without touching this file. This module is the
+# composition root: it finds the apps by name, and imports none of them.
 API_APPS = ["accounts", "projects", "jobs", "datasets", "experiments", "deployments"]
 
 
@@ -28,7 +28,6 @@ for app in API_APPS:
     extra_api_urls += getattr(module, "urlpatterns", [])
 
 api_urlpatterns = [
-    path("auth/token/", ObtainTokenApi.as_view(), name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *extra_api_urls,

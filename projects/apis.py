@@ -7,12 +7,12 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from mlplatform.viewsets import ProjectScopedViewSet
 from projects import services
 from projects.access import forget_roles, require
 from projects.metrics import TaskType
 from projects.models import AssumptionStatus, AuditEvent, Decision, GateStrictness, Membership, Project
 from projects.roles import Action, Role
+from projects.viewsets import ProjectScopedViewSet
 from projects.workflow import workflow_for
 
 User = get_user_model()

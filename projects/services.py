@@ -11,6 +11,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from mlplatform.errors import Conflict, InvalidInput
+from projects.events import AuditAction, audit_action
 from projects.metrics import DEFAULT_METRIC, METRICS, TaskType, metrics_for
 from projects.models import AssumptionStatus, AuditEvent, Decision, Membership, Project
 from projects.roles import Role
@@ -35,19 +36,23 @@ PROBLEM_FIELDS = (
 def audit_record(
     *,
     actor: Any,
-    action: str,
+    action: AuditAction | str,
     project: Project | None = None,
     obj: Model | None = None,
     data: dict[str, Any] | None = None,
     actor_label: str | None = None,
 ) -> AuditEvent:
-    """Append one audit event. Call inside the transaction of the change it records."""
+    """Append one audit event. Call inside the transaction of the change it records.
+
+    `action` is an `AuditAction` (a string is accepted only when it is one): anything else raises.
+    """
+    action = audit_action(action)
     is_user = actor is not None and getattr(actor, "is_authenticated", False)
     return AuditEvent.objects.create(
         project=project,
         actor=actor if is_user else None,
         actor_label=actor_label or (actor.get_username() if is_user else str(actor or "system")),
-        action=action,
+        action=action.value,
         object_type=obj._meta.model_name if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
         object_repr=str(obj)[:200] if obj is not None else "",
@@ -112,7 +117,7 @@ def project_create(*, created_by: Any, name: str, task_type: str, **problem: Any
         raise InvalidInput(f"Unknown field {sorted(unknown)[0]!r}.", field=sorted(unknown)[0])
     project = Project.objects.create(created_by=created_by, **values)
     Membership.objects.create(project=project, user=created_by, role=Role.OWNER, added_by=created_by)
-    audit_record(actor=created_by, action="project.created", project=project, obj=project)
+    audit_record(actor=created_by, action=AuditAction.PROJECT_CREATED, project=project, obj=project)
     return project
 
 
@@ -135,7 +140,9 @@ def project_update(*, project: Project, actor: Any, **changes: Any) -> Project:
     project.save()
     changed = {f: {"from": before[f], "to": values[f]} for f in values if before[f] != values[f] and f != "webhook_url"}
     if changed:
-        audit_record(actor=actor, action="project.updated", project=project, obj=project, data={"changed": changed})
+        audit_record(
+            actor=actor, action=AuditAction.PROJECT_UPDATED, project=project, obj=project, data={"changed": changed}
+        )
     return project
 
 
@@ -152,7 +159,7 @@ def project_decide(*, project: Project, actor: Any, decision: str, rationale: st
     project.save(update_fields=["decision", "decision_rationale", "decided_by", "decided_at", "updated_at"])
     audit_record(
         actor=actor,
-        action="project.decided",
+        action=AuditAction.PROJECT_DECIDED,
         project=project,
         obj=project,
         data={"decision": decision, "rationale": project.decision_rationale},
@@ -162,15 +169,15 @@ def project_decide(*, project: Project, actor: Any, decision: str, rationale: st
 
 @transaction.atomic
 def project_delete(*, project: Project, actor: Any) -> None:
-    from deployments.models import Deployment, ModelVersion
-    from experiments.models import Experiment
-
-    audit_record(actor=actor, action="project.deleted", project=None, obj=project, data={"name": project.name})
+    audit_record(
+        actor=actor, action=AuditAction.PROJECT_DELETED, project=None, obj=project, data={"name": project.name}
+    )
     # Deployments protect their model versions and experiments their dataset versions (nothing
     # in use disappears by accident); deleting the whole project removes them in dependency order.
-    Deployment.objects.filter(project=project).delete()
-    ModelVersion.objects.filter(project=project).delete()
-    Experiment.objects.filter(project=project).delete()
+    # Through the reverse relations: projects imports none of the apps built on it.
+    project.deployments.all().delete()
+    project.model_versions.all().delete()
+    project.experiments.all().delete()
     project.delete()
 
 
@@ -191,7 +198,11 @@ def member_add(*, project: Project, actor: Any, username: str, role: str) -> Mem
         raise Conflict(f"{username} is already a member; change their role instead.", field="username")
     membership = Membership.objects.create(project=project, user=user, role=role, added_by=actor)
     audit_record(
-        actor=actor, action="member.added", project=project, obj=membership, data={"username": username, "role": role}
+        actor=actor,
+        action=AuditAction.MEMBER_ADDED,
+        project=project,
+        obj=membership,
+        data={"username": username, "role": role},
     )
     return membership
 
@@ -208,7 +219,7 @@ def member_update(*, membership: Membership, actor: Any, role: str) -> Membershi
     membership.save(update_fields=["role"])
     audit_record(
         actor=actor,
-        action="member.role_changed",
+        action=AuditAction.MEMBER_ROLE_CHANGED,
         project=membership.project,
         obj=membership,
         data={"username": membership.user.get_username(), "from": before, "to": role},
@@ -223,7 +234,7 @@ def member_remove(*, membership: Membership, actor: Any) -> None:
         raise InvalidInput("The last owner cannot leave; add another owner first.", field="user")
     audit_record(
         actor=actor,
-        action="member.removed",
+        action=AuditAction.MEMBER_REMOVED,
         project=membership.project,
         obj=membership,
         data={"username": membership.user.get_username(), "role": membership.role},

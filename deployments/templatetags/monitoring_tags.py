@@ -9,7 +9,7 @@ register = template.Library()
 
 @register.simple_tag
 def monitoring_summary(deployment) -> dict:
-    from deployments import monitoring
+    from deployments.monitoring import selectors
 
-    snap = monitoring.snapshot_latest(deployment)
-    return {"snapshot": snap, "data": snap.data if snap else {}, "health": monitoring.health(deployment)}
+    snap = selectors.snapshot_latest(deployment)
+    return {"snapshot": snap, "data": snap.data if snap else {}, "health": selectors.health(deployment)}

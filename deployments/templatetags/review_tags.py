@@ -12,7 +12,7 @@ register = template.Library()
 
 @register.simple_tag
 def review_health_for(deployment: Any) -> dict[str, Any]:
-    from deployments.reviews import review_health
+    from deployments.reviews.selectors import review_health
 
     return review_health(deployment=deployment)
 

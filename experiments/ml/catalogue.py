@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -42,9 +43,22 @@ class Algorithm:
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
     fixed: dict[str, Any] = field(default_factory=dict)  # always passed (seeds, iterations)
     baseline: bool = False
+    # The estimator whose parameters the search space names, when `factory` wraps it.
+    tuned: Callable[[Any], Any] | None = None
 
     def build(self, params: dict[str, Any] | None = None) -> Any:
         return self.factory(**{**self.fixed, **(params or {})})
+
+    def tunable(self) -> Any:
+        built = self.build()
+        return self.tuned(built) if self.tuned is not None else built
+
+
+def calibrated_svc(**params: Any) -> CalibratedClassifierCV:
+    """An SVC with calibrated probabilities (Platt scaling on cross-validated decision values, one
+    SVC refit on all rows): what SVC(probability=True) did, deprecated in scikit-learn 1.9, whose
+    warning names this replacement. Its `predict` agrees with its probabilities."""
+    return CalibratedClassifierCV(SVC(**params), ensemble=False)
 
 
 def _i(low: int, high: int, log: bool = False) -> dict[str, Any]:
@@ -116,10 +130,11 @@ _ALGORITHMS = [
         "svm",
         "Support vector machine",
         CLASSIFICATION,
-        SVC,
+        calibrated_svc,
         {"C": _f(1e-2, 100.0, True), "gamma": _c("scale", "auto"), "kernel": _c("rbf", "linear")},
-        # Probabilities for ROC AUC, log loss, thresholds and soft voting.
-        {"probability": True, "random_state": SEED},
+        # Probabilities (for ROC AUC, log loss, thresholds and soft voting) come from the calibration.
+        {"random_state": SEED},
+        tuned=lambda calibrated: calibrated.estimator,
     ),
     Algorithm("knn", "k nearest neighbours", CLASSIFICATION, KNeighborsClassifier, _KNN),
     Algorithm(
@@ -206,8 +221,7 @@ def validate_space(algorithm: Algorithm, space: dict[str, Any]) -> dict[str, dic
     """Check a user-edited search space: known parameters, sane bounds. Returns it normalised."""
     if not isinstance(space, dict):
         raise CatalogueError("A search space is an object of parameter specs.", "search")
-    probe = algorithm.build()
-    valid = set(probe.get_params(deep=False))
+    valid = set(algorithm.tunable().get_params(deep=False))
     out: dict[str, dict[str, Any]] = {}
     for name, spec in space.items():
         where = f"{algorithm.key}.{name}"

@@ -11,8 +11,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from datasets.services import dataset_create, version_create_from_frame, version_split
-from deployments import serving
-from deployments.registry import model_version_register
+from deployments.ml import scoring
+from deployments.registry.services import model_version_prepare, model_version_register
 from experiments.models import Experiment, Run
 from mlplatform.artifacts import model_save
 
@@ -88,6 +88,7 @@ def make_evaluated_run(project, user, *, seed: int = 0, task: str = "classificat
         "metrics": {metric: {"value": f1, "ci_low": ci[0], "ci_high": ci[1]}},
         "feature_columns": FEATURES,
         "classes": ["no", "yes"] if task == "classification" else [],
+        "positive_class": "yes" if task == "classification" else None,
         "n_test": 60,
         "verdict": "beats the baseline",
     }
@@ -102,20 +103,27 @@ def go_project(team):
     return team.project
 
 
+def register_prepared(run, actor):
+    """Register `run`, then build its schema and reference as its `model_version.prepare` job does
+    (these tests run no worker: the job stays queued; its work is this same service)."""
+    version = model_version_register(run=run, actor=actor)
+    return model_version_prepare(version=version, features=FEATURES)
+
+
 @pytest.fixture
 def registered(team, go_project):
-    """register(seed=0, f1=0.85) -> a ModelVersion of the team's project."""
+    """register(seed=0, f1=0.85) -> a ready ModelVersion of the team's project."""
 
     def make(**kwargs):
         run = make_evaluated_run(go_project, team.owner, **kwargs)
-        return model_version_register(run=run, actor=team.owner)
+        return register_prepared(run, team.owner)
 
     return make
 
 
 @pytest.fixture
 def deployment(team, registered):
-    from deployments.services import deployment_create
+    from deployments.rollout.services import deployment_create
 
     version = registered()
     return deployment_create(project=team.project, actor=team.editor, name="loans", model_version=version)
@@ -123,5 +131,5 @@ def deployment(team, registered):
 
 @pytest.fixture(autouse=True)
 def _fresh_model_cache():
-    serving.model_cache_clear()
+    scoring.model_cache_clear()
     yield

@@ -32,7 +32,7 @@ def _upload(frame: pd.DataFrame, fmt: str) -> SimpleUploadedFile:
 def test_batch_over_an_upload_scores_every_row_and_logs_them(
     team, api, deployment, worker, in_fmt, out_fmt, monkeypatch
 ):
-    monkeypatch.setattr("deployments.batch_jobs.CHUNK_ROWS", 70)  # several chunks in a small file
+    monkeypatch.setattr("deployments.batch.services.CHUNK_ROWS", 70)  # several chunks in a small file
     frame = loan_frame(250, seed=5)[FEATURES]
     frame.loc[3, "color"] = "purple"  # refused row: unknown category
     frame.loc[4, "color"] = "=HYPERLINK(1)"  # formula injection attempt, also unknown
@@ -128,7 +128,7 @@ def test_csv_writer_is_formula_safe_in_every_string_column(tmp_path):
 
     import pyarrow as pa
 
-    from deployments.batch_jobs import OutputWriter
+    from deployments.batch.output import OutputWriter
 
     n = len(TRICKY)
     table = pa.table(
@@ -164,7 +164,7 @@ def test_json_text_matches_json_dumps_of_each_value():
     import numpy as np
     import pyarrow as pa
 
-    from deployments.batch_jobs import json_labels, json_objects, json_probabilities
+    from deployments.batch.arrow_json import json_labels, json_objects, json_probabilities
 
     table = pa.table(
         {
@@ -202,7 +202,7 @@ def _logged_rows(deployment, job_id):
 
 
 def test_logged_rows_hold_each_scored_row_and_match_the_output_file(team, api, deployment, worker, monkeypatch):
-    monkeypatch.setattr("deployments.batch_jobs.CHUNK_ROWS", 40)
+    monkeypatch.setattr("deployments.batch.services.CHUNK_ROWS", 40)
     deployment.unknown_category_policy = "allow"  # odd strings reach the model and the log
     deployment.allow_missing = False
     deployment.save()
@@ -309,7 +309,7 @@ def test_a_redelivered_logging_job_logs_each_prediction_once(team, api, deployme
 
 
 def test_a_chunk_whose_rows_are_all_refused_keeps_the_columns(team, api, deployment, worker, monkeypatch):
-    monkeypatch.setattr("deployments.batch_jobs.CHUNK_ROWS", 30)
+    monkeypatch.setattr("deployments.batch.services.CHUNK_ROWS", 30)
     frame = loan_frame(90, seed=4)[FEATURES]
     frame.loc[30:59, "color"] = "purple"  # the whole second chunk
     for fmt in ("csv", "parquet"):
@@ -336,7 +336,7 @@ def test_the_embedded_mode_logs_the_same_rows_as_copy(team, deployment, transact
     import numpy as np
     import pyarrow as pa
 
-    from deployments.batch_jobs import LogChunk, LogTarget, _bulk_create_chunk, _copy_chunk
+    from deployments.batch.log_source import LogChunk, LogTarget, _bulk_create_chunk, _copy_chunk
     from jobs.models import Job
 
     frame = loan_frame(50, seed=6)[FEATURES]

@@ -156,7 +156,7 @@ def test_keys_are_shown_once_stored_hashed_and_revocable(team, api, deployment):
 
 
 def test_keys_of_another_project_cannot_be_revoked_through_mine(team, api, deployment, registered):
-    other_key, _ = __import__("deployments.services", fromlist=["x"]).api_key_create(
+    other_key, _ = __import__("deployments.serving.services", fromlist=["x"]).api_key_create(
         deployment=deployment, actor=team.editor, name="mine"
     )
     url = f"/api/v1/deployments/{deployment.pk}/keys/{other_key.pk}/revoke/"

@@ -24,14 +24,15 @@ from sklearn.preprocessing import (
 
 from datasets.recipes import auto_plan
 from datasets.transformers import DateParts
-from deployments import fastpath, serving
-from deployments.services import api_key_create
+from deployments.ml import fastpath
+from deployments.ml import schema as schema_core
+from deployments.serving.services import api_key_create
 from tests.deployments.conftest import FEATURES, fitted_pipeline, loan_frame
 
 
 def validator_for(frame: pd.DataFrame, features: list[str]):
-    schema = serving.schema_infer(frame, features)
-    return schema, serving.compile_validator(schema, unknown_policy="allow", allow_missing=True)
+    inferred = schema_core.schema_infer(frame, features)
+    return inferred, schema_core.compile_validator(inferred, unknown_policy="allow", allow_missing=True)
 
 
 def messy_frame(n: int = 600, seed: int = 3) -> pd.DataFrame:

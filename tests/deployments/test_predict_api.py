@@ -7,7 +7,8 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from deployments.models import Prediction, PredictionErrorCount
-from deployments.services import api_key_create, api_key_revoke, deployment_create, deployment_set_status
+from deployments.rollout.services import deployment_create, deployment_set_status
+from deployments.serving.services import api_key_create, api_key_revoke
 
 pytestmark = pytest.mark.django_db
 
@@ -177,15 +178,12 @@ def test_rate_limit_per_key(team, deployment):
 
 
 def test_regression_predictions_have_no_confidence(team, go_project):
-    from deployments.registry import model_version_register
-    from tests.deployments.conftest import make_evaluated_run
+    from tests.deployments.conftest import make_evaluated_run, register_prepared
 
     p = go_project
     p.task_type, p.success_metric, p.baseline_score, p.success_threshold = "regression", "rmse", 500, 300
     p.save()
-    v = model_version_register(
-        run=make_evaluated_run(p, team.owner, task="regression", f1=250, ci=(200, 280)), actor=team.owner
-    )
+    v = register_prepared(make_evaluated_run(p, team.owner, task="regression", f1=250, ci=(200, 280)), team.owner)
     d = deployment_create(project=p, actor=team.editor, name="amounts", model_version=v)
     client, _ = key_client(d, team.editor)
     r = post(client, d, {"instances": [GOOD]})
@@ -195,8 +193,7 @@ def test_regression_predictions_have_no_confidence(team, go_project):
 
 
 def test_a_key_of_another_projects_deployment_gets_404(team, deployment):
-    from deployments.registry import model_version_register
-    from tests.deployments.conftest import make_evaluated_run
+    from tests.deployments.conftest import make_evaluated_run, register_prepared
 
     other = team.other_project
     other.decision = "go"
@@ -205,7 +202,7 @@ def test_a_key_of_another_projects_deployment_gets_404(team, deployment):
         project=other,
         actor=team.outsider,
         name="theirs",
-        model_version=model_version_register(run=make_evaluated_run(other, team.outsider, seed=3), actor=team.outsider),
+        model_version=register_prepared(make_evaluated_run(other, team.outsider, seed=3), team.outsider),
     )
     their_client, _ = key_client(theirs, team.outsider)
     assert post(their_client, deployment, {"instances": [GOOD]}).status_code == 404

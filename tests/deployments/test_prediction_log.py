@@ -20,9 +20,12 @@ from django.conf import settings
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from deployments import prediction_log, services
 from deployments.models import Deployment, Prediction
-from deployments.services import api_key_create, deployment_promote, deployment_rollback
+from deployments.rollout import services as rollout_services
+from deployments.rollout.services import deployment_promote, deployment_rollback
+from deployments.serving import keys, prediction_log
+from deployments.serving.services import api_key_create, api_key_revoke
+from mlplatform import redis as platform_redis
 from projects.models import AuditEvent
 
 GOOD = {"age": 40, "income": 61000.5, "score": 0.7, "color": "red", "member": True}
@@ -32,7 +35,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def queue_on():
-    client = prediction_log._redis()
+    client = platform_redis.client()
     for key in client.scan_iter(match="{mlp}:predlog*"):
         client.delete(key)
     with override_settings(PREDICTION_LOG_QUEUE=True):
@@ -158,13 +161,9 @@ def test_values_postgresql_cannot_store_never_enter_the_queue(deployment):
 
 def test_without_redis_the_request_writes_its_own_rows(team, deployment, queue_on):
     client, _, _ = key_client(deployment, team.editor)
-    reachable = prediction_log._client, services._redis_client
     nowhere = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)  # nothing listens there
-    prediction_log._client = services._redis_client = nowhere
-    try:
+    with platform_redis.use(nowhere):  # the process's one client: the key cache and the log alike
         r = predict(client, deployment, [GOOD])
-    finally:
-        prediction_log._client, services._redis_client = reachable
     assert r.status_code == 200
     assert Prediction.objects.filter(pk=r.json()["predictions"][0]["id"]).exists()  # no flush needed
 
@@ -213,16 +212,16 @@ def test_no_prediction_is_lost_under_concurrent_load(team, deployment, queue_on,
 def test_changes_reach_a_cached_key_on_its_next_call(team, registered, deployment):
     client, api_key, _ = key_client(deployment, team.editor)
     assert predict(client, deployment, [GOOD]).status_code == 200  # cached from here on
-    services.deployment_set_status(deployment=deployment, actor=team.editor, status="paused")
+    rollout_services.deployment_set_status(deployment=deployment, actor=team.editor, status="paused")
     assert predict(client, deployment, [GOOD]).status_code == 503
-    services.deployment_set_status(deployment=deployment, actor=team.editor, status="active")
+    rollout_services.deployment_set_status(deployment=deployment, actor=team.editor, status="active")
     assert predict(client, deployment, [GOOD]).json()["model_version"] == 1
     v2 = registered(seed=1)
     deployment_promote(deployment=deployment, actor=team.editor, model_version=v2, reason="better")
     assert predict(client, deployment, [GOOD]).json()["model_version"] == 2
     deployment_rollback(deployment=Deployment.objects.get(pk=deployment.pk), actor=team.editor)
     assert predict(client, deployment, [GOOD]).json()["model_version"] == 1
-    services.api_key_revoke(api_key=api_key, actor=team.editor)
+    api_key_revoke(api_key=api_key, actor=team.editor)
     assert predict(client, deployment, [GOOD]).status_code == 401
 
 
@@ -232,7 +231,7 @@ def test_another_process_change_is_seen_through_the_redis_generation(team, deplo
     # Another web process pauses the deployment: its database write, then its generation bump.
     Deployment.objects.filter(pk=deployment.pk).update(status="paused")  # no signal in this process
     assert predict(client, deployment, [GOOD]).status_code == 200  # this process still trusts its cache
-    redis.Redis.from_url(settings.REDIS_URL).set(services.SERVING_GENERATION, "bumped-elsewhere")
+    redis.Redis.from_url(settings.REDIS_URL).set(keys.SERVING_GENERATION, "bumped-elsewhere")
     r = predict(client, deployment, [GOOD])
     assert r.status_code == 503, r.content
 
@@ -242,10 +241,10 @@ def test_a_refusal_made_on_stale_facts_is_reconsidered(team, deployment):
     client, _, _ = key_client(deployment, team.editor)
     generation = redis.Redis.from_url(settings.REDIS_URL)
     Deployment.objects.filter(pk=deployment.pk).update(status="paused")
-    generation.set(services.SERVING_GENERATION, "paused-elsewhere")
+    generation.set(keys.SERVING_GENERATION, "paused-elsewhere")
     assert predict(client, deployment, [GOOD]).status_code == 503  # cached: paused
     Deployment.objects.filter(pk=deployment.pk).update(status="active")
-    generation.set(services.SERVING_GENERATION, "resumed-elsewhere")
+    generation.set(keys.SERVING_GENERATION, "resumed-elsewhere")
     r = predict(client, deployment, [GOOD])
     assert r.status_code == 200, r.content
 

@@ -4,12 +4,13 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from deployments import serving
+from deployments.ml import scoring
 from deployments.models import ModelVersion
-from deployments.registry import gate_check, model_for
+from deployments.registry.selectors import gate_check
+from deployments.serving.selectors import model_for
 from mlplatform.artifacts import TamperedModelFile
 from projects.models import AuditEvent
-from tests.deployments.conftest import make_evaluated_run
+from tests.deployments.conftest import make_evaluated_run, register_prepared
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +41,9 @@ def test_register_api_roles_and_errors(team, api, go_project):
     assert api("reviewer").post(f"/api/v1/runs/{run.pk}/register/").status_code == 403
     r = api("editor").post(f"/api/v1/runs/{run.pk}/register/")
     assert r.status_code == 201, r.content
-    assert r.json()["version"] == 1 and r.json()["input_schema"]
+    # The request reads no training rows: a job builds the schema and the drift reference.
+    assert r.json()["version"] == 1 and r.json()["reference_status"] == "pending" and r.json()["input_schema"] == []
+    assert r.json()["positive_class"] == "yes"
     again = api("editor").post(f"/api/v1/runs/{run.pk}/register/")
     assert again.status_code == 409
     assert ModelVersion.objects.count() == 1
@@ -60,7 +63,7 @@ def test_tampered_model_file_is_refused_before_loading(team, registered):
     v = registered()
     default_storage.delete(v.artifact_key)
     default_storage.save(v.artifact_key, ContentFile(b"not the registered bytes"))
-    serving.model_cache_clear()
+    scoring.model_cache_clear()
     with pytest.raises(TamperedModelFile):
         model_for(v)
 
@@ -104,14 +107,12 @@ def test_gate(team, registered, strictness, baseline, threshold, decision, passe
 
 
 def test_gate_for_an_error_metric_uses_the_high_end(team, go_project):
-    from deployments.registry import model_version_register
-
     p = go_project
     p.task_type, p.success_metric, p.baseline_score, p.success_threshold = "regression", "rmse", 500, 300
     p.gate_strictness = "lower_bound"
     p.save()
     run = make_evaluated_run(p, team.owner, task="regression", f1=250, ci=(200, 320))
-    v = model_version_register(run=run, actor=team.owner)
+    v = register_prepared(run, team.owner)
     assert not gate_check(v, p).passed  # 320 > 300
     p.gate_strictness = "point"
     p.save()

@@ -71,7 +71,7 @@ def test_workflow_stage(team, registered):
     v = registered()
     states = {s.key: s for s in workflow_for(project=team.project)}
     assert states["deploy"].state == "in_progress"
-    from deployments.services import deployment_create
+    from deployments.rollout.services import deployment_create
 
     deployment_create(project=team.project, actor=team.editor, name="loans", model_version=v)
     states = {s.key: s for s in workflow_for(project=team.project)}

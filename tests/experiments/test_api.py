@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from datasets.models import DatasetVersion, Recipe
-from experiments import services
+from experiments import coordinator, services
 from experiments.models import Experiment, Run
 from jobs.models import Job
 from mlplatform.artifacts import model_load
@@ -276,7 +276,7 @@ def test_regression_flow_and_crashed_trial_is_a_failed_run(regression_team, api,
     assert linear.cv_metrics["rmse"]["mean"] < runs[("dummy", None)].cv_metrics["rmse"]["mean"]
     # A duplicate delivery of a finished trial does not train again.
     finished = linear.finished_at
-    services.trial_execute(run_id=linear.pk)
+    coordinator.trial_execute(run_id=linear.pk)
     linear.refresh_from_db()
     assert linear.finished_at == finished
 
@@ -355,11 +355,11 @@ def test_a_dead_lettered_trial_becomes_a_failed_run(team, cancer_version):
             search={"method": "random", "n_trials": 0, "ensemble_k": 0},
         ),
     )  # fmt: skip
-    services.experiment_advance(experiment_id=exp.pk)
+    coordinator.experiment_advance(experiment_id=exp.pk)
     runs = list(exp.runs.all())
     assert [r.kind for r in runs] == ["baseline", "baseline"]
     Job.objects.filter(pk__in=[r.job_id for r in runs]).update(status="failed", error="Gave up after 3 attempts")
-    assert services.experiment_advance(experiment_id=exp.pk) == "failed"
+    assert coordinator.experiment_advance(experiment_id=exp.pk) == "failed"
     assert set(exp.runs.values_list("status", flat=True)) == {"failed"}
     assert "Gave up" in exp.runs.first().error
 

@@ -9,7 +9,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification, make_regression
 from sklearn.preprocessing import StandardScaler
 
-from experiments.ml import catalogue, search, training
+from experiments.ml import catalogue, diagnostics, metrics, search, training
 from mlplatform.artifacts import model_dumps, model_loads
 
 SMALL = {
@@ -107,7 +107,7 @@ def test_preprocessing_is_fitted_inside_each_fold():
     cv = training.make_cv("stratified", 3, y, None, "classification")
     result = training.cross_validate_pipeline(pipe, X, y, task_type="classification", cv=cv)
     assert seen == [60, 60, 60]
-    assert set(result.cv_metrics) == set(training.CLASSIFICATION_METRICS)
+    assert set(result.cv_metrics) == set(metrics.CLASSIFICATION_METRICS)
     assert 0.5 < result.cv_metrics["accuracy"]["mean"] <= 1.0
 
 
@@ -130,8 +130,8 @@ def test_bootstrap_interval_contains_the_point_estimate():
     y = rng.integers(0, 2, 200)
     pred = np.where(rng.random(200) < 0.8, y, 1 - y)
     proba = np.column_stack([1 - pred * 0.8, pred * 0.8])
-    out = training.bootstrap_ci("classification", y, pred, proba, np.array([0, 1]), n_boot=200)
-    for name in training.CLASSIFICATION_METRICS:
+    out = metrics.bootstrap_ci("classification", y, pred, proba, np.array([0, 1]), n_boot=200)
+    for name in metrics.CLASSIFICATION_METRICS:
         m = out[name]
         assert m["ci_low"] <= m["value"] <= m["ci_high"], name
     acc = out["accuracy"]
@@ -143,7 +143,7 @@ def test_segments_put_the_worst_first():
     X = pd.DataFrame({"region": ["ocean"] * 30 + ["inland"] * 30})
     y = np.array([1] * 60)
     pred = np.array([0] * 15 + [1] * 15 + [1] * 30)
-    rows = training.segment_errors(X, y, pred, "classification")
+    rows = diagnostics.segment_errors(X, y, pred, "classification")
     assert rows[0]["segment"] == "ocean" and rows[0]["value"] == 0.5
     assert rows[-1]["segment"] == "inland"
 
@@ -164,10 +164,10 @@ def test_fast_bootstrap_metrics_equal_scikit_learn(k):
     proba[np.arange(150), y] += 0.5
     proba /= proba.sum(axis=1, keepdims=True)
     pred = proba.argmax(axis=1)
-    fast = training.fast_classification_metrics(y, pred, proba, k)
-    slow = training.reference_classification_metrics(y, pred, proba, np.arange(k))
-    via_labels = training.compute_metrics("classification", y, pred, proba, np.arange(k))
-    for name in training.CLASSIFICATION_METRICS:
+    fast = metrics.fast_classification_metrics(y, pred, proba, k)
+    slow = metrics.reference_classification_metrics(y, pred, proba, np.arange(k))
+    via_labels = metrics.compute_metrics("classification", y, pred, proba, np.arange(k))
+    for name in metrics.CLASSIFICATION_METRICS:
         assert fast[name] == pytest.approx(slow[name], abs=1e-9), name
         assert via_labels[name] == pytest.approx(slow[name], abs=1e-9), name
 
@@ -192,7 +192,7 @@ def test_multiclass_diagnostics_without_curves():
     model = training.build_pipeline(prep, catalogue.get_algorithm("classification", "logistic").build()).fit(
         X[:120], y[:120]
     )
-    out = training.diagnostics(
+    out = diagnostics.diagnostics(
         model, X[:120], y[:120], X[120:], y[120:], task_type="classification", primary_metric="f1"
     )
     assert np.array(out["confusion_matrix"]).shape == (3, 3)
@@ -211,7 +211,7 @@ def test_grouped_folds_keep_groups_apart():
 
 
 def test_a_validation_label_unseen_in_training_is_counted_not_fatal():
-    out = training.compute_metrics(
+    out = metrics.compute_metrics(
         "classification", np.array(["a", "b", "z"]), np.array(["a", "a", "b"]), None, np.array(["a", "b"])
     )
     assert out["accuracy"] == pytest.approx(1 / 3)

@@ -61,15 +61,15 @@ def test_redis_restart_loses_no_prediction_answered(team, live_server):
     predictions answered while it is down: every 200 is a logged row."""
     from django.test import override_settings
 
-    from deployments import prediction_log
     from deployments.models import Prediction
-    from deployments.registry import model_version_register
-    from deployments.services import api_key_create, deployment_create
-    from tests.deployments.conftest import make_evaluated_run
+    from deployments.rollout.services import deployment_create
+    from deployments.serving import prediction_log
+    from deployments.serving.services import api_key_create
+    from tests.deployments.conftest import make_evaluated_run, register_prepared
 
     team.project.decision = "go"
     team.project.save()
-    version = model_version_register(run=make_evaluated_run(team.project, team.owner), actor=team.owner)
+    version = register_prepared(make_evaluated_run(team.project, team.owner), team.owner)
     deployment = deployment_create(project=team.project, actor=team.editor, name="loans", model_version=version)
     _, key = api_key_create(deployment=deployment, actor=team.editor, name="app")
     url = f"{live_server.url}/api/v1/deployments/{deployment.pk}/predict/"

@@ -14,15 +14,13 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from datasets.selectors import split_frames
 from datasets.services import dataset_create, version_create_from_frame, version_split
-from deployments.models import Deployment, ModelVersion, Prediction
-from deployments.monitoring_reference import reference_stats_build
+from deployments.models import Deployment, Prediction
+from deployments.registry.services import model_version_prepare, model_version_register
+from experiments.models import Experiment, Run
 from mlplatform.artifacts import model_save
 
 NUMERIC = ["x0", "x1", "x2", "x3"]
 FEATURES = [*NUMERIC, "color"]
-SCHEMA = [{"name": n, "type": "numeric", "nullable": True} for n in NUMERIC] + [
-    {"name": "color", "type": "categorical", "categories": ["red", "green", "blue"], "nullable": True}
-]
 
 
 def make_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -45,6 +43,8 @@ def make_pipeline() -> Pipeline:
 
 
 def make_deployment(project, user, *, name: str = "scoring", seed: int = 0) -> Deployment:
+    """A deployment of a real fitted pipeline, registered from its experiment's evaluated run (so a
+    retrain can repeat that experiment's configuration) and prepared (schema, drift reference)."""
     frame = make_frame(seed=seed)
     dataset = dataset_create(project=project, name=f"data-{name}", created_by=user)
     dv = version_create_from_frame(dataset=dataset, frame=frame, created_by=user, enqueue_profile=False)
@@ -53,32 +53,43 @@ def make_deployment(project, user, *, name: str = "scoring", seed: int = 0) -> D
     train = pd.concat([parts.train, parts.val], ignore_index=True)
     pipe = make_pipeline().fit(train[FEATURES], train["label"])
     stored = model_save(pipe, prefix=f"projects/{project.pk}/models")
-    proba = pipe.predict_proba(train[FEATURES])
-    reference = reference_stats_build(
-        frame=train[FEATURES],
-        input_schema=SCHEMA,
-        predictions=pipe.predict(train[FEATURES]).astype(object),
-        confidences=proba.max(axis=1),
-    )
-    version = (
-        ModelVersion.objects.filter(project=project).order_by("-version").values_list("version", flat=True).first() or 0
-    ) + 1
-    mv = ModelVersion.objects.create(
+    experiment = Experiment.objects.create(
         project=project,
-        version=version,
+        name=f"clf {name}",
         dataset_version=dv,
-        name="clf",
-        task_type="classification",
         target="label",
-        classes=[0, 1],
-        artifact_key=stored.key,
-        sha256=stored.sha256,
-        size_bytes=stored.size,
-        input_schema=SCHEMA,
-        metrics={"cv": {}, "test": {"accuracy": {"value": 0.85, "ci_low": 0.8, "ci_high": 0.9}}},
-        reference_stats=reference,
+        task_type="classification",
+        metric="accuracy",
+        positive_class=1,
+        cv_folds=3,
+        cv_strategy="stratified",
+        algorithms=["logistic"],
+        status="succeeded",
         created_by=user,
     )
+    run = Run.objects.create(
+        project=project,
+        experiment=experiment,
+        algorithm="logistic",
+        params={"C": 1.0},
+        status="succeeded",
+        score=0.85,
+        cv_metrics={"accuracy": {"mean": 0.85, "std": 0.02}},
+        final_artifact_key=stored.key,
+        final_artifact_sha256=stored.sha256,
+    )
+    experiment.evaluated_run = run
+    experiment.test_evaluation = {
+        "metric": "accuracy",
+        "metrics": {"accuracy": {"value": 0.85, "ci_low": 0.8, "ci_high": 0.9}},
+        "feature_columns": FEATURES,
+        "classes": [0, 1],
+        "positive_class": 1,
+        "n_test": len(frame) // 5,
+    }
+    experiment.save()
+    mv = model_version_register(run=run, actor=user)
+    mv = model_version_prepare(version=mv, features=FEATURES)
     return Deployment.objects.create(project=project, name=name, model_version=mv, created_by=user)
 
 

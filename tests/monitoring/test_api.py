@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deployments import monitoring
 from deployments.models import Alert, Prediction
+from deployments.monitoring.services import snapshots
 from jobs.models import Job
 from projects.models import AuditEvent
 from tests.monitoring.helpers import log_predictions, make_deployment
@@ -118,7 +118,7 @@ def test_monitoring_summary(api, deployment):
     assert empty.status_code == 200 and empty.json()["latest"] is None
     assert empty.json()["health"]["state"] == "unknown"
     log_predictions(deployment, n=300, shift=2.0, seed=8)
-    monitoring.snapshot_compute(deployment=deployment)
+    snapshots.snapshot_compute(deployment=deployment)
     body = api("reviewer").get(url(deployment, "monitoring")).json()
     assert body["latest"]["traffic"]["predictions"] == 300
     assert body["latest"]["drift"]["features"][0]["feature"] == "x0"  # sorted by PSI
@@ -200,7 +200,7 @@ def test_promote_refuses_a_model_that_is_not_a_challenger(api, deployment, team)
 
 def _fire(deployment):
     log_predictions(deployment, n=300, shift=2.0, seed=10)
-    monitoring.snapshot_compute(deployment=deployment)
+    snapshots.snapshot_compute(deployment=deployment)
     return Alert.objects.get(deployment=deployment, key="drift:x0")
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from deployments import drift
+from deployments.ml import drift
 
 
 def test_ks_sorted_matches_scipy_ks_2samp():

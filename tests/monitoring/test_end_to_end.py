@@ -50,10 +50,21 @@ def test_drift_alert_performance_drop_retrain_and_promotion(worker, team, api):
     assert challenger.dataset_version.source == "retrain"
     assert challenger.dataset_version.parent_id == champion.dataset_version_id
     assert challenger.dataset_version.source_detail["production_rows"] > 0
+    detail = challenger.dataset_version.source_detail
     assert challenger.dataset_version.row_count == (
-        challenger.dataset_version.source_detail["parent_rows"]
-        + challenger.dataset_version.source_detail["production_rows"]
+        detail["parent_rows"] + detail["production_rows"] + detail["holdout_rows"]
     )
+    # The challenger went through experiments: an Experiment with a leaderboard (baselines and the
+    # champion's configuration), diagnostics, and its one final evaluation on the fresh holdout.
+    experiment = challenger.experiment
+    assert experiment.parent_id == champion.experiment_id and experiment.pk == comparison["experiment_id"]
+    assert {r.kind for r in experiment.runs.all()} == {"baseline", "candidate"}
+    assert challenger.run.kind == "candidate" and challenger.run.algorithm == champion.run.algorithm
+    assert challenger.run.diagnostics["metrics"]
+    assert experiment.test_evaluation["n_test"] == detail["holdout_rows"] == comparison["holdout_rows"]
+    assert challenger.dataset_version.split["counts"]["test"] == detail["holdout_rows"]
+    assert challenger.metrics["test"] == experiment.test_evaluation["metrics"]
+    assert challenger.reference_status == "ready" and challenger.lineage["retrain_job"] == job.pk
     primary = comparison["primary_metric"]
     assert comparison["challenger_better"] is True
     assert comparison["challenger"]["metrics"][primary]["value"] > comparison["champion"]["metrics"][primary]["value"]

@@ -9,9 +9,10 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from deployments import monitoring
 from deployments.models import Alert, Deployment, MonitoringSnapshot
-from deployments.monitoring_schedule import schedule_due_snapshots
+from deployments.monitoring.services import config as monitoring_config
+from deployments.monitoring.services import snapshots
+from deployments.monitoring.services.snapshots import schedule_due_snapshots
 from jobs.models import Job
 from tests.monitoring.helpers import log_predictions, make_deployment
 
@@ -25,7 +26,7 @@ def deployment(team):
 
 def test_snapshot_without_drift_is_quiet(deployment):
     preds = log_predictions(deployment, n=400, shift=0.0, seed=11)
-    snap = monitoring.snapshot_compute(deployment=deployment)
+    snap = snapshots.snapshot_compute(deployment=deployment)
     data = snap.data
     assert data["traffic"]["predictions"] == 400
     latencies = np.array([p.latency_ms for p in preds])
@@ -45,7 +46,7 @@ def test_drift_fires_one_alert_per_key_and_resolves(deployment, django_capture_o
     deployment.save()
     log_predictions(deployment, n=400, shift=2.0, new_color=True, seed=12, minutes_ago=10)
     with django_capture_on_commit_callbacks(execute=True):
-        snap = monitoring.snapshot_compute(deployment=deployment)
+        snap = snapshots.snapshot_compute(deployment=deployment)
     x0 = next(f for f in snap.data["drift"]["features"] if f["feature"] == "x0")
     assert x0["status"] == "alert" and x0["psi"] > 0.2 and x0["p_value"] < 1e-6
     color = next(f for f in snap.data["drift"]["features"] if f["feature"] == "color")
@@ -59,20 +60,20 @@ def test_drift_fires_one_alert_per_key_and_resolves(deployment, django_capture_o
     assert hooks.first().params["event"] == "alert.firing"
 
     # The same condition again: no duplicate, the firing alert is refreshed.
-    monitoring.snapshot_compute(deployment=deployment)
+    snapshots.snapshot_compute(deployment=deployment)
     assert Alert.objects.filter(deployment=deployment, key="drift:x0").count() == 1
 
     # A later, clean window resolves it; a new drift later opens a new alert (history kept).
     later = timezone.now() + timedelta(hours=3)
     log_predictions(deployment, n=400, shift=0.0, seed=13, minutes_ago=-170)
-    monitoring.snapshot_compute(deployment=deployment, window_end=later, window_minutes=60)
+    snapshots.snapshot_compute(deployment=deployment, window_end=later, window_minutes=60)
     alert = Alert.objects.get(deployment=deployment, key="drift:x0")
     assert alert.state == "resolved" and alert.resolved_at is not None
 
 
 def test_ground_truth_below_the_test_interval_fires_a_performance_alert(deployment):
     log_predictions(deployment, n=200, seed=14, label=True, flip=True)
-    snap = monitoring.snapshot_compute(deployment=deployment)
+    snap = snapshots.snapshot_compute(deployment=deployment)
     perf = snap.data["performance"]
     assert perf["n_labels"] == 200
     assert perf["metrics"]["accuracy"]["value"] < 0.3
@@ -83,14 +84,14 @@ def test_ground_truth_below_the_test_interval_fires_a_performance_alert(deployme
 
 def test_correct_ground_truth_is_within_the_interval(deployment):
     log_predictions(deployment, n=300, seed=15, label=True)
-    perf = monitoring.snapshot_compute(deployment=deployment).data["performance"]
+    perf = snapshots.snapshot_compute(deployment=deployment).data["performance"]
     assert perf["metrics"]["accuracy"]["value"] > 0.8
     assert perf["status"] == "ok"
 
 
 def test_too_few_labels_give_no_verdict(deployment):
     log_predictions(deployment, n=10, seed=16, label=True, flip=True)
-    perf = monitoring.snapshot_compute(deployment=deployment).data["performance"]
+    perf = snapshots.snapshot_compute(deployment=deployment).data["performance"]
     assert perf["status"] == "insufficient"
     assert not Alert.objects.filter(deployment=deployment, kind="performance").exists()
 
@@ -98,12 +99,12 @@ def test_too_few_labels_give_no_verdict(deployment):
 def test_thresholds_are_configurable_per_deployment(deployment):
     log_predictions(deployment, n=400, shift=0.35, seed=17)
     x0 = next(
-        f for f in monitoring.snapshot_compute(deployment=deployment).data["drift"]["features"] if f["feature"] == "x0"
+        f for f in snapshots.snapshot_compute(deployment=deployment).data["drift"]["features"] if f["feature"] == "x0"
     )
-    monitoring.monitoring_settings_update(
+    monitoring_config.monitoring_settings_update(
         deployment=deployment, actor=None, values={"psi_warn": 0.01, "psi_alert": x0["psi"] / 2}
     )
-    snap = monitoring.snapshot_compute(deployment=deployment)
+    snap = snapshots.snapshot_compute(deployment=deployment)
     x0 = next(f for f in snap.data["drift"]["features"] if f["feature"] == "x0")
     assert x0["status"] == "alert"
     assert Alert.objects.filter(deployment=deployment, key="drift:x0", state="firing").exists()
@@ -122,7 +123,7 @@ def test_scheduler_queues_due_deployments_once(team):
 
 
 def test_snapshot_job_handler_is_idempotent(deployment):
-    from deployments.monitoring_jobs import snapshot as handler
+    from deployments.monitoring.job_handlers import snapshot as handler
     from jobs.runner import job_enqueue
 
     log_predictions(deployment, n=100, seed=18)
@@ -144,16 +145,16 @@ def test_workflow_stage_shows_health(team, deployment):
     stage = next(s for s in workflow_for(project=team.project) if s.key == "monitor")
     assert stage.state == "in_progress" and "unknown" in stage.detail
     log_predictions(deployment, n=300, shift=2.5, seed=19)
-    monitoring.snapshot_compute(deployment=deployment)
+    snapshots.snapshot_compute(deployment=deployment)
     stage = next(s for s in workflow_for(project=team.project) if s.key == "monitor")
     assert stage.state == "blocked" and "critical" in stage.detail
     assert stage.url.endswith(f"/deployments/{deployment.pk}/monitoring/")
 
 
 def test_sql_extraction_agrees_with_python_on_awkward_values(deployment):
-    from deployments import drift
+    from deployments.ml import drift
     from deployments.models import Prediction
-    from deployments.monitoring import _window_columns
+    from deployments.monitoring.window import window_columns as _window_columns
 
     odd = [
         {"x0": "1.5", "x1": None, "x2": True, "x3": "abc", "color": "red"},
@@ -195,16 +196,16 @@ def test_auto_retrain_starts_once_when_a_drift_alert_fires(deployment):
     deployment.auto_retrain = True
     deployment.save()
     log_predictions(deployment, n=300, shift=2.0, seed=20)
-    monitoring.snapshot_compute(deployment=deployment)
+    snapshots.snapshot_compute(deployment=deployment)
     jobs = Job.objects.filter(kind="monitoring.retrain", target_id=deployment.pk)
     assert jobs.count() == 1 and jobs.get().params["reason"].startswith("auto: drift:")
-    monitoring.snapshot_compute(deployment=deployment)  # still firing: nothing new
+    snapshots.snapshot_compute(deployment=deployment)  # still firing: nothing new
     assert jobs.count() == 1
 
 
 def test_no_auto_retrain_by_default(deployment):
     log_predictions(deployment, n=300, shift=2.0, seed=21)
-    monitoring.snapshot_compute(deployment=deployment)
+    snapshots.snapshot_compute(deployment=deployment)
     assert not Job.objects.filter(kind="monitoring.retrain").exists()
 
 
@@ -214,6 +215,6 @@ def test_monitoring_panel_renders_the_health_summary(deployment):
     html = render_to_string("deployments/_monitoring_panel.html", {"deployment": deployment})
     assert "No snapshot yet" in html and "health-unknown" in html
     log_predictions(deployment, n=300, shift=2.0, seed=22)
-    monitoring.snapshot_compute(deployment=deployment)
+    snapshots.snapshot_compute(deployment=deployment)
     html = render_to_string("deployments/_monitoring_panel.html", {"deployment": deployment})
     assert "health-critical" in html and f"/deployments/{deployment.pk}/monitoring/" in html

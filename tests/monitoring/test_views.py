@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from deployments import monitoring
 from deployments.models import Alert, Deployment
+from deployments.monitoring.services import snapshots
 from jobs.models import Job
 from tests.conftest import login
 from tests.factories import PASSWORD
@@ -28,7 +28,7 @@ def deployment(team):
 @pytest.mark.django_db
 def test_dashboard_renders_from_snapshots_only(client, team, deployment):
     log_predictions(deployment, n=300, shift=2.0, seed=1)
-    monitoring.snapshot_compute(deployment=deployment)
+    snapshots.snapshot_compute(deployment=deployment)
     client.login(username=team.viewer.username, password=PASSWORD)
     with CaptureQueriesContext(connection) as queries:
         res = client.get(page_url(deployment))
@@ -50,7 +50,7 @@ def test_dashboard_access(client, team, deployment):
 @pytest.mark.django_db
 def test_actions_require_manage_deployments(client, team, deployment):
     log_predictions(deployment, n=300, shift=2.0, seed=2)
-    monitoring.snapshot_compute(deployment=deployment)
+    snapshots.snapshot_compute(deployment=deployment)
     alert = Alert.objects.get(deployment=deployment, key="drift:x0")
     client.login(username=team.reviewer.username, password=PASSWORD)
     assert client.post(page_url(deployment, "snapshot/")).status_code == 403
@@ -90,7 +90,7 @@ def test_settings_form_bad_input_changes_nothing(client, team, deployment):
 def test_browser_dashboard_drift_overlay_and_acknowledge(page, team):
     deployment = make_deployment(team.project, team.owner)
     log_predictions(deployment, n=300, shift=2.0, new_color=True, seed=3)
-    monitoring.snapshot_compute(deployment=deployment)
+    snapshots.snapshot_compute(deployment=deployment)
     login(page, team.editor.username)
     page.goto(f"/projects/{team.project.pk}/")
     page.click("[data-stage=monitor]")

@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from deployments.models import Deployment, ModelVersion, Prediction, PredictionStatus, ReviewMode, uuid7
-from deployments.review_routing import review_items_create, review_plan
+from deployments.reviews.services import review_items_create, review_plan
 from mlplatform.artifacts import model_save
 
 FEATURES = ["income", "debt_ratio", "credit_years", "employment"]

@@ -13,8 +13,8 @@ from django.db import connections
 
 from deployments.models import Prediction, ReviewItem
 from jobs.models import Job
+from jobs.webhooks import sign
 from projects.models import AuditEvent
-from projects.webhooks import sign
 from tests.conftest import api_client_for, wait_for_job
 from tests.reviews.conftest import uncertain_rows
 
@@ -70,7 +70,7 @@ def test_two_reviewers_at_once_exactly_one_wins(team, loan):
 def test_decisions_on_stale_reads_cannot_both_win(team, loan):
     """Both reviewers loaded the item while it was pending (the dangerous interleaving): each
     thread reads the row first, then both decide at the same instant."""
-    from deployments.reviews import review_decide
+    from deployments.reviews.services import review_decide
     from mlplatform.errors import Conflict
 
     _, items = loan.predict(uncertain_rows(loan, 6))

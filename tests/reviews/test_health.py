@@ -6,14 +6,8 @@ import pytest
 from django.utils import timezone
 
 from deployments.models import Alert, ReviewItem
-from deployments.reviews import (
-    qc_estimate,
-    review_decide,
-    review_health,
-    review_sla_check,
-    review_sla_check_all,
-    threshold_advice,
-)
+from deployments.reviews.selectors import qc_estimate, review_health, threshold_advice
+from deployments.reviews.services import review_decide, review_sla_check, review_sla_check_all
 from tests.reviews.conftest import confident_rows, uncertain_rows
 
 pytestmark = pytest.mark.django_db

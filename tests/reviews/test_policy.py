@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from deployments.models import Deployment
-from deployments.review_routing import review_plan
+from deployments.reviews.services import review_plan
 from projects.models import AuditEvent
 
 pytestmark = pytest.mark.django_db

@@ -68,7 +68,7 @@ def test_bad_override_label_changes_nothing(client, team, items):
 
 
 def test_item_claimed_by_another_is_read_only(client, team, items):
-    from deployments.reviews import review_claim
+    from deployments.reviews.services import review_claim
 
     review_claim(item=items[0], actor=team.editor)
     client.force_login(team.reviewer)
@@ -114,7 +114,7 @@ def test_review_panel_renders_with_only_the_deployment(team, loan, items):
 
 
 def test_queue_hides_items_other_reviewers_have_open(client, team, items):
-    from deployments.reviews import review_claim
+    from deployments.reviews.services import review_claim
 
     review_claim(item=items[0], actor=team.editor)
     client.force_login(team.reviewer)

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from deployments.models import Prediction, ReviewItem, ReviewMode
-from deployments.review_routing import Route, policy_validate, review_plan
+from deployments.reviews.routing import Route, policy_validate
+from deployments.reviews.services import review_plan
 from mlplatform.errors import InvalidInput
 from tests.reviews.conftest import confident_rows, uncertain_rows
 
@@ -114,7 +115,7 @@ def test_policy_validate_rejects_bad_policies(policy):
 
 def test_label_validate_canonicalises_classes_and_numbers():
     from deployments.models import ModelVersion
-    from deployments.reviews import label_validate
+    from deployments.reviews.services import label_validate
 
     clf = ModelVersion(task_type="classification", classes=[0, 1])
     assert label_validate(model_version=clf, label="1") == 1
@@ -131,7 +132,7 @@ def test_label_validate_canonicalises_classes_and_numbers():
 
 def test_feature_context_reads_reference_summaries():
     from deployments.models import ModelVersion
-    from deployments.reviews import feature_context
+    from deployments.reviews.context import feature_context
 
     mv = ModelVersion(
         task_type="classification",

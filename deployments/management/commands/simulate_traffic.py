@@ -7,8 +7,8 @@ split, targets included). Over the simulated period the drift grows linearly fro
 `--drift`: the numeric feature whose training correlation with the target is most negative
 (most positive for regression) is shifted by up to 3 standard deviations, and the ground
 truth follows a changed concept (shifted rows above the training 75th percentile belong to the
-last class, or get a larger target), so ground truth reveals a performance drop that a model
-retrained on production labels can fix. Feedback goes through `monitoring.feedback_record`
+positive class, or get a larger target), so ground truth reveals a performance drop that a model
+retrained on production labels can fix. Feedback goes through `monitoring.services.feedback.feedback_record`
 (the API's service), only for predictions older than `--feedback-delay` minutes.
 """
 
@@ -23,6 +23,13 @@ import pandas as pd
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from datasets.selectors import split_frames
+from deployments.models import Deployment, Prediction
+from deployments.monitoring.services import config as monitoring_config
+from deployments.monitoring.services import feedback as monitoring_feedback
+from deployments.monitoring.services import snapshots as monitoring_snapshots
+from deployments.serving import services as serving_services
+
 
 @dataclass
 class SimulationResult:
@@ -32,12 +39,17 @@ class SimulationResult:
     snapshots: int
 
 
-def _drift_feature(train: pd.DataFrame, schema: list[dict], target: str, task_type: str, classes: list) -> str | None:
+def _positive(mv: Any) -> Any:
+    """The class whose share the changed concept raises: the model's positive class."""
+    return mv.positive_class if mv.positive_class is not None else (mv.classes or [None])[-1]
+
+
+def _drift_feature(train: pd.DataFrame, schema: list[dict], target: str, task_type: str, positive: Any) -> str | None:
     numeric = [f["name"] for f in schema if f.get("type") == "numeric" and f["name"] in train.columns]
     if not numeric:
         return None
     if task_type == "classification":
-        y = (train[target].astype(str) == str(classes[-1])).astype(float)
+        y = (train[target].astype(str) == str(positive)).astype(float)
         corr = {c: np.corrcoef(pd.to_numeric(train[c], errors="coerce").fillna(0), y)[0, 1] for c in numeric}
         return min(corr, key=lambda c: np.nan_to_num(corr[c], nan=0.0))
     y = pd.to_numeric(train[target], errors="coerce").fillna(0)
@@ -59,10 +71,6 @@ def simulate(
     seed: int = 0,
     snapshots: bool = False,
 ) -> SimulationResult:
-    from datasets.selectors import split_frames
-    from deployments import monitoring, services
-    from deployments.models import Prediction
-
     mv = deployment.model_version
     if mv.dataset_version is None:
         raise CommandError("The deployed model has no training dataset version to draw instances from.")
@@ -73,7 +81,7 @@ def simulate(
     rows = train.iloc[rng.integers(0, len(train), n)].reset_index(drop=True)
     progress = np.linspace(0, 1, n)  # drift grows over the simulated period
     strength = drift * progress
-    feature = _drift_feature(train, mv.input_schema, mv.target, mv.task_type, mv.classes or [])
+    feature = _drift_feature(train, mv.input_schema, mv.target, mv.task_type, _positive(mv))
     actual = rows[mv.target].copy()
     if feature is not None and drift > 0:
         col = pd.to_numeric(train[feature], errors="coerce")
@@ -84,7 +92,7 @@ def simulate(
         changed = (shifted > q75).to_numpy() & (rng.random(n) < strength)
         if mv.task_type == "classification":
             actual = actual.astype(object)
-            actual[changed] = mv.classes[-1]
+            actual[changed] = _positive(mv)
         else:
             actual = pd.to_numeric(actual, errors="coerce") + changed * 2 * float(
                 pd.to_numeric(train[mv.target], errors="coerce").std() or 1.0
@@ -99,7 +107,9 @@ def simulate(
     ids: list[str] = []
     for k in range(0, n, SIMULATED_REQUEST_SIZE):
         chunk = inputs[k : k + SIMULATED_REQUEST_SIZE]
-        result = services.predict(deployment=deployment, instances=chunk, caller="simulator", source="simulator")
+        result = serving_services.predict(
+            deployment=deployment, instances=chunk, caller="simulator", source="simulator"
+        )
         chunk_ids = [p["id"] for p in result.predictions]
         Prediction.objects.filter(pk__in=chunk_ids).update(created_at=times[k])
         ids.extend(str(i) for i in chunk_ids)
@@ -112,16 +122,16 @@ def simulate(
         for i in range(n)
         if times[i] + delay <= now and rng.random() < label_rate
     ]
-    for k in range(0, len(items), monitoring.FEEDBACK_MAX_ITEMS):
-        monitoring.feedback_record(
-            deployment=deployment, items=items[k : k + monitoring.FEEDBACK_MAX_ITEMS], actor=None
+    for k in range(0, len(items), monitoring_feedback.FEEDBACK_MAX_ITEMS):
+        monitoring_feedback.feedback_record(
+            deployment=deployment, items=items[k : k + monitoring_feedback.FEEDBACK_MAX_ITEMS], actor=None
         )
     made = 0
     if snapshots:
-        interval = int(monitoring.monitoring_settings(deployment)["interval_minutes"])
+        interval = int(monitoring_config.monitoring_settings(deployment)["interval_minutes"])
         end = start + timedelta(minutes=interval)
         while end <= now + timedelta(seconds=1):
-            monitoring.snapshot_compute(deployment=deployment, window_end=end, window_minutes=interval)
+            monitoring_snapshots.snapshot_compute(deployment=deployment, window_end=end, window_minutes=interval)
             made += 1
             end += timedelta(minutes=interval)
     return SimulationResult(n, len(items), feature, made)
@@ -141,8 +151,6 @@ class Command(BaseCommand):
         parser.add_argument("--snapshots", action="store_true", help="compute one snapshot per interval of the period")
 
     def handle(self, *args, **opts):
-        from deployments.models import Deployment
-
         if not 0 <= opts["drift"] <= 1:
             raise CommandError("--drift must be between 0 and 1.")
         if not 1 <= opts["n"] <= 1_000_000:

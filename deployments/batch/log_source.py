@@ -1,0 +1,204 @@
+"""A batch's predictions for monitoring: what the batch job keeps of each scored chunk (an Arrow
+file, no per-row work) and how the logging job writes them to the Prediction table.
+
+Scoring a million rows takes seconds; PostgreSQL takes several times longer to index a million
+JSON rows. The batch job therefore delivers its output at scoring speed and leaves the rows for
+monitoring in per-chunk Arrow files (inputs as received, prediction, confidence, probabilities:
+no JSON built here), which a child job, `deployment.batch_log`, COPYs into the Prediction table
+(LOG_CONNECTIONS chunks at once, each on its own connection, one transaction per chunk) with its
+own progress bar. One file per chunk: CSV chunks may type a column differently. The embedded
+SQLite mode logs in the job's own thread with bulk_create.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.feather as feather
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.utils import timezone
+
+from deployments.batch.arrow_json import json_labels, json_objects, json_probabilities, uuid7_strings
+from deployments.batch.output import LocalFile
+from deployments.models import LATER_COLUMNS, LOGGED_NAMES, Deployment, ModelVersion, Prediction, ReviewItem
+from jobs.models import Job
+from mlplatform.concurrency import Background
+
+LOG_CONNECTIONS = 2  # chunks COPYed at once, each on its own connection (PostgreSQL parses in its own process)
+# COPY needs every NOT NULL column without a database default: the logged ones and actual_source.
+COPY_COLUMNS = (*LOGGED_NAMES, "actual_source")
+
+
+@dataclass
+class LogChunk:
+    inputs: pa.Table  # the feature columns of the rows that were scored, as received
+    labels: np.ndarray
+    conf: np.ndarray | None
+    proba: np.ndarray | None
+    latency_ms: float
+
+
+@dataclass
+class LogTarget:
+    deployment: Deployment
+    version: ModelVersion
+    job: Job
+    classes: list[str]
+
+    @property
+    def caller(self) -> str:
+        return f"job:{self.job.pk}"
+
+
+def log_table(target: LogTarget, chunk: LogChunk, now: Any) -> pa.Table:
+    """The Prediction rows of a chunk as an Arrow table in COPY_COLUMNS order (JSON columns as text)."""
+    n = chunk.inputs.num_rows
+    columns = {
+        "id": pa.array(uuid7_strings(n), type=pa.string()),
+        "project_id": pa.repeat(target.deployment.project_id, n),
+        "deployment_id": pa.repeat(target.deployment.pk, n),
+        "model_version_id": pa.repeat(target.version.pk, n),
+        "source": pa.repeat("batch", n),
+        "inputs": json_objects(chunk.inputs),
+        "prediction": json_labels(chunk.labels),
+        "confidence": pa.array(chunk.conf, type=pa.float64()) if chunk.conf is not None else pa.nulls(n, pa.float64()),
+        "probabilities": json_probabilities(chunk.proba, target.classes)
+        if chunk.proba is not None
+        else pa.nulls(n, pa.string()),
+        "status": pa.repeat("accepted", n),
+        "caller": pa.repeat(target.caller, n),
+        "latency_ms": pa.repeat(float(chunk.latency_ms), n),
+        "created_at": pa.repeat(now.isoformat(), n),
+        "actual_source": pa.repeat(LATER_COLUMNS["actual_source"], n),
+    }
+    return pa.table({name: columns[name] for name in COPY_COLUMNS})
+
+
+_JSON_COLUMNS = ("inputs", "prediction", "probabilities")
+
+
+def _copy_chunk(target: LogTarget, chunk: LogChunk) -> None:
+    """One chunk of Prediction rows through COPY, in its own transaction (PostgreSQL)."""
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(log_table(target, chunk, timezone.now()), sink, pacsv.WriteOptions(include_header=False))
+    payload = sink.getvalue()
+    table = Prediction._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        with cursor.copy(f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN WITH (FORMAT csv)") as copy:
+            copy.write(memoryview(payload))
+
+
+def _bulk_create_chunk(target: LogTarget, chunk: LogChunk) -> None:
+    """The embedded SQLite mode: the same rows through the ORM."""
+    now = timezone.now()
+    rows = log_table(target, chunk, now).to_pylist()
+
+    def value(name: str, v: Any) -> Any:
+        return json.loads(v) if name in _JSON_COLUMNS and v is not None else v
+
+    with transaction.atomic():
+        Prediction.objects.bulk_create(
+            [Prediction(**({n: value(n, r[n]) for n in LOGGED_NAMES} | {"created_at": now})) for r in rows],
+            batch_size=2000,
+        )
+
+
+LABEL, CONFIDENCE, LATENCY = "__label", "__confidence", "__latency_ms"
+
+
+def log_source_table(chunk: LogChunk, classes: list[str]) -> pa.Table:
+    table = chunk.inputs.append_column(LABEL, pa.array(chunk.labels))
+    n = table.num_rows
+    table = table.append_column(LATENCY, pa.repeat(float(chunk.latency_ms), n))
+    if chunk.conf is not None:
+        table = table.append_column(CONFIDENCE, pa.array(chunk.conf, type=pa.float64()))
+    if chunk.proba is not None:
+        for j in range(len(classes)):
+            table = table.append_column(f"__proba_{j}", pa.array(chunk.proba[:, j], type=pa.float64()))
+    return table
+
+
+def log_chunk_from(table: pa.Table, names: list[str], classes: list[str]) -> LogChunk:
+    proba_columns = [f"__proba_{j}" for j in range(len(classes))]
+    has_proba = bool(classes) and all(c in table.column_names for c in proba_columns)
+    return LogChunk(
+        inputs=table.select(names),
+        labels=table.column(LABEL).to_numpy(zero_copy_only=False),
+        conf=table.column(CONFIDENCE).to_numpy() if CONFIDENCE in table.column_names else None,
+        proba=np.column_stack([table.column(c).to_numpy() for c in proba_columns]) if has_proba else None,
+        latency_ms=float(table.column(LATENCY)[0].as_py()) if table.num_rows else 0.0,
+    )
+
+
+class LogSourceWriter:
+    """Stores one Arrow file per scored chunk under the job's prefix; `keys` lists them in order."""
+
+    def __init__(self, job: Job, deployment: Deployment, classes: list[str]):
+        self.prefix = f"projects/{deployment.project_id}/batch/{job.pk}-log-{os.urandom(6).hex()}"
+        self.classes = classes
+        self.keys: list[str] = []
+
+    def write(self, chunk: LogChunk) -> None:
+        # Arrow's own file format (lz4): several times cheaper to write than Parquet, read once.
+        with tempfile.NamedTemporaryFile(suffix=".arrow", delete=False) as tmp:
+            path = tmp.name
+        try:
+            feather.write_feather(log_source_table(chunk, self.classes), path, compression="lz4")
+            name = f"{self.prefix}/{len(self.keys):05d}.arrow"
+            with open(path, "rb") as fh:
+                self.keys.append(default_storage.save(name, LocalFile(fh, name=path)))
+        finally:
+            with contextlib.suppress(FileNotFoundError):  # moved into the storage
+                os.unlink(path)
+
+
+def prediction_logger(target: LogTarget) -> Background:
+    """COPY on PostgreSQL, LOG_CONNECTIONS chunks at once, each thread on its own connection
+    (closed when it ends), one transaction per chunk; bulk_create in the job's thread on SQLite."""
+    if connection.vendor == "postgresql":
+        return Background(
+            f"job-{target.job.pk}-log",
+            lambda chunk: _copy_chunk(target, chunk),
+            threads=LOG_CONNECTIONS,
+            on_exit=lambda: connection.close(),  # the thread's own connection
+        )
+    return Background(f"job-{target.job.pk}-log", lambda chunk: _bulk_create_chunk(target, chunk), synchronous=True)
+
+
+def logged_count(deployment: Deployment, job: Job) -> int:
+    return Prediction.objects.filter(
+        deployment=deployment,
+        created_at__gte=job.created_at - timedelta(days=1),
+        source="batch",
+        caller=f"job:{job.pk}",
+    ).count()
+
+
+def logged_delete(*, deployment: Deployment, job: Job) -> int:
+    """Delete what earlier deliveries of `job` logged, in SQL: Django's delete() would load every row.
+
+    The rows were logged after the job was created; the (deployment, created_at) index finds them
+    (a day of margin for clock skew between machines) without scanning the deployment's history.
+    """
+    logged = Prediction.objects.filter(
+        deployment=deployment,
+        created_at__gte=job.created_at - timedelta(days=1),
+        source="batch",
+        caller=f"job:{job.pk}",
+    )
+    with transaction.atomic():
+        ReviewItem.objects.filter(prediction__in=logged).delete()  # batch rows get none; the FK says they could
+        sql, params = logged.values("pk").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {Prediction._meta.db_table} WHERE id IN ({sql})", params)
+            return cursor.rowcount

@@ -1,0 +1,388 @@
+"""Drift statistics against a precomputed training reference (pure numpy / scipy, no Django).
+
+The reference is built once (`numeric_reference`, `categorical_reference`) when a model is
+registered, so a snapshot never re-reads or re-sorts the training data:
+- numeric: 10 bins with edges at the training deciles (PSI on equal-mass bins is the industry
+  convention and keeps every expected share near 0.1), the training share of each bin, and a
+  sorted (sub)sample for the KS test and Wasserstein distance;
+- categorical: the training share of each category; values never seen in training form their
+  own bucket (a new category is drift, not noise to drop).
+
+Conventions: PSI < 0.1 stable, 0.1 to 0.2 moderate, > 0.2 significant (defaults of `status`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+N_BINS = 10
+# Empty bins would make PSI infinite (log of zero); a small floor is the usual fix.
+EPSILON = 1e-4
+UNSEEN = "__unseen__"
+MISSING = "__missing__"
+MAX_SORTED_SAMPLE = 100_000
+
+
+@dataclass
+class FeatureDrift:
+    feature: str
+    kind: str  # numeric | categorical
+    n_reference: int
+    n_current: int
+    psi: float | None = None
+    test: str = ""  # ks | chi2
+    statistic: float | None = None
+    p_value: float | None = None
+    wasserstein: float | None = None  # numeric, normalised by the reference's standard deviation
+    jensen_shannon: float | None = None
+    status: str = "ok"  # ok | warn | alert | insufficient
+    # For the overlay chart: bin labels with reference and current shares.
+    labels: list[str] = field(default_factory=list)
+    reference_shares: list[float] = field(default_factory=list)
+    current_shares: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return json_safe(asdict(self))
+
+
+def json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        f = float(value)
+        return f if np.isfinite(f) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+# ---------------------------------------------------------------- reference building
+
+
+def quantile_edges(values: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
+    """Inner bin edges at the training quantiles (duplicates dropped for discrete features)."""
+    if values.size == 0:
+        return np.array([], dtype=float)
+    qs = np.quantile(values, np.linspace(0, 1, n_bins + 1)[1:-1])
+    return np.unique(qs)
+
+
+def bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Share of `values` in each bin (-inf, e1], (e1, e2], ..., (ek, inf)."""
+    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=edges.size + 1)
+    total = counts.sum()
+    return counts / total if total else counts.astype(float)
+
+
+def numeric_reference(values: np.ndarray, *, max_sample: int = MAX_SORTED_SAMPLE, seed: int = 0) -> dict[str, Any]:
+    """JSON part (edges, shares, moments) and the sorted sample (returned separately: it is large)."""
+    v = np.asarray(values, dtype=float)
+    n_total = v.size
+    v = v[np.isfinite(v)]
+    edges = quantile_edges(v)
+    sample = v
+    if v.size > max_sample:
+        sample = np.random.default_rng(seed).choice(v, size=max_sample, replace=False)
+    ref = {
+        "type": "numeric",
+        "n": int(v.size),
+        "missing_rate": float(1 - v.size / n_total) if n_total else 0.0,
+        "edges": edges.tolist(),
+        "shares": bin_shares(v, edges).tolist(),
+        "min": float(v.min()) if v.size else None,
+        "max": float(v.max()) if v.size else None,
+        "mean": float(v.mean()) if v.size else None,
+        "std": float(v.std()) if v.size else None,
+    }
+    return {"json": ref, "sorted": np.sort(sample)}
+
+
+def categorical_reference(values: Any) -> dict[str, Any]:
+    # Counting distinct values first (a hash count in C) and formatting only the distinct ones
+    # is much faster than converting a million values to text.
+    raw = Counter(values.tolist() if isinstance(values, np.ndarray) else list(values))
+    n_total = sum(raw.values())
+    counts: dict[str, int] = {}
+    for value, count in raw.items():
+        if _is_missing(value):
+            continue
+        key = _category(value)
+        counts[key] = counts.get(key, 0) + count
+    present = sum(counts.values())
+    return {
+        "type": "categorical",
+        "n": int(present),
+        "missing_rate": float(1 - present / n_total) if n_total else 0.0,
+        "shares": {c: counts[c] / present for c in sorted(counts)},
+    }
+
+
+def _category(value: Any) -> str:
+    """One text form per category, the same for training values, JSON inputs and SQL extraction."""
+    if isinstance(value, (bool, np.bool_)):
+        return "True" if value else "False"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))  # 1.0 from a float column and 1 from JSON are the same category
+    return str(value)
+
+
+def _is_missing(x: Any) -> bool:
+    if x is None:
+        return True
+    if isinstance(x, float) and np.isnan(x):
+        return True
+    return isinstance(x, str) and x == ""
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def psi(reference_shares: np.ndarray, current_shares: np.ndarray, eps: float = EPSILON) -> float:
+    """Population stability index: sum((cur - ref) * ln(cur / ref)), with a floor on empty bins."""
+    r = np.clip(np.asarray(reference_shares, dtype=float), eps, None)
+    c = np.clip(np.asarray(current_shares, dtype=float), eps, None)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def jensen_shannon(reference_shares: np.ndarray, current_shares: np.ndarray) -> float:
+    """Jensen-Shannon distance (base 2, in [0, 1]) between two binned distributions."""
+    r = np.asarray(reference_shares, dtype=float)
+    c = np.asarray(current_shares, dtype=float)
+    if r.sum() == 0 or c.sum() == 0:
+        return float("nan")
+    r = r / r.sum()
+    c = c / c.sum()
+    m = 0.5 * (r + c)
+
+    def kl(p: np.ndarray, q: np.ndarray) -> float:
+        nz = p > 0
+        return float(np.sum(p[nz] * np.log2(p[nz] / q[nz])))
+
+    return float(np.sqrt(max(0.5 * kl(r, m) + 0.5 * kl(c, m), 0.0)))
+
+
+def ks_sorted(reference_sorted: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    """Two-sample KS statistic and asymptotic p-value, the reference already sorted.
+
+    The ECDFs are evaluated at every point of both samples with `searchsorted`, which gives the
+    same D as `scipy.stats.ks_2samp`; the p-value is scipy's asymptotic one (Kolmogorov
+    distribution with the effective sample size n*m/(n+m)), as ks_2samp(method="asymp").
+    """
+    ref = np.asarray(reference_sorted, dtype=float)
+    cur = np.sort(np.asarray(current, dtype=float))
+    n, m = ref.size, cur.size
+    if n == 0 or m == 0:
+        return float("nan"), float("nan")
+    points = np.concatenate([ref, cur])
+    cdf_ref = np.searchsorted(ref, points, side="right") / n
+    cdf_cur = np.searchsorted(cur, points, side="right") / m
+    d = float(np.max(np.abs(cdf_ref - cdf_cur)))
+    en = n * m / (n + m)
+    p = float(np.clip(stats.kstwo.sf(d, np.round(en)), 0.0, 1.0))
+    return d, p
+
+
+def ks_wasserstein(reference_sorted: np.ndarray, current: np.ndarray) -> tuple[float, float, float]:
+    """KS statistic, its asymptotic p-value and the Wasserstein distance in one pass.
+
+    Both samples are sorted (the reference in advance), so their union is sorted by merging two
+    runs (timsort: linear) and each ECDF is one `searchsorted` of sorted needles. Same results
+    as `scipy.stats.ks_2samp(method="asymp")` and `scipy.stats.wasserstein_distance`.
+    """
+    ref = np.asarray(reference_sorted, dtype=float)
+    cur = np.sort(np.asarray(current, dtype=float))
+    n, m = ref.size, cur.size
+    if n == 0 or m == 0:
+        return float("nan"), float("nan"), float("nan")
+    points = np.concatenate([ref, cur])
+    points.sort(kind="stable")
+    cdf_ref = np.searchsorted(ref, points, side="right") / n
+    cdf_cur = np.searchsorted(cur, points, side="right") / m
+    gap = np.abs(cdf_ref - cdf_cur)
+    d = float(gap.max())
+    p = float(np.clip(stats.kstwo.sf(d, np.round(n * m / (n + m))), 0.0, 1.0))
+    w = float(np.sum(gap[:-1] * np.diff(points)))
+    return d, p, w
+
+
+def wasserstein_sorted(reference_sorted: np.ndarray, current: np.ndarray) -> float:
+    """Earth mover's distance between the two empirical distributions (scipy's definition)."""
+    if reference_sorted.size == 0 or current.size == 0:
+        return float("nan")
+    return float(stats.wasserstein_distance(reference_sorted, current))
+
+
+def status_for(psi_value: float | None, *, psi_warn: float, psi_alert: float) -> str:
+    if psi_value is None or not np.isfinite(psi_value):
+        return "insufficient"
+    if psi_value > psi_alert:
+        return "alert"
+    if psi_value > psi_warn:
+        return "warn"
+    return "ok"
+
+
+def numeric_drift(
+    feature: str,
+    reference: dict[str, Any],
+    reference_sorted: np.ndarray | None,
+    current: np.ndarray,
+    *,
+    psi_warn: float = 0.1,
+    psi_alert: float = 0.2,
+    min_samples: int = 30,
+) -> FeatureDrift:
+    cur = np.asarray(current, dtype=float)
+    cur = cur[np.isfinite(cur)]
+    edges = np.asarray(reference["edges"], dtype=float)
+    ref_shares = np.asarray(reference["shares"], dtype=float)
+    result = FeatureDrift(feature, "numeric", int(reference.get("n", 0)), int(cur.size), test="ks")
+    result.labels = _bin_labels(edges)
+    result.reference_shares = ref_shares.tolist()
+    if cur.size < min_samples or ref_shares.size == 0:
+        result.status = "insufficient"
+        return result
+    cur_shares = bin_shares(cur, edges)
+    result.current_shares = cur_shares.tolist()
+    result.psi = psi(ref_shares, cur_shares)
+    result.jensen_shannon = jensen_shannon(ref_shares, cur_shares)
+    if reference_sorted is not None and reference_sorted.size:
+        result.statistic, result.p_value, w = ks_wasserstein(reference_sorted, cur)
+        std = reference.get("std") or 0.0
+        result.wasserstein = w / std if std > 0 else w
+    result.status = status_for(result.psi, psi_warn=psi_warn, psi_alert=psi_alert)
+    return result
+
+
+def _bin_labels(edges: np.ndarray) -> list[str]:
+    if edges.size == 0:
+        return ["all"]
+    fmt = [f"{e:.4g}" for e in edges]
+    return [f"≤ {fmt[0]}"] + [f"{a} to {b}" for a, b in itertools.pairwise(fmt)] + [f"> {fmt[-1]}"]
+
+
+def categorical_counts(values: Any, known: set[str]) -> dict[str, int]:
+    """Counts per category, unseen categories pooled under UNSEEN, missing values dropped."""
+    try:
+        raw = Counter(values)
+    except TypeError:  # an unhashable value (a list or object sent as a feature): count its text
+        raw = Counter(v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for v in values)
+    counts: dict[str, int] = {}
+    for value, count in raw.items():
+        if _is_missing(value):
+            continue
+        key = _category(value)
+        if key not in known:
+            key = UNSEEN
+        counts[key] = counts.get(key, 0) + count
+    return counts
+
+
+def categorical_drift(
+    feature: str,
+    reference: dict[str, Any],
+    current: Any,
+    *,
+    psi_warn: float = 0.1,
+    psi_alert: float = 0.2,
+    min_samples: int = 30,
+    counts: dict[str, int] | None = None,
+) -> FeatureDrift:
+    ref_map: dict[str, float] = reference["shares"]
+    cats = sorted(ref_map)
+    if counts is None:
+        counts = categorical_counts(current, set(cats))
+    n = int(sum(counts.values()))
+    labels = [*cats, UNSEEN]
+    ref_shares = np.array([ref_map[c] for c in cats] + [0.0])
+    cur_counts = np.array([counts.get(c, 0) for c in labels], dtype=float)
+    result = FeatureDrift(feature, "categorical", int(reference.get("n", 0)), n, test="chi2")
+    result.labels = labels
+    result.reference_shares = ref_shares.tolist()
+    if n < min_samples or not cats:
+        result.status = "insufficient"
+        return result
+    cur_shares = cur_counts / n
+    result.current_shares = cur_shares.tolist()
+    result.psi = psi(ref_shares, cur_shares)
+    result.jensen_shannon = jensen_shannon(ref_shares, cur_shares)
+    result.statistic, result.p_value = chi_square(cur_counts, ref_shares)
+    result.status = status_for(result.psi, psi_warn=psi_warn, psi_alert=psi_alert)
+    return result
+
+
+def chi_square(observed_counts: np.ndarray, reference_shares: np.ndarray, eps: float = EPSILON) -> tuple[float, float]:
+    """Goodness of fit of the current counts to the reference shares (scipy.stats.chisquare).
+
+    A category the reference never saw would have an expected count of zero (infinite
+    statistic); it gets the floor share instead so that a new category shows as strong drift.
+    """
+    obs = np.asarray(observed_counts, dtype=float)
+    shares = np.clip(np.asarray(reference_shares, dtype=float), eps, None)
+    shares = shares / shares.sum()
+    expected = shares * obs.sum()
+    res = stats.chisquare(obs, expected)
+    return float(res.statistic), float(res.pvalue)
+
+
+# ---------------------------------------------------------------- data quality
+
+
+def numeric_quality(reference: dict[str, Any], values: np.ndarray) -> dict[str, Any]:
+    v = np.asarray(values, dtype=float)
+    n = v.size
+    finite = v[np.isfinite(v)]
+    missing = 1 - finite.size / n if n else 0.0
+    lo, hi = reference.get("min"), reference.get("max")
+    out = 0.0
+    if finite.size and lo is not None and hi is not None:
+        out = float(np.mean((finite < lo) | (finite > hi)))
+    return {
+        "missing_rate": float(missing),
+        "reference_missing_rate": float(reference.get("missing_rate", 0.0)),
+        "out_of_range_rate": out,
+        "unseen_rate": None,
+        "mean": float(finite.mean()) if finite.size else None,
+        "reference_mean": reference.get("mean"),
+    }
+
+
+def categorical_quality(reference: dict[str, Any], n_total: int, counts: dict[str, int]) -> dict[str, Any]:
+    present = sum(counts.values())
+    return {
+        "missing_rate": float(1 - present / n_total) if n_total else 0.0,
+        "reference_missing_rate": float(reference.get("missing_rate", 0.0)),
+        "out_of_range_rate": None,
+        "unseen_rate": float(counts.get(UNSEEN, 0) / present) if present else 0.0,
+        "mean": None,
+        "reference_mean": None,
+    }
+
+
+def to_numeric(values: list[Any]) -> np.ndarray:
+    """Logged JSON values to floats; anything unparseable (or missing) becomes NaN."""
+    try:
+        # Fast path: numbers and None (None becomes NaN) convert in C.
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        pass
+    out = np.full(len(values), np.nan)
+    for i, x in enumerate(values):
+        if x is None or (isinstance(x, str) and x == ""):
+            continue
+        if isinstance(x, bool):
+            out[i] = float(x)
+            continue
+        try:
+            out[i] = float(x)
+        except (TypeError, ValueError):
+            pass
+    return out

@@ -1,0 +1,75 @@
+"""Deployments (a model version served under a name) and the history of their active version."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from deployments.models.registry import ModelVersion
+from deployments.models.reviews import ReviewMode
+
+
+class DeploymentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+
+
+class Deployment(models.Model):
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="deployments")
+    name = models.CharField(max_length=120)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="deployments")
+    shadow_model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="shadow_deployments"
+    )
+    status = models.CharField(max_length=10, choices=DeploymentStatus.choices, default=DeploymentStatus.ACTIVE)
+    # Input validation policy
+    unknown_category_policy = models.CharField(max_length=10, default="error")  # error | allow
+    allow_missing = models.BooleanField(default=True)
+    max_instances = models.PositiveIntegerField(null=True, blank=True)  # None: settings.PREDICT_MAX_INSTANCES
+    # Review policy (human in the loop)
+    review_threshold = models.FloatField(null=True, blank=True)  # confidence below this goes to review
+    review_mode = models.CharField(max_length=5, choices=ReviewMode.choices, default=ReviewMode.FLAG)
+    review_policy = models.JSONField(default=dict, blank=True)  # {"class_thresholds", "always_review", "sample_rate"}
+    review_sla_minutes = models.PositiveIntegerField(default=240)
+    review_webhook_url = models.URLField(blank=True)
+    webhook_secret = models.CharField(max_length=80, blank=True)
+    # Monitoring
+    monitoring = models.JSONField(default=dict, blank=True)  # {"psi_warn", "psi_alert", "interval_minutes", ...}
+    auto_retrain = models.BooleanField(default=False)
+    last_snapshot_at = models.DateTimeField(null=True, blank=True)
+    # Promotion gate override, shown on the deployment
+    gate_override = models.JSONField(null=True, blank=True)  # {"by", "at", "justification", "gate"}
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="deployment_unique_name_per_project"),
+            models.CheckConstraint(
+                condition=Q(review_threshold__isnull=True) | Q(review_threshold__gte=0, review_threshold__lte=1),
+                name="deployment_review_threshold_in_0_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeploymentChange(models.Model):
+    """History of a deployment's active version: who, when, why. Rollback walks it back."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="changes")
+    action = models.CharField(max_length=20)  # deploy, promote, rollback, pause, resume, shadow
+    from_version = models.ForeignKey(ModelVersion, null=True, on_delete=models.SET_NULL, related_name="+")
+    to_version = models.ForeignKey(ModelVersion, null=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.TextField(blank=True)
+    gate = models.JSONField(null=True, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

@@ -1,0 +1,84 @@
+"""A deployment's monitoring settings: thresholds, window, sample sizes, alert channels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from deployments.events import monitoring_updated_event
+from deployments.models import Deployment
+from mlplatform.errors import InvalidInput
+
+DEFAULTS: dict[str, Any] = {
+    "psi_warn": 0.1,  # industry convention: < 0.1 stable, 0.1-0.2 moderate, > 0.2 significant
+    "psi_alert": 0.2,
+    "interval_minutes": 60,
+    # Drift reads at most this many of the window's newest predictions: the KS test's power at
+    # 100k rows is far beyond what a PSI threshold needs, and the read is the snapshot's main cost.
+    "sample_size": 100_000,
+    "min_samples": 30,  # fewer rows than this: "insufficient", no drift verdict
+    "min_labels": 30,  # fewer labels than this: no performance verdict
+    "performance_window": 500,  # the live metric is over the newest N labelled predictions
+    "missing_alert": 0.1,  # missing rate above the training one by this much
+    "unseen_alert": 0.05,  # share of categories never seen in training
+    "error_rate_alert": 0.05,
+    "latency_p95_alert_ms": None,
+    "alert_email": [],
+    "alert_webhook_url": "",
+}
+
+
+def monitoring_settings(deployment: Deployment) -> dict[str, Any]:
+    return DEFAULTS | {k: v for k, v in (deployment.monitoring or {}).items() if v is not None or k in DEFAULTS}
+
+
+def monitoring_settings_validate(values: dict[str, Any]) -> dict[str, Any]:
+    """Check a settings patch; raises InvalidInput naming the field."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in DEFAULTS:
+            raise InvalidInput(f"Unknown monitoring setting {key!r}.", field=key)
+        if key in ("alert_email",):
+            if not isinstance(value, list) or not all(isinstance(v, str) and "@" in v for v in value):
+                raise InvalidInput("A list of e-mail addresses.", field=key)
+        elif key == "alert_webhook_url":
+            if not isinstance(value, str) or (value and not value.startswith(("http://", "https://"))):
+                raise InvalidInput("An http(s) URL.", field=key)
+        elif key == "latency_p95_alert_ms" and value is None:
+            pass
+        else:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise InvalidInput("A non-negative number.", field=key)
+            if key in ("interval_minutes",) and value < 1:
+                raise InvalidInput("At least 1 minute.", field=key)
+            if key == "sample_size" and not 1_000 <= value <= 1_000_000:
+                raise InvalidInput("Between 1000 and 1000000 predictions.", field=key)
+        out[key] = value
+    merged = DEFAULTS | out
+    if merged["psi_warn"] > merged["psi_alert"]:
+        raise InvalidInput("psi_warn must not exceed psi_alert.", field="psi_warn")
+    return out
+
+
+def monitoring_settings_update(
+    *, deployment: Deployment, actor: Any, values: dict[str, Any], auto_retrain: bool | None = None
+) -> Deployment:
+    if auto_retrain is not None and not isinstance(auto_retrain, bool):
+        raise InvalidInput("true or false.", field="auto_retrain")
+    clean = monitoring_settings_validate(values)
+    auto = auto_retrain
+    with transaction.atomic():
+        deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        deployment.monitoring = (deployment.monitoring or {}) | clean
+        fields = ["monitoring", "updated_at"]
+        if isinstance(auto, bool):
+            deployment.auto_retrain = auto
+            fields.append("auto_retrain")
+        deployment.save(update_fields=fields)
+        monitoring_updated_event(
+            actor=actor,
+            deployment=deployment,
+            changes=clean | ({"auto_retrain": auto} if isinstance(auto, bool) else {}),
+        )
+    return deployment

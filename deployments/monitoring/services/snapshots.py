@@ -1,0 +1,278 @@
+"""Snapshots: one window of a deployment's traffic, drift, data quality, live performance and
+review health, computed once (by the `monitoring.snapshot` job, from beat or on demand) and stored,
+so dashboards read only stored rows however many predictions are logged. Each snapshot then
+evaluates the alert rules (`alerts`).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from deployments.ml import drift
+from deployments.ml.reference import CONFIDENCE, PREDICTION
+from deployments.models import Deployment, DeploymentStatus, ModelVersion, MonitoringSnapshot, Prediction
+from deployments.monitoring.services.alerts import alerts_evaluate
+from deployments.monitoring.services.config import monitoring_settings
+from deployments.monitoring.window import traffic_compute, window_columns
+from deployments.registry.selectors import reference_arrays
+from deployments.reviews import selectors as review_selectors
+from deployments.reviews import services as review_services
+from deployments.serving.services import predictions_flush
+from experiments.ml.metrics import compute_metrics, default_positive
+from jobs.runner import job_enqueue
+from mlplatform.errors import InvalidInput
+from projects.metrics import METRICS
+
+SNAPSHOT_JOB = "monitoring.snapshot"
+
+
+def drift_compute(
+    reference: dict[str, Any],
+    n: int,
+    columns: dict[str, list[Any]],
+    predictions: list[Any],
+    confidences: list[Any],
+    *,
+    conf: dict[str, Any],
+) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    """Per-feature drift and data quality, and the drift of predictions and confidences."""
+    arrays = reference_arrays(reference)
+    opts = {"psi_warn": conf["psi_warn"], "psi_alert": conf["psi_alert"], "min_samples": conf["min_samples"]}
+    features: list[dict] = []
+    quality: list[dict] = []
+    for name, ref in (reference.get("features") or {}).items():
+        if ref.get("type") not in ("numeric", "categorical"):
+            continue
+        values = columns.get(name, [None] * n)
+        if ref["type"] == "numeric":
+            arr = drift.to_numeric(values)
+            result = drift.numeric_drift(name, ref, arrays.get(ref.get("array", "")), arr, **opts)
+            q = drift.numeric_quality(ref, arr) if n else None
+        else:
+            counts = drift.categorical_counts(values, set(ref["shares"]))
+            result = drift.categorical_drift(name, ref, None, counts=counts, **opts)
+            q = drift.categorical_quality(ref, n, counts) if n else None
+        features.append(result.as_dict())
+        if q is not None:
+            quality.append({"feature": name, "type": ref["type"], **drift.json_safe(q)})
+    outputs: dict[str, Any] = {}
+    outs = reference.get("outputs") or {}
+    if PREDICTION in outs:
+        ref = outs[PREDICTION]
+        if ref["type"] == "numeric":
+            outputs["prediction"] = drift.numeric_drift(
+                "prediction", ref, arrays.get("prediction"), drift.to_numeric(predictions), **opts
+            ).as_dict()
+        else:
+            outputs["prediction"] = drift.categorical_drift("prediction", ref, predictions, **opts).as_dict()
+    if CONFIDENCE in outs:
+        ref = outs[CONFIDENCE]
+        outputs["confidence"] = drift.numeric_drift(
+            "confidence", ref, arrays.get("confidence"), drift.to_numeric(confidences), **opts
+        ).as_dict()
+    return features, quality, outputs
+
+
+def _live_labels(mv: ModelVersion, rows: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Truth, predictions and (when every row has them) class probabilities, as the metrics take them.
+
+    JSON may hold the class 1 as "1" (feedback from a client, a reviewer's form): both sides are
+    mapped back to the model's own classes, compared as text.
+    """
+    if mv.task_type != "classification":
+        truth = drift.to_numeric([r[1] for r in rows])
+        pred = drift.to_numeric([r[0] for r in rows])
+        ok = np.isfinite(truth) & np.isfinite(pred)
+        return truth[ok], pred[ok], None
+    classes = list(mv.classes or [])
+    by_text = {str(c): c for c in classes}
+    truth = np.asarray([by_text.get(str(r[1]), r[1]) for r in rows], dtype=object)
+    pred = np.asarray([by_text.get(str(r[0]), r[0]) for r in rows], dtype=object)
+    probs = [r[3] for r in rows]
+    proba = None
+    if classes and all(isinstance(p, dict) for p in probs):
+        proba = np.asarray([[float(p.get(str(c)) or 0.0) for c in classes] for p in probs], dtype=float)
+    return truth, pred, proba
+
+
+def performance_compute(deployment: Deployment, end: datetime, conf: dict[str, Any]) -> dict[str, Any]:
+    """Live metrics over the newest labelled predictions of the deployed model, vs its test CI.
+
+    Computed by the experiments' metrics (`experiments.ml.metrics`): the same definitions, the
+    same positive class as the final evaluation whose interval they are compared with.
+    """
+    mv = deployment.model_version
+    rows = list(
+        # Newest labels first, through the (deployment, actual_at) index: ordering by the
+        # prediction time would walk every unlabelled prediction of a busy deployment.
+        Prediction.objects.filter(deployment=deployment, model_version=mv, actual_at__lt=end, actual__isnull=False)
+        .exclude(source="shadow")
+        .order_by("-actual_at", "-created_at")
+        .values_list("prediction", "actual", "created_at", "probabilities")[: int(conf["performance_window"])]
+    )
+    test = (mv.metrics or {}).get("test") or {}
+    result: dict[str, Any] = {"n_labels": len(rows), "metrics": {}, "status": "insufficient"}
+    if not rows:
+        return result
+    result["labels_from"] = min(r[2] for r in rows).isoformat()
+    truth, pred, proba = _live_labels(mv, rows)
+    classes = list(mv.classes or []) or None
+    positive = mv.positive_class if mv.positive_class is not None else default_positive(classes or [])
+    values = compute_metrics(mv.task_type, truth, pred, proba, classes, positive=positive) if len(truth) else {}
+    enough = len(rows) >= conf["min_labels"]
+    worst = "ok"
+    for name, value in values.items():
+        if value is None or not math.isfinite(value):
+            continue  # not computable on these labels (one class only, zero targets for MAPE)
+        entry: dict[str, Any] = {"value": value}
+        ref = test.get(name)
+        if isinstance(ref, dict) and name in METRICS:
+            lower = not METRICS[name].higher_is_better
+            entry |= {"test": ref.get("value"), "ci_low": ref.get("ci_low"), "ci_high": ref.get("ci_high")}
+            bound = ref.get("ci_high") if lower else ref.get("ci_low")
+            worse = bound is not None and (value > bound if lower else value < bound)
+            entry["status"] = "alert" if enough and worse else ("ok" if enough else "insufficient")
+            worst = "alert" if entry["status"] == "alert" else worst
+        result["metrics"][name] = entry
+    result["status"] = worst if enough else "insufficient"
+    return result
+
+
+def review_compute(deployment: Deployment) -> dict[str, Any]:
+    """The review queue's health (overdue items escalate their SLA alert first)."""
+    review_services.review_sla_check(deployment=deployment)
+    return dict(review_selectors.review_health(deployment=deployment))
+
+
+def snapshot_compute(
+    *,
+    deployment: Deployment,
+    window_end: datetime | None = None,
+    window_minutes: int | None = None,
+    job_id: int | None = None,
+) -> MonitoringSnapshot:
+    """Compute and store one snapshot of `deployment`, then evaluate the alert rules on it."""
+    predictions_flush()  # the window's last predictions may still be on their way to the log
+    deployment = Deployment.objects.select_related("model_version", "project").get(pk=deployment.pk)
+    conf = monitoring_settings(deployment)
+    end = window_end or timezone.now()
+    start = end - timedelta(minutes=int(window_minutes or conf["interval_minutes"]))
+    mv = deployment.model_version
+    reference = mv.reference_stats or {}
+    n, columns, preds, confs = window_columns(deployment, start, end, int(conf["sample_size"]), reference)
+    features, quality, outputs = drift_compute(reference, n, columns, preds, confs, conf=conf)
+    scored = [f for f in features if f["psi"] is not None]
+    data = {
+        "model_version": {"id": mv.pk, "version": mv.version},
+        "settings": {k: conf[k] for k in ("psi_warn", "psi_alert", "interval_minutes", "sample_size")},
+        "traffic": traffic_compute(deployment, start, end),
+        "drift": {
+            "sample_size": n,
+            "reference_available": bool(reference.get("features")),
+            "features": sorted(features, key=lambda f: -(f["psi"] if f["psi"] is not None else -1)),
+            "n_drifted": sum(1 for f in features if f["status"] == "alert"),
+            "n_warn": sum(1 for f in features if f["status"] == "warn"),
+            "max_psi": max((f["psi"] for f in scored), default=None),
+            "share_drifted": (sum(1 for f in scored if f["status"] == "alert") / len(scored)) if scored else None,
+        },
+        "outputs": outputs,
+        "quality": quality,
+        "performance": performance_compute(deployment, end, conf),
+        "review": review_compute(deployment),
+        "job_id": job_id,
+    }
+    data = drift.json_safe(data)
+    with transaction.atomic():
+        snapshot = MonitoringSnapshot.objects.create(
+            project=deployment.project, deployment=deployment, window_start=start, window_end=end, data=data
+        )
+        Deployment.objects.filter(pk=deployment.pk).update(last_snapshot_at=end)
+        alerts_evaluate(deployment=deployment, snapshot=snapshot, conf=conf)
+    return snapshot
+
+
+def snapshot_request(*, deployment: Deployment, actor: Any, window_minutes: int | None = None):
+    """Queue an on-demand snapshot job (returns the job)."""
+    if window_minutes is not None and (
+        isinstance(window_minutes, bool) or not isinstance(window_minutes, int) or not 1 <= window_minutes <= 525_600
+    ):
+        raise InvalidInput("A whole number of minutes between 1 and 525600.", field="window_minutes")
+    with transaction.atomic():
+        return job_enqueue(
+            project=deployment.project,
+            kind=SNAPSHOT_JOB,
+            created_by=actor,
+            params={"deployment_id": deployment.pk, "window_minutes": window_minutes, "on_demand": True},
+            target=deployment,
+            message="Snapshot waiting for a worker",
+        )
+
+
+def snapshot_run(*, job_id: int, params: dict[str, Any], ctx: Any = None) -> dict[str, Any]:
+    """The `monitoring.snapshot` job's work. A redelivered job finds the snapshot its first
+    delivery stored instead of computing another."""
+    deployment = Deployment.objects.filter(pk=params["deployment_id"]).first()
+    if deployment is None:
+        return {"skipped": "deployment deleted"}
+    snap = MonitoringSnapshot.objects.filter(deployment=deployment, data__job_id=job_id).first()
+    if snap is None:
+        if ctx is not None:
+            ctx.progress(10, "Computing traffic, drift, quality and live performance")
+        end = params.get("window_end")
+        snap = snapshot_compute(
+            deployment=deployment,
+            window_end=parse_datetime(end) if end else None,
+            window_minutes=params.get("window_minutes"),
+            job_id=job_id,
+        )
+    drift_summary = snap.data["drift"]
+    return {
+        "snapshot_id": snap.pk,
+        "sample_size": drift_summary["sample_size"],
+        "n_drifted": drift_summary["n_drifted"],
+        "max_psi": drift_summary["max_psi"],
+    }
+
+
+# --- periodic snapshots (beat: deployments.tasks.schedule_snapshots, every minute) ----------------------
+
+
+def schedule_due_snapshots() -> int:
+    """Queue snapshot jobs for deployments whose interval has passed; returns how many.
+
+    Each deployment is claimed with a conditional UPDATE on `last_snapshot_at` (the value read
+    must still be there), so two beat processes, or a beat tick that overlaps a slow one,
+    never queue the same snapshot twice.
+    """
+    now = timezone.now()
+    queued = 0
+    rows = Deployment.objects.filter(status=DeploymentStatus.ACTIVE).select_related("project")
+    for deployment in rows:
+        interval = timedelta(minutes=int(monitoring_settings(deployment)["interval_minutes"]))
+        last = deployment.last_snapshot_at
+        if last is not None and last + interval > now:
+            continue
+        with transaction.atomic():
+            claimed = Deployment.objects.filter(pk=deployment.pk, last_snapshot_at=last).update(last_snapshot_at=now)
+            if not claimed:
+                continue
+            job_enqueue(
+                project=deployment.project,
+                kind=SNAPSHOT_JOB,
+                params={
+                    "deployment_id": deployment.pk,
+                    "window_end": now.isoformat(),
+                    "window_minutes": int(interval.total_seconds() // 60),
+                },
+                target=deployment,
+                message="Scheduled snapshot waiting for a worker",
+            )
+            queued += 1
+    return queued

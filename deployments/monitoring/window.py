@@ -1,0 +1,169 @@
+"""Reading one window of a deployment's prediction log for a snapshot: counts and latency
+percentiles aggregated by PostgreSQL, and the newest predictions' features extracted and typed in
+SQL (no JSON decoding in Python). SQLite (the embedded demo) gets the same answers in Python."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from django.db import connection
+from django.db.models import Count, Q
+
+from deployments.ml.reference import PREDICTION
+from deployments.models import Deployment, Prediction, PredictionStatus
+from deployments.serving.selectors import error_counts
+
+
+def _percentiles(deployment: Deployment, start: datetime, end: datetime) -> dict[str, float | None]:
+    """Latency percentiles in the database (PostgreSQL `percentile_cont`), else in Python (SQLite)."""
+    keys = ("p50", "p95", "p99")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms) "
+                "FROM deployments_prediction WHERE deployment_id = %s AND created_at >= %s AND created_at < %s "
+                "AND latency_ms IS NOT NULL AND source <> 'shadow'",
+                [deployment.pk, start, end],
+            )
+            row = cur.fetchone()
+        values = row[0] if row and row[0] else [None, None, None]
+        return dict(zip(keys, [float(v) if v is not None else None for v in values], strict=True))
+    lat = np.array(
+        list(
+            Prediction.objects.filter(
+                deployment=deployment, created_at__gte=start, created_at__lt=end, latency_ms__isnull=False
+            )
+            .exclude(source="shadow")
+            .values_list("latency_ms", flat=True)
+        ),
+        dtype=float,
+    )
+    if not lat.size:
+        return dict.fromkeys(keys)
+    return dict(zip(keys, [float(x) for x in np.percentile(lat, [50, 95, 99])], strict=True))
+
+
+SOURCES = ("api", "batch", "shadow", "simulator")
+
+
+def traffic_compute(deployment: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
+    """Counts and latency percentiles of the window, in one scan on PostgreSQL."""
+    errors = error_counts(deployment=deployment, start=start, end=end)
+    if connection.vendor == "postgresql":
+        served = "source <> 'shadow'"
+        with connection.cursor() as cur:
+            cur.execute(
+                f"SELECT count(*) FILTER (WHERE {served}), "
+                f"count(*) FILTER (WHERE {served} AND status = 'pending_review'), "
+                f"count(*) FILTER (WHERE {served} AND actual IS NOT NULL), "
+                + ", ".join("count(*) FILTER (WHERE source = %s)" for _ in SOURCES)
+                + ", count(*), percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms) "
+                f"FILTER (WHERE {served}) "
+                "FROM deployments_prediction WHERE deployment_id = %s AND created_at >= %s AND created_at < %s",
+                [*SOURCES, deployment.pk, start, end],
+            )
+            row = cur.fetchone()
+        agg = {"predictions": row[0], "pending_review": row[1], "labelled": row[2]}
+        by_source = {s: n for s, n in zip(SOURCES, row[3 : 3 + len(SOURCES)], strict=True) if n}
+        other = row[3 + len(SOURCES)] - sum(by_source.values())
+        if other:
+            by_source["other"] = other
+        pct = row[-1] or [None, None, None]
+        latency = dict(zip(("p50", "p95", "p99"), [float(v) if v is not None else None for v in pct], strict=True))
+    else:
+        qs = Prediction.objects.filter(deployment=deployment, created_at__gte=start, created_at__lt=end)
+        agg = qs.exclude(source="shadow").aggregate(
+            predictions=Count("id"),
+            pending_review=Count("id", filter=Q(status=PredictionStatus.PENDING_REVIEW)),
+            labelled=Count("id", filter=Q(actual__isnull=False)),
+        )
+        by_source = dict(qs.values_list("source").annotate(n=Count("id")).order_by())
+        latency = _percentiles(deployment, start, end)
+    known = [v for v in errors.values() if v is not None]
+    requests_with_errors = agg["predictions"] + sum(known)
+    error_rate = (sum(known) / requests_with_errors) if known and requests_with_errors else None
+    return {**agg, "by_source": by_source, "errors": errors, "error_rate": error_rate, "latency_ms": latency}
+
+
+_NUMBER_RE = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+
+
+def _sql_numeric(expr: str) -> str:
+    """A JSON value as float8 in SQL: numbers, numeric strings; anything else NULL (missing)."""
+    return (
+        f"CASE jsonb_typeof({expr}) WHEN 'number' THEN ({expr} #>> '{{}}')::float8 "
+        f"WHEN 'string' THEN CASE WHEN ({expr} #>> '{{}}') ~ '{_NUMBER_RE}' THEN ({expr} #>> '{{}}')::float8 END END"
+    )
+
+
+def _sql_category(expr: str) -> str:
+    """A JSON value as category text in SQL, the same text as `drift._category` in Python."""
+    text = f"({expr} #>> '{{}}')"
+    return (
+        f"CASE jsonb_typeof({expr}) WHEN 'string' THEN {text} WHEN 'boolean' THEN initcap({text}) "
+        f"WHEN 'number' THEN CASE WHEN {text}::numeric = trunc({text}::numeric) "
+        f"THEN trunc({text}::numeric)::text ELSE {text} END END"
+    )
+
+
+def window_columns(
+    deployment: Deployment, start: datetime, end: datetime, limit: int, reference: dict[str, Any]
+) -> tuple[int, dict[str, list[Any]], list[Any], list[Any]]:
+    """The newest `limit` predictions of the window, one list per feature (and outputs).
+
+    On PostgreSQL each feature is extracted and typed in SQL (`inputs->'x'` cast to float8 or
+    category text), so Python never decodes the JSON documents: that decode was most of a
+    snapshot's time. Elsewhere (SQLite, the embedded demo) the rows are decoded in Python.
+    """
+    features = {
+        name: ref["type"]
+        for name, ref in (reference.get("features") or {}).items()
+        if ref.get("type") in ("numeric", "categorical")
+    }
+    outputs = reference.get("outputs") or {}
+    pred_numeric = (outputs.get(PREDICTION) or {}).get("type") == "numeric"
+    if connection.vendor == "postgresql":
+        names = list(features)
+        # The inner query picks the rows and looks each feature up once (a subquery with LIMIT
+        # is not flattened, so the outer CASE expressions reuse f0, f1, ... instead of
+        # re-reading the document for every reference).
+        inner = ", ".join(f"inputs -> %s AS f{i}" for i in range(len(names)))
+        outer = [
+            _sql_numeric(f"t.f{i}") if features[name] == "numeric" else _sql_category(f"t.f{i}")
+            for i, name in enumerate(names)
+        ]
+        outer.append(_sql_numeric("t.p") if pred_numeric else _sql_category("t.p"))
+        outer.append("t.confidence")
+        query = (
+            f"SELECT {', '.join(outer)} FROM (SELECT {inner}{', ' if names else ''}prediction AS p, confidence "
+            "FROM deployments_prediction WHERE deployment_id = %s AND model_version_id = %s "
+            "AND created_at >= %s AND created_at < %s AND source <> 'shadow' ORDER BY created_at DESC LIMIT %s) t"
+        )
+        params = [*names, deployment.pk, deployment.model_version_id, start, end, limit]
+        connection.ensure_connection()
+        # A binary-result cursor: float8 columns arrive as 8 bytes each instead of text to parse.
+        import psycopg
+
+        with psycopg.Cursor(connection.connection) as cur:
+            cur.execute(query, params, binary=True)
+            rows = cur.fetchall()
+        if not rows:
+            return 0, {n: [] for n in names}, [], []
+        columns = list(zip(*rows, strict=True))
+        data = {name: list(columns[i]) for i, name in enumerate(names)}
+        return len(rows), data, list(columns[-2]), list(columns[-1])
+    rows = list(
+        Prediction.objects.filter(
+            deployment=deployment,
+            model_version_id=deployment.model_version_id,
+            created_at__gte=start,
+            created_at__lt=end,
+        )
+        .exclude(source="shadow")
+        .order_by("-created_at")
+        .values_list("inputs", "prediction", "confidence")[:limit]
+    )
+    data = {name: [r[0].get(name) if isinstance(r[0], dict) else None for r in rows] for name in features}
+    return len(rows), data, [r[1] for r in rows], [r[2] for r in rows]

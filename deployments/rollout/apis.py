@@ -1,0 +1,199 @@
+"""REST API of rollout: deployments (list, create gated, detail with history and gate, policy
+edits, promote, rollback, pause, resume, shadow). Keys and batch jobs have their own rooms'
+endpoints under the same paths (deployments.serving.apis, deployments.batch.apis)."""
+
+from __future__ import annotations
+
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from deployments.models import Deployment, ModelVersion
+from deployments.registry.selectors import gate_check
+from deployments.rollout import selectors, services
+from mlplatform.errors import InvalidInput
+from projects.roles import Action
+from projects.viewsets import ProjectScopedViewSet
+
+
+class ChangeSerializer(serializers.Serializer):
+    action = serializers.CharField()
+    from_version = serializers.IntegerField(source="from_version.version", allow_null=True, default=None)
+    to_version = serializers.IntegerField(source="to_version.version", allow_null=True, default=None)
+    reason = serializers.CharField()
+    gate = serializers.JSONField()
+    actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    active_version = serializers.IntegerField(source="model_version.version", read_only=True)
+    shadow_version = serializers.IntegerField(source="shadow_model_version.version", read_only=True, default=None)
+    predict_url = serializers.SerializerMethodField()
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "project",
+            "name",
+            "model_version",
+            "active_version",
+            "shadow_model_version",
+            "shadow_version",
+            "status",
+            "unknown_category_policy",
+            "allow_missing",
+            "max_instances",
+            "review_threshold",
+            "review_mode",
+            "gate_override",
+            "predict_url",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_predict_url(self, obj: Deployment) -> str:
+        return f"/api/v1/deployments/{obj.pk}/predict/"
+
+
+class DeploymentCreateSerializer(serializers.Serializer):
+    project = serializers.IntegerField()
+    name = serializers.CharField(max_length=120)
+    model_version = serializers.IntegerField()
+    review_threshold = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    unknown_category_policy = serializers.ChoiceField(choices=services.UNKNOWN_POLICIES, default="error")
+    allow_missing = serializers.BooleanField(default=True)
+    max_instances = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    justification = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+
+
+class DeploymentUpdateSerializer(serializers.Serializer):
+    unknown_category_policy = serializers.ChoiceField(choices=services.UNKNOWN_POLICIES, required=False)
+    allow_missing = serializers.BooleanField(required=False)
+    max_instances = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    review_threshold = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    review_mode = serializers.ChoiceField(choices=["hold", "flag"], required=False)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class PromoteSerializer(ReasonSerializer):
+    model_version = serializers.IntegerField()
+    justification = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+
+
+class ShadowSerializer(serializers.Serializer):
+    model_version = serializers.IntegerField(allow_null=True)
+
+
+class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
+    queryset = Deployment.objects.select_related("model_version", "shadow_model_version", "created_by", "project")
+    serializer_class = DeploymentSerializer
+    write_permission = Action.MANAGE_DEPLOYMENTS
+    filterset_fields = ["project", "status"]
+    ordering_fields = ["created_at", "name"]
+
+    def create(self, request):
+        data = DeploymentCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        project = self.project_from_body(v["project"], Action.MANAGE_DEPLOYMENTS)
+        version = self.related_in_project(ModelVersion.objects.all(), v["model_version"], project, "model_version")
+        deployment = services.deployment_create(
+            project=project,
+            actor=request.user,
+            name=v["name"],
+            model_version=version,
+            review_threshold=v.get("review_threshold"),
+            unknown_category_policy=v["unknown_category_policy"],
+            allow_missing=v["allow_missing"],
+            max_instances=v.get("max_instances"),
+            justification=v["justification"],
+        )
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request, pk=None):
+        deployment = self.get_object()
+        data = DeploymentSerializer(deployment).data
+        data["history"] = ChangeSerializer(selectors.deployment_history(deployment)[:100], many=True).data
+        data["gate"] = gate_check(deployment.model_version, deployment.project).as_dict()
+        return Response(data)
+
+    def partial_update(self, request, pk=None):
+        deployment = self.get_object()
+        body = DeploymentUpdateSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        unknown = [k for k in request.data if k not in DeploymentUpdateSerializer().fields]
+        if unknown:
+            raise InvalidInput(f"This field cannot be changed here: {unknown[0]}.", field=str(unknown[0]))
+        d = services.deployment_update(deployment=deployment, actor=request.user, **body.validated_data)
+        return Response(DeploymentSerializer(d).data)
+
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        deployment = self.get_object()
+        body = ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        d = services.deployment_rollback(
+            deployment=deployment, actor=request.user, reason=body.validated_data["reason"]
+        )
+        return Response(DeploymentSerializer(d).data)
+
+    @action(detail=True, methods=["post"])
+    def promote(self, request, pk=None):
+        deployment = self.get_object()
+        body = PromoteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        v = body.validated_data
+        version = self.related_in_project(
+            ModelVersion.objects.all(), v["model_version"], deployment.project, "model_version"
+        )
+        d = services.deployment_promote(
+            deployment=deployment,
+            actor=request.user,
+            model_version=version,
+            reason=v["reason"],
+            justification=v["justification"],
+        )
+        return Response(DeploymentSerializer(d).data)
+
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        deployment = self.get_object()
+        body = ReasonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        d = services.deployment_set_status(
+            deployment=deployment, actor=request.user, status="paused", reason=body.validated_data["reason"]
+        )
+        return Response(DeploymentSerializer(d).data)
+
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        deployment = self.get_object()
+        d = services.deployment_set_status(deployment=deployment, actor=request.user, status="active")
+        return Response(DeploymentSerializer(d).data)
+
+    @action(detail=True, methods=["post"])
+    def shadow(self, request, pk=None):
+        deployment = self.get_object()
+        body = ShadowSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        mv = body.validated_data["model_version"]
+        version = (
+            self.related_in_project(ModelVersion.objects.all(), mv, deployment.project, "model_version")
+            if mv is not None
+            else None
+        )
+        d = services.deployment_set_shadow(deployment=deployment, actor=request.user, model_version=version)
+        return Response(DeploymentSerializer(d).data)
+
+
+def register(router) -> None:
+    """Register viewsets on the shared /api/v1/ router."""
+    router.register("deployments", DeploymentViewSet, basename="deployment")

@@ -1,0 +1,276 @@
+"""Rollout's writes: deploy a version (gated), promote another, roll back, pause, resume, shadow,
+and change the serving policy. Every change is one transaction with its history row, its audit
+event and (after commit) its webhook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from deployments.events import (
+    deployment_created_event,
+    deployment_promoted_event,
+    deployment_rolled_back_event,
+    deployment_shadow_set_event,
+    deployment_status_event,
+    deployment_updated_event,
+    gate_overridden_event,
+)
+from deployments.models import Deployment, DeploymentChange, DeploymentStatus, ModelVersion, ReviewMode
+from deployments.registry.selectors import GateResult, gate_check, version_unready_reason
+from deployments.rollout.selectors import previous_version
+from jobs.webhooks import project_event
+from mlplatform.errors import Conflict, InvalidInput, PermissionDenied
+from projects.access import can
+from projects.models import Project
+from projects.roles import Action
+
+UNKNOWN_POLICIES = ("error", "allow")
+UPDATABLE = ("unknown_category_policy", "allow_missing", "max_instances", "review_threshold", "review_mode")
+
+
+def _require_ready(model_version: ModelVersion, field: str) -> None:
+    """Only a version whose input schema and drift reference are built can serve (no override)."""
+    why = version_unready_reason(model_version)
+    if why:
+        raise Conflict(why, field=field)
+
+
+def _gate_or_override(
+    *, project: Project, model_version: ModelVersion, actor: Any, justification: str
+) -> tuple[GateResult, dict | None]:
+    gate = gate_check(model_version, project)
+    if gate.passed:
+        return gate, None
+    justification = (justification or "").strip()
+    if not justification:
+        raise Conflict(
+            "This version does not pass the promotion gate: " + " ".join(gate.reasons),
+            errors={"model_version": gate.reasons},
+        )
+    if not can(actor, project, Action.OVERRIDE_GATE):
+        raise PermissionDenied("Only a project owner can override the promotion gate.")
+    if len(justification) < 20:
+        raise InvalidInput("Write a justification of at least 20 characters.", field="justification")
+    override = {
+        "by": actor.get_username(),
+        "at": timezone.now().isoformat(),
+        "justification": justification,
+        "gate": gate.as_dict(),
+        "version": model_version.version,
+    }
+    return gate, override
+
+
+def _check_policy(*, unknown_category_policy: Any = None, review_threshold: Any = None, max_instances: Any = None):
+    if unknown_category_policy is not None and unknown_category_policy not in UNKNOWN_POLICIES:
+        raise InvalidInput("Choose error or allow.", field="unknown_category_policy")
+    if review_threshold is not None and not 0 <= review_threshold <= 1:
+        raise InvalidInput("The review threshold is a confidence between 0 and 1.", field="review_threshold")
+    if max_instances is not None and not 1 <= max_instances <= settings.PREDICT_MAX_INSTANCES:
+        raise InvalidInput(f"Between 1 and {settings.PREDICT_MAX_INSTANCES}.", field="max_instances")
+
+
+def deployment_create(
+    *,
+    project: Project,
+    actor: Any,
+    name: str,
+    model_version: ModelVersion,
+    review_threshold: float | None = None,
+    unknown_category_policy: str = "error",
+    allow_missing: bool = True,
+    max_instances: int | None = None,
+    justification: str = "",
+) -> Deployment:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("Give the deployment a name.", field="name")
+    _check_policy(
+        unknown_category_policy=unknown_category_policy, review_threshold=review_threshold, max_instances=max_instances
+    )
+    if model_version.project_id != project.pk:
+        raise InvalidInput("No such model version in this project.", field="model_version")
+    if Deployment.objects.filter(project=project, name=name).exists():
+        raise Conflict(f"A deployment named “{name}” already exists.", field="name")
+    _require_ready(model_version, "model_version")
+    gate, override = _gate_or_override(
+        project=project, model_version=model_version, actor=actor, justification=justification
+    )
+    with transaction.atomic():
+        deployment = Deployment.objects.create(
+            project=project,
+            name=name,
+            model_version=model_version,
+            review_threshold=review_threshold,
+            unknown_category_policy=unknown_category_policy,
+            allow_missing=allow_missing,
+            max_instances=max_instances,
+            gate_override=override,
+            created_by=actor,
+        )
+        DeploymentChange.objects.create(
+            project=project,
+            deployment=deployment,
+            action="deploy",
+            to_version=model_version,
+            reason=override["justification"] if override else "",
+            gate=gate.as_dict(),
+            actor=actor,
+        )
+        deployment_created_event(actor=actor, deployment=deployment, version=model_version, gate=gate.as_dict())
+        _notify(deployment=deployment, event="deployment.deployed", version=model_version, override=override)
+    return deployment
+
+
+def _notify(*, deployment, event, version, override=None, extra=None) -> None:
+    """The project's webhook (after commit), and the gate override's audit event and webhook."""
+    project = deployment.project
+    payload = {
+        "deployment": {"id": deployment.pk, "name": deployment.name},
+        "model_version": {"id": version.pk, "version": version.version},
+        **(extra or {}),
+    }
+    project_event(project=project, event=event, payload=payload)
+    if override:
+        gate_overridden_event(deployment=deployment, override=override)
+        project_event(project=project, event="gate.overridden", payload={**payload, "override": override})
+
+
+def deployment_promote(
+    *, deployment: Deployment, actor: Any, model_version: ModelVersion, reason: str = "", justification: str = ""
+) -> Deployment:
+    """Point the deployment at another version (gated, like a new deployment)."""
+    project = deployment.project
+    if model_version.project_id != project.pk:
+        raise InvalidInput("No such model version in this project.", field="model_version")
+    if model_version.pk == deployment.model_version_id:
+        raise Conflict("This version is already the active one.", field="model_version")
+    _require_ready(model_version, "model_version")
+    gate, override = _gate_or_override(
+        project=project, model_version=model_version, actor=actor, justification=justification
+    )
+    with transaction.atomic():
+        d = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        previous = d.model_version
+        d.model_version = model_version
+        if override:
+            d.gate_override = override
+        elif d.gate_override:
+            d.gate_override = None
+        d.save(update_fields=["model_version", "gate_override", "updated_at"])
+        DeploymentChange.objects.create(
+            project=project,
+            deployment=d,
+            action="promote",
+            from_version=previous,
+            to_version=model_version,
+            reason=(reason or "").strip() or (override or {}).get("justification", ""),
+            gate=gate.as_dict(),
+            actor=actor,
+        )
+        deployment_promoted_event(actor=actor, deployment=d, previous=previous, version=model_version, reason=reason)
+        _notify(deployment=d, event="deployment.deployed", version=model_version, override=override)
+    return d
+
+
+def deployment_update(*, deployment: Deployment, actor: Any, **changes: Any) -> Deployment:
+    """Change a deployment's serving policy (validation, review threshold and mode); audited."""
+    unknown = [k for k in changes if k not in UPDATABLE]
+    if unknown:
+        raise InvalidInput(f"This field cannot be changed here: {unknown[0]}.", field=unknown[0])
+    _check_policy(
+        unknown_category_policy=changes.get("unknown_category_policy"),
+        review_threshold=changes.get("review_threshold"),
+        max_instances=changes.get("max_instances"),
+    )
+    if "review_mode" in changes and changes["review_mode"] not in ReviewMode.values:
+        raise InvalidInput("Choose hold or flag.", field="review_mode")
+    with transaction.atomic():
+        d = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        before = {k: getattr(d, k) for k in changes}
+        for k, v in changes.items():
+            setattr(d, k, v)
+        d.save(update_fields=[*changes, "updated_at"])
+        deployment_updated_event(actor=actor, deployment=d, before=before, after=changes)
+    return d
+
+
+def deployment_rollback(*, deployment: Deployment, actor: Any, reason: str = "") -> Deployment:
+    """Back to the previous version in one step. Not gated: that version was deployed before."""
+    project = deployment.project
+    with transaction.atomic():
+        d = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        target = previous_version(d)
+        if target is None:
+            raise Conflict("There is no previous version to roll back to.", field="deployment")
+        current = d.model_version
+        d.model_version = target
+        d.save(update_fields=["model_version", "updated_at"])
+        DeploymentChange.objects.create(
+            project=project,
+            deployment=d,
+            action="rollback",
+            from_version=current,
+            to_version=target,
+            reason=(reason or "").strip(),
+            actor=actor,
+        )
+        deployment_rolled_back_event(actor=actor, deployment=d, current=current, target=target, reason=reason)
+        _notify(
+            deployment=d,
+            event="deployment.rolled_back",
+            version=target,
+            extra={"from_version": {"id": current.pk, "version": current.version}, "reason": reason},
+        )
+    return d
+
+
+def deployment_set_status(*, deployment: Deployment, actor: Any, status: str, reason: str = "") -> Deployment:
+    if status not in DeploymentStatus.values:
+        raise InvalidInput("Choose active or paused.", field="status")
+    with transaction.atomic():
+        d = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        if d.status == status:
+            return d
+        d.status = status
+        d.save(update_fields=["status", "updated_at"])
+        paused = status == DeploymentStatus.PAUSED
+        DeploymentChange.objects.create(
+            project=d.project,
+            deployment=d,
+            action="pause" if paused else "resume",
+            from_version=d.model_version,
+            to_version=d.model_version,
+            reason=(reason or "").strip(),
+            actor=actor,
+        )
+        deployment_status_event(actor=actor, deployment=d, paused=paused, reason=reason)
+    return d
+
+
+def deployment_set_shadow(*, deployment: Deployment, actor: Any, model_version: ModelVersion | None) -> Deployment:
+    """A challenger that receives a copy of live traffic; its predictions are logged, not returned."""
+    if model_version is not None and model_version.project_id != deployment.project_id:
+        raise InvalidInput("No such model version in this project.", field="shadow_model_version")
+    if model_version is not None and model_version.pk == deployment.model_version_id:
+        raise InvalidInput("The shadow must differ from the active version.", field="shadow_model_version")
+    if model_version is not None:
+        _require_ready(model_version, "shadow_model_version")
+    with transaction.atomic():
+        d = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        d.shadow_model_version = model_version
+        d.save(update_fields=["shadow_model_version", "updated_at"])
+        DeploymentChange.objects.create(
+            project=d.project,
+            deployment=d,
+            action="shadow",
+            from_version=d.model_version,
+            to_version=model_version,
+            actor=actor,
+        )
+        deployment_shadow_set_event(actor=actor, deployment=d, shadow=model_version)
+    return d

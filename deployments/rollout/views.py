@@ -1,0 +1,237 @@
+"""UI of rollout: the project's deployments (deploy a version) and a deployment's page with
+every form on it (promote, roll back, pause, API keys, try it). Every write calls the same
+service as the API; other rooms' data on the page comes from their selectors."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.views.decorators.http import require_http_methods, require_POST
+
+from datasets.models import DatasetVersion
+from deployments.batch.selectors import batch_jobs_with_logging
+from deployments.ml.schema import sample_instance
+from deployments.models import ApiKey, Deployment, ModelVersion
+from deployments.registry.selectors import gate_check
+from deployments.rollout import selectors, services
+from deployments.serving import services as serving_services
+from deployments.serving.selectors import deployment_keys, recent_predictions
+from mlplatform.errors import DomainError
+from mlplatform.ui import report
+from projects.access import access, project_for, require
+from projects.roles import Action
+from projects.views import project_context
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def deployment_list_view(request: HttpRequest, pk: int) -> HttpResponse:
+    project = project_for(request.user, pk)
+    versions = list(ModelVersion.objects.filter(project=project))
+    selected = request.GET.get("version") or request.POST.get("model_version")
+    if request.method == "POST":
+        require(request.user, project, Action.MANAGE_DEPLOYMENTS)
+        try:
+            version = ModelVersion.objects.get(project=project, pk=int(request.POST.get("model_version") or 0))
+        except (ModelVersion.DoesNotExist, ValueError):
+            messages.error(request, "model_version: choose a model version of this project.")
+        else:
+            threshold = request.POST.get("review_threshold") or None
+            try:
+                deployment = services.deployment_create(
+                    project=project,
+                    actor=request.user,
+                    name=request.POST.get("name", ""),
+                    model_version=version,
+                    review_threshold=float(threshold) if threshold else None,
+                    unknown_category_policy=request.POST.get("unknown_category_policy", "error"),
+                    justification=request.POST.get("justification", ""),
+                )
+            except ValueError:
+                messages.error(request, "review_threshold: a number between 0 and 1.")
+            except DomainError as exc:
+                report(request, exc)
+            else:
+                messages.success(request, f"Deployed version {version.version} as “{deployment.name}”.")
+                return redirect("deployments:detail", deployment.pk)
+    gates = {v.pk: gate_check(v, project) for v in versions}
+    chosen = next((v for v in versions if str(v.pk) == str(selected)), versions[0] if versions else None)
+    return render(
+        request,
+        "deployments/list.html",
+        project_context(
+            request,
+            project,
+            "deployments",
+            deployments=selectors.deployment_list(user=request.user, project=project),
+            versions=versions,
+            chosen=chosen,
+            gate=gates.get(chosen.pk) if chosen else None,
+            form=request.POST if request.method == "POST" else {},
+        ),
+    )
+
+
+@login_required
+def deployment_view(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = access(
+        request.user, Deployment.objects.select_related("project", "model_version", "shadow_model_version"), pk
+    )
+    return _render_detail(request, deployment)
+
+
+def _render_detail(request: HttpRequest, deployment: Deployment, **extra) -> HttpResponse:
+    base = f"{request.scheme}://{request.get_host()}"
+    sample = sample_instance(deployment.model_version.input_schema)
+    return render(
+        request,
+        "deployments/detail.html",
+        project_context(
+            request,
+            deployment.project,
+            "deployments",
+            deployment=deployment,
+            version=deployment.model_version,
+            history=selectors.deployment_history(deployment)[:50],
+            previous=selectors.previous_version(deployment),
+            keys=deployment_keys(deployment),
+            versions=ModelVersion.objects.filter(project=deployment.project).exclude(pk=deployment.model_version_id),
+            curl=selectors.curl_example(deployment, base),
+            sample_json=json.dumps({"instances": [sample]}, indent=2),
+            recent=recent_predictions(deployment),
+            batches=batch_jobs_with_logging(deployment, limit=5),
+            dataset_versions=_dataset_versions(deployment),
+            **extra,
+        ),
+    )
+
+
+def _dataset_versions(deployment: Deployment):
+    return DatasetVersion.objects.filter(project=deployment.project, status="ready").select_related("dataset")[:50]
+
+
+def _manage(request: HttpRequest, pk: int) -> Deployment:
+    return access(
+        request.user, Deployment.objects.select_related("project", "model_version"), pk, Action.MANAGE_DEPLOYMENTS
+    )
+
+
+@login_required
+@require_POST
+def rollback_view(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = _manage(request, pk)
+    try:
+        d = services.deployment_rollback(
+            deployment=deployment, actor=request.user, reason=request.POST.get("reason", "")
+        )
+    except DomainError as exc:
+        report(request, exc)
+    else:
+        messages.success(request, f"Rolled back to version {d.model_version.version}.")
+    return redirect("deployments:detail", pk)
+
+
+@login_required
+@require_POST
+def promote_view(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = _manage(request, pk)
+    try:
+        version = ModelVersion.objects.get(project=deployment.project, pk=int(request.POST.get("model_version") or 0))
+        d = services.deployment_promote(
+            deployment=deployment,
+            actor=request.user,
+            model_version=version,
+            reason=request.POST.get("reason", ""),
+            justification=request.POST.get("justification", ""),
+        )
+    except (ModelVersion.DoesNotExist, ValueError):
+        messages.error(request, "model_version: choose a model version of this project.")
+    except DomainError as exc:
+        report(request, exc)
+    else:
+        messages.success(request, f"Version {d.model_version.version} is now active.")
+    return redirect("deployments:detail", pk)
+
+
+@login_required
+@require_POST
+def status_view(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = _manage(request, pk)
+    try:
+        d = services.deployment_set_status(
+            deployment=deployment,
+            actor=request.user,
+            status=request.POST.get("status", ""),
+            reason=request.POST.get("reason", ""),
+        )
+    except DomainError as exc:
+        report(request, exc)
+    else:
+        messages.success(request, f"Deployment {d.get_status_display().lower()}.")
+    return redirect("deployments:detail", pk)
+
+
+@login_required
+@require_POST
+def key_create_view(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = _manage(request, pk)
+    try:
+        api_key, clear = serving_services.api_key_create(
+            deployment=deployment, actor=request.user, name=request.POST.get("name", "")
+        )
+    except DomainError as exc:
+        report(request, exc)
+        return redirect("deployments:detail", pk)
+    # Rendered once, never stored in clear: a reload does not show it again.
+    return _render_detail(request, deployment, new_key=clear, new_key_obj=api_key)
+
+
+@login_required
+@require_POST
+def key_revoke_view(request: HttpRequest, pk: int, key_id: int) -> HttpResponse:
+    deployment = _manage(request, pk)
+    api_key = ApiKey.objects.filter(deployment=deployment, pk=key_id).first()
+    if api_key is not None:
+        serving_services.api_key_revoke(api_key=api_key, actor=request.user)
+        messages.success(request, f"Key “{api_key.name}” revoked.")
+    return redirect("deployments:detail", pk)
+
+
+@login_required
+@require_POST
+def try_view(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = access(
+        request.user,
+        Deployment.objects.select_related("project", "model_version", "shadow_model_version"),
+        pk,
+        Action.PREDICT,
+    )
+    raw = request.POST.get("body", "")
+    try:
+        body = json.loads(raw)
+        instances = body.get("instances") if isinstance(body, dict) else None
+        result = serving_services.predict(deployment=deployment, instances=instances, caller=f"user:{request.user.pk}")
+    except ValueError as exc:
+        return _render_detail(request, deployment, try_body=raw, try_error={"detail": f"Not valid JSON: {exc}"})
+    except DomainError as exc:
+        return _render_detail(
+            request, deployment, try_body=raw, try_error={"detail": exc.message, "errors": exc.errors or {}}
+        )
+    return _render_detail(request, deployment, try_body=raw, try_result=json.dumps(result.as_dict(), indent=2))
+
+
+urlpatterns = [
+    path("projects/<int:pk>/deployments/", deployment_list_view, name="list"),
+    path("deployments/<int:pk>/", deployment_view, name="detail"),
+    path("deployments/<int:pk>/rollback/", rollback_view, name="rollback"),
+    path("deployments/<int:pk>/promote/", promote_view, name="promote"),
+    path("deployments/<int:pk>/status/", status_view, name="status"),
+    path("deployments/<int:pk>/keys/", key_create_view, name="key_create"),
+    path("deployments/<int:pk>/keys/<int:key_id>/revoke/", key_revoke_view, name="key_revoke"),
+    path("deployments/<int:pk>/try/", try_view, name="try"),
+]

@@ -1,1 +1,0 @@
-from projects import webhooks  # noqa: F401  (registers webhook.deliver)
