@@ -31,6 +31,7 @@ services:
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports  # import contracts in pyproject.toml (docs/architecture.md)
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .

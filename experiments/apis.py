@@ -74,6 +74,7 @@ class ExperimentSerializer(serializers.ModelSerializer):
             "target",
             "task_type",
             "metric",
+            "positive_class",
             "recipe",
             "recipe_steps",
             "cv_folds",
@@ -137,6 +138,9 @@ class ExperimentCreateSerializer(serializers.Serializer):
     cv_strategy = serializers.CharField(max_length=20, required=False, default="auto")
     algorithms = serializers.ListField(child=serializers.CharField(max_length=60), required=False, default=list)
     search = serializers.DictField(required=False, default=dict)
+    # Binary classification: the class precision, recall, F1 and ROC AUC are about (default: the
+    # second of the two sorted classes).
+    positive_class = serializers.JSONField(required=False, default=None)
 
 
 class EvaluateSerializer(serializers.Serializer):
@@ -188,6 +192,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
             cv_strategy=data["cv_strategy"],
             algorithms=data["algorithms"],
             search=data["search"],
+            positive_class=data["positive_class"],
         )
         experiment = services.experiment_create(project=project, created_by=request.user, config=config)
         return Response(

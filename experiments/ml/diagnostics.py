@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.pipeline import Pipeline
 
-from experiments.ml.metrics import compute_metrics, positive_index
+from experiments.ml.metrics import compute_metrics, fast_classification_metrics, positive_index
 from experiments.ml.training import align_proba, json_label, predict_all
 
 
@@ -28,23 +28,20 @@ def _sample(n: int, limit: int, seed: int = 0) -> np.ndarray:
 
 
 def threshold_table(y_true_pos: np.ndarray, scores: np.ndarray) -> list[dict[str, float]]:
+    """Precision, recall, F1 and accuracy if the positive class were predicted above each threshold
+    (the same definitions as every other metric: `metrics.fast_classification_metrics`)."""
+    y = np.asarray(y_true_pos, dtype=np.int64)
     rows = []
     for t in np.round(np.arange(0.05, 0.951, 0.05), 2):
-        pred = scores >= t
-        tp = int(np.sum(pred & y_true_pos))
-        fp = int(np.sum(pred & ~y_true_pos))
-        fn = int(np.sum(~pred & y_true_pos))
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        acc = float(np.mean(pred == y_true_pos))
+        pred = (scores >= t).astype(np.int64)
+        m = fast_classification_metrics(y, pred, None, 2, positive=1)
         rows.append(
             {
                 "threshold": float(t),
-                "precision": round(precision, 4),
-                "recall": round(recall, 4),
-                "f1": round(f1, 4),
-                "accuracy": round(acc, 4),
+                "precision": round(m["precision"], 4),
+                "recall": round(m["recall"], 4),
+                "f1": round(m["f1"], 4),
+                "accuracy": round(m["accuracy"], 4),
                 "predicted_positive": int(pred.sum()),
             }
         )

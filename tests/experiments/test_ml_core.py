@@ -216,3 +216,18 @@ def test_a_validation_label_unseen_in_training_is_counted_not_fatal():
     )
     assert out["accuracy"] == pytest.approx(1 / 3)
     assert out["roc_auc"] is None
+
+
+def test_the_svm_gives_probabilities_without_a_deprecation_warning():
+    """SVC(probability=True) is deprecated in scikit-learn 1.9: the catalogue calibrates instead."""
+    import warnings
+
+    X, y = _frame("classification")
+    algo = catalogue.get_algorithm("classification", "svm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        pipe = training.build_pipeline(_prep(), algo.build({"C": 1.0, "kernel": "rbf"})).fit(X, y)
+        pred, proba = training.predict_all(pipe, X, "classification")
+    assert proba is not None and proba.shape == (len(X), 2)
+    assert (pred == pipe.predict(X)).all()  # calibrated predict agrees with its probabilities
