@@ -14,7 +14,7 @@ Arms:
 3. the same with PREDICTION_LOGGING=0 (the price of logging); the latency of 2 and 3 is measured
    in alternating rounds (median), so that the drift of a shared machine falls on both;
 2b. arm 2 with SERVING_COMPILED=0: scikit-learn's own predict_proba on a DataFrame per request
-    (what the compiled scoring path of deployments/fastpath.py saves);
+    (what the compiled scoring path of deployments/ml/fastpath.py saves);
 4. `mlflow models serve` (2 workers) on the same pipeline, in benchmarks/.venv-mlflow.
 Then the loss check (logged predictions == 200 responses) and batch inference over a
 million rows vs raw `pipeline.predict` on the same rows, with the job's peak memory.

@@ -29,10 +29,7 @@ def version_unready_reason(version: ModelVersion) -> str:
     """Why this version cannot serve yet ("" when it can): its preparation job builds the input
     schema the API validates against and the drift reference monitoring compares with."""
     if version.reference_status == ReferenceStatus.PENDING:
-        return (
-            f"v{version.version} is still being prepared (its input schema and drift reference are built "
-            "by a job); it can be deployed once that job has finished."
-        )
+        return f"v{version.version} is being prepared (input schema, drift reference): deployable once that job ends."
     if version.reference_status == ReferenceStatus.FAILED:
         return f"v{version.version} could not be prepared: {version.reference_error or 'the job failed'}."
     return ""

@@ -42,3 +42,35 @@ def test_editor_deploys_tries_creates_a_key_and_rolls_back(page, team, registere
     assert page.locator("#history tr[data-action='rollback']").count() == 1
     d.refresh_from_db()
     assert d.model_version_id == v1.pk
+
+
+def test_a_version_being_prepared_says_so_on_the_registry_pages(page, team, go_project, tmp_path):
+    """Registration reads no data: the version's page and the registry say it is being prepared
+    (the gate's first reason) until its job has built the schema and the drift reference."""
+    import os
+    from pathlib import Path
+
+    from deployments.registry.services import model_version_register
+    from tests.deployments.conftest import make_evaluated_run
+
+    shots = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    from django.db import transaction
+
+    from jobs.models import Job
+    from jobs.runner import job_cancel
+
+    with transaction.atomic():
+        version = model_version_register(run=make_evaluated_run(go_project, team.owner), actor=team.owner)
+        # A worker left running by an earlier test would prepare it at once: hold the job back.
+        job_cancel(job=Job.objects.get(kind="model_version.prepare", target_id=version.pk), actor=team.owner)
+    login(page, team.editor.username)
+    for width, height in ((1280, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"/projects/{team.project.pk}/models/")
+        row = page.locator("#versions tr[data-version='1']")
+        assert "being prepared" in row.text_content()
+        page.screenshot(path=str(shots / f"registry-pending-{width}.png"), full_page=True)
+        page.goto(f"/models/{version.pk}/")
+        assert "being prepared" in page.text_content("#gate-reasons")
+        page.screenshot(path=str(shots / f"model-version-pending-{width}.png"), full_page=True)

@@ -77,7 +77,7 @@ def test_a_version_still_being_prepared_cannot_be_deployed_even_by_an_owner(team
     run = make_evaluated_run(go_project, team.owner)
     version = model_version_register(run=run, actor=team.owner)  # its job is queued, not run
     gate = api("viewer").get(f"/api/v1/models/{version.pk}/gate/").json()
-    assert gate["passed"] is False and "still being prepared" in gate["reasons"][0]
+    assert gate["passed"] is False and "being prepared" in gate["reasons"][0]
     body = {
         "project": go_project.pk,
         "name": "loans",
