@@ -11,7 +11,7 @@ from django.core.files import File
 
 from deployments.batch.arrow_json import decoded, json_values
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A cell a spreadsheet would run as a formula: = + - @ tab or CR first.
 _FORMULA_RE = "^[=+\\-@\t\r]"
 
 

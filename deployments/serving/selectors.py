@@ -12,9 +12,6 @@ from deployments.ml import scoring
 from deployments.models import ApiKey, Deployment, ModelVersion, Prediction, PredictionErrorCount
 from mlplatform.artifacts import model_load
 
-# Kinds as monitoring reports them: the client's fault, and ours.
-CLIENT_KINDS = ("validation", "rate_limited", "paused")
-
 _versions: dict[int, ModelVersion] = {}
 
 
