@@ -22,8 +22,11 @@ from sklearn.base import clone
 from sklearn.ensemble import VotingClassifier, VotingRegressor
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold, TimeSeriesSplit
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import label_binarize
 
-CLASSIFICATION_METRICS = ["accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"]
+from experiments.ml.average_precision import pr_auc, pr_auc_scorer
+
+CLASSIFICATION_METRICS = ["accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss"]
 REGRESSION_METRICS = ["rmse", "mae", "r2", "mape"]
 HIGHER_IS_BETTER = {
     "accuracy": True,
@@ -32,6 +35,7 @@ HIGHER_IS_BETTER = {
     "recall": True,
     "f1": True,
     "roc_auc": True,
+    "pr_auc": True,
     "log_loss": False,
     "rmse": False,
     "mae": False,
@@ -137,9 +141,14 @@ def reference_classification_metrics(
             skm.recall_score(y_true, y_pred, zero_division=0, labels=labels if not binary else None, **kw)
         )
         out["f1"] = _finite(skm.f1_score(y_true, y_pred, zero_division=0, labels=labels if not binary else None, **kw))
-        out["roc_auc"] = None
+        out["roc_auc"] = out["pr_auc"] = None
         out["log_loss"] = None
         if proba is not None and len(np.unique(y_true)) > 1:
+            try:
+                positive = y_true == labels[1] if binary else label_binarize(y_true, classes=labels)
+                out["pr_auc"] = _finite(skm.average_precision_score(positive, proba[:, 1] if binary else proba))
+            except ValueError:
+                out["pr_auc"] = None
             try:
                 if binary:
                     out["roc_auc"] = _finite(skm.roc_auc_score(y_true == labels[1], proba[:, 1]))
@@ -417,7 +426,7 @@ def diagnostics(
             scoring=scoring,
             n_jobs=1,
         )
-        sign = -1.0 if scoring.startswith("neg_") else 1.0
+        sign = -1.0 if isinstance(scoring, str) and scoring.startswith("neg_") else 1.0
         out["learning_curve"] = {
             "metric": primary_metric,
             "train_sizes": [int(s) for s in sizes],
@@ -455,6 +464,7 @@ _SK_SCORING = {
     "recall": "recall_macro",
     "f1": "f1_macro",
     "roc_auc": "roc_auc_ovr",
+    "pr_auc": pr_auc_scorer,
     "log_loss": "neg_log_loss",
     "rmse": "neg_root_mean_squared_error",
     "mae": "neg_mean_absolute_error",
@@ -463,7 +473,7 @@ _SK_SCORING = {
 }
 
 
-def _sk_scoring(metric: str) -> str:
+def _sk_scoring(metric: str) -> Any:
     return _SK_SCORING[metric]
 
 
@@ -510,8 +520,9 @@ def fast_classification_metrics(y: np.ndarray, pred: np.ndarray, proba: np.ndarr
         out.update(precision=float(precision[1]), recall=float(recall[1]), f1=float(f1[1]))
     else:
         out.update(precision=float(precision.mean()), recall=float(recall.mean()), f1=float(f1.mean()))
-    out["roc_auc"] = out["log_loss"] = None
+    out["roc_auc"] = out["pr_auc"] = out["log_loss"] = None
     if proba is not None:
+        out["pr_auc"] = pr_auc(y, proba, k)
         if k == 2:
             out["roc_auc"] = _auc_binary(y == 1, proba[:, 1])
         else:
