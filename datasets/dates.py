@@ -28,7 +28,9 @@ SPECIAL_FORMATS = (ISO, EPOCH_S, EPOCH_MS)
 # A format is chosen only if it parses this share of the distinct values seen: a column of
 # codes with a few date-looking entries stays categorical.
 MIN_PARSED_SHARE = 0.95
-SAMPLE_VALUES = 2000
+SAMPLE_ROWS = 20_000
+SAMPLE_VALUES = 5000
+FIRST_PASS = 300
 
 _TIME = r"( \d{1,2}:\d{2}(:\d{2})?)?"
 # (shape of the text, candidate formats in order of preference). The shape test is a cheap
@@ -76,8 +78,15 @@ def detect_date_format(series: pd.Series) -> DateGuess | None:
         return DateGuess("")
     if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return None
-    values = pd.Series(pd.unique(series.dropna().head(50_000).astype(str).str.strip()))
-    values = values[values != ""].head(SAMPLE_VALUES)
+    values = series.dropna()
+    if len(values) > SAMPLE_ROWS:
+        # A random sample, not the head: the first rows of a sorted log all share a day <= 12,
+        # which would leave day / month order undecided.
+        values = values.sample(SAMPLE_ROWS, random_state=0)
+    values = pd.Series(pd.unique(values.astype(str).str.strip()))
+    values = values[values != ""]
+    if len(values) > SAMPLE_VALUES:
+        values = values.sample(SAMPLE_VALUES, random_state=0)
     if values.empty:
         return None
     # Cheap exits for ordinary categories: dates contain digits and are short.
@@ -92,10 +101,16 @@ def detect_date_format(series: pd.Series) -> DateGuess | None:
 
 
 def _best_format(values: pd.Series, formats: tuple[str, ...]) -> DateGuess | None:
+    # A first pass on a few hundred values weeds out formats that cannot be it; the survivors
+    # (often one, two for 01/03 vs 03/01) read every sampled value.
+    head = values.head(FIRST_PASS)
+    formats = tuple(f for f in formats if _parse_text(head, f).notna().mean() >= MIN_PARSED_SHARE)
     shares: list[tuple[float, str, pd.Series]] = []
     for fmt in formats:
         parsed = _parse_text(values, fmt)
         shares.append((float(parsed.notna().mean()), fmt, parsed))
+    if not shares:
+        return None
     best = max(s for s, _, _ in shares)
     if best < MIN_PARSED_SHARE:
         return None

@@ -20,6 +20,7 @@ from .common import as_numeric, fmt_number, json_float, skewness
 
 HIST_BINS = 30
 TOP_VALUES = 10
+DATE_ROWS = 20_000
 QUANTILES = ("p1", "p5", "p25", "p50", "p75", "p95", "p99")
 
 
@@ -118,7 +119,8 @@ def _date_facts(entry: dict, series: pd.Series, sample: pd.Series) -> None:
     guess = detect_date_format(series)
     entry["date_format"] = guess.format if guess else ""
     entry["date_ambiguous"] = bool(guess and guess.ambiguous)
-    times = parse_dates(sample, entry["date_format"] or None)
+    # Text dates parse at a few microseconds each: min, max and histogram come from 20,000 rows.
+    times = parse_dates(sample.head(DATE_ROWS), entry["date_format"] or None)
     if not (pd.api.types.is_datetime64_any_dtype(times) and times.notna().any()):
         return
     entry["min"] = str(times.min())

@@ -2,8 +2,9 @@
 
 Severity (the lines are argued in `leaks.py`):
 - high `leakage_identical`: the target under another name (a one-to-one recoding);
-- high `leakage_single_feature`: ROC AUC >= 0.985 alone, or >= 0.95 with an exact relation;
-  R² >= 0.90 for a numeric target;
+- high `leakage_single_feature`: ROC AUC >= 0.985 alone (the lower end of its 95% interval
+  >= 0.975), or >= 0.95 with an exact relation; R² >= 0.90 for a numeric target (interval's
+  lower end >= 0.85);
 - medium `leakage_relation`: an exact relation ("'x' is 0 for every 'no'") with a weaker AUC;
 - low `leakage_relation`: a pure value covering part of a class (a category, or missingness).
 
@@ -22,6 +23,13 @@ from datasets.kinds import CATEGORICAL, ID_LIKE, TEXT
 from . import leaks
 from .common import sample_rows
 from .warnings import warning
+
+HOW = {
+    "group_means": "its groups' target shares, out of fold",
+    "neighbours": "its nearest values' targets, out of fold",
+    "raw_values": "its raw values",
+    "linear": "a straight line",
+}
 
 
 def leak_warnings(sample: pd.DataFrame, columns: list[dict], target: str, task: str, *, total_rows: int) -> list[dict]:
@@ -58,10 +66,12 @@ def leak_warnings(sample: pd.DataFrame, columns: list[dict], target: str, task: 
 
 
 def _one_to_one(feature: pd.Series, target: pd.Series) -> bool:
-    f = pd.factorize(feature.astype("string"), use_na_sentinel=False)[0]
-    t = pd.factorize(target.astype(str))[0]
-    pairs = len(np.unique(f.astype(np.int64) * (int(t.max()) + 1) + t))
-    return pairs == len(np.unique(f)) == len(np.unique(t))
+    f, f_uniques = pd.factorize(feature, use_na_sentinel=False)
+    t, t_uniques = pd.factorize(target)
+    if len(f_uniques) != len(t_uniques):
+        return False
+    pairs = len(np.unique(f.astype(np.int64) * (len(t_uniques) + 1) + t))
+    return pairs == len(t_uniques)
 
 
 def _identical(name: str, target: str) -> dict:
@@ -86,9 +96,12 @@ def _judge(
 ) -> dict | None:
     exact = relation is not None and relation.exact
     if task == "classification":
-        leak = found.score >= leaks.AUC_LEAK or (exact and found.score >= leaks.AUC_WITH_RELATION)
+        alone = found.score >= leaks.AUC_LEAK and found.ci[0] >= leaks.AUC_LEAK_LOWER
+        leak = alone or (exact and found.score >= leaks.AUC_WITH_RELATION)
     else:
-        leak = found.score >= leaks.R2_LEAK
+        if found.score >= leaks.R2_LEAK and found.predictions is not None:
+            found.ci = leaks.r2_interval(goal.y, found.predictions)
+        leak = found.score >= leaks.R2_LEAK and found.ci[0] >= leaks.R2_LEAK_LOWER
     other = goal.classes[0] if task == "classification" and goal.k == 2 else ""
     if relation is not None and other == relation.target_value:
         other = goal.classes[1]
@@ -125,24 +138,22 @@ def _leak(
     name = found.column
     if task == "classification":
         lo, hi = found.ci
-        how = "its group shares, out of fold" if found.grouped else "its values"
+        how = HOW[found.method]
         several = " (macro one-vs-rest)" if goal.k > 2 else ""
         figure = f"ROC AUC {found.score:.3f}{several} (95% CI {lo:.3f} to {hi:.3f}; from {how}, {scope})"
     else:
-        lo, hi = leaks.r2_interval(goal.y, found.predictions) if found.predictions is not None else (np.nan, np.nan)
-        how = "its group means, out of fold" if found.grouped else "a straight line"
+        lo, hi = found.ci
+        how = HOW[found.method]
         rank = f", Spearman {found.spearman:+.2f}" if found.spearman is not None else ""
         figure = f"R² {found.score:.3f} (95% CI {lo:.3f} to {hi:.3f}; from {how}{rank}, {scope})"
     why = f" {said[0].upper()}{said[1:]}." if said else ""
-    derived = " (set together with it, like a grade priced with a rate)" if kind == CATEGORICAL else ""
+    derived = " (or assigned together with it, as a grade with a price)" if kind == CATEGORICAL else ""
     details: dict[str, Any] = {
         "measure": found.measure,
         "value": found.score,
         "ci": [lo, hi],
         "rows": found.rows,
-        "method": "group_mean_out_of_fold"
-        if found.grouped
-        else ("raw_values" if task == "classification" else "linear"),
+        "method": found.method,
     }
     if relation is not None:
         details["relation"] = _relation_details(relation)
@@ -151,7 +162,7 @@ def _leak(
         name,
         "high",
         f"{name!r} alone predicts {target!r}: {figure}.{why} A column this decisive is usually recorded after the "
-        f"outcome, or derived from the target{derived}: a leak.",
+        f"outcome or derived from the target{derived}: a leak.",
         f"Find out when {name!r} is known. If only after the outcome (or computed from it), drop it "
         "(drop_columns) before training; if it truly is available at prediction time, keep it and write why in the "
         "project's assumptions.",

@@ -167,13 +167,17 @@ def _column_warnings(c: dict, info: dict, n: int, *, is_target: bool, credit: li
 
 
 def _value_warnings(c: dict, info: dict, *, is_target: bool, credit: list[str]) -> list[dict]:
-    impossible = impossible_warning(c, info["finite"], credit)
-    found = [impossible]
+    # Each odd value is reported once, under its most telling name: a code for unknown (999 in
+    # an age), else an impossible value, else an extreme one.
+    sentinel = None if is_target else sentinel_warning(c, info)
+    code = sentinel["details"]["value"] if sentinel else None
+    finite = info["finite"] if code is None else info["finite"][info["finite"] != code]
+    impossible = impossible_warning(c, finite, credit) if len(finite) else None
+    found = [sentinel, impossible]
     if not is_target:  # the target's cap and tail are read as target problems (target.py)
-        sentinel = sentinel_warning(c, info)
-        found += [capped_warning(c, info), sentinel]
-        if impossible is None:  # the same few values are not reported twice
-            found.append(extreme_warning(c, info, exclude=sentinel["details"]["value"] if sentinel else None))
+        found.append(capped_warning(c, info))
+        if impossible is None:
+            found.append(extreme_warning(c, info, exclude=code))
     return [w for w in found if w is not None]
 
 
