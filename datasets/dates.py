@@ -165,6 +165,8 @@ def parse_dates(series: pd.Series, fmt: str | None = None) -> pd.Series:
     if fmt in (EPOCH_S, EPOCH_MS):
         numbers = pd.to_numeric(series, errors="coerce")
         return pd.to_datetime(numbers, unit="s" if fmt == EPOCH_S else "ms", errors="coerce")
+    if not fmt and pd.api.types.is_numeric_dtype(series):
+        return pd.to_datetime(series, errors="coerce")  # numbers without a format: as pandas reads them
     text = series.astype("string").str.strip()
     return _parse_text(text, fmt)
 

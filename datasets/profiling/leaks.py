@@ -1,15 +1,18 @@
 """Leak measures: how well one column alone predicts the target, measured so that memorising
 does not count, and near-deterministic relations ("every 'no' has expenditure 0").
 
-Every column is turned into groups (its categories; or up to 32 quantile bins of a number or a date;
-missing values are a group of their own), and each row is predicted by the target's mean (or
-class shares) in its group computed on the *other* folds (5-fold target encoding, smoothed
-towards the overall mean with the weight of 3 rows). An id-like column, whose groups are seen
-once, then predicts nothing: its held-out rows fall in groups unseen in training. A number also
-gets its own rank measure (ROC AUC of the raw values for a binary target, r² for a numeric one),
-which a monotone relation reaches without binning loss, and, from its position among the
-other folds' values, the target of its nearest neighbours (1-D k-NN, which finds class
-boundaries that fixed bins straddle). The measures:
+Every prediction is out of fold (5 folds), so that memorising does not count:
+- categories (and a number's missing values) are groups; each row is predicted by its group's
+  target mean or class shares on the *other* folds, smoothed towards the overall mean with the
+  weight of 3 rows. An id-like column, whose groups are seen once, predicts nothing: its
+  held-out rows fall in groups unseen in training;
+- numbers and dates: each row is predicted by the targets of its nearest values in the other
+  folds (1-D k-NN, k = sqrt(rows) up to 50), which finds class boundaries and bumps that fixed
+  bins straddle; a table too small for that falls back to quantile bins as groups;
+- numbers also get a rank measure of their raw values (ROC AUC in either direction, or the R²
+  of a straight line), which a monotone relation reaches without any smoothing loss.
+
+The measures:
 
 - classification: ROC AUC, macro one-vs-rest for more than two classes (0.5 = no signal);
 - regression: R² (out of fold), with Spearman's rank correlation reported beside it.
@@ -142,7 +145,8 @@ def make_target(values: pd.Series, task: str) -> Target | None:
 
 
 def groups(values: pd.Series, kind: str, fmt: str = "") -> tuple[np.ndarray, np.ndarray | None]:
-    """(group code per row, numbers or None): quantile bins for numbers and dates, else categories."""
+    """(group code per row, numbers or None): categories (missing as one more), or for numbers and
+    dates quantile bins (their missing values as one more group), used where k-NN cannot be."""
     x = numbers(values, kind, fmt)
     if x is None:
         codes, uniques = pd.factorize(values, use_na_sentinel=True)

@@ -8,7 +8,10 @@ fires; keep the two in step.
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import numpy as np
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 
@@ -49,9 +52,24 @@ def warning(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": kind, "column": column, "severity": severity, "message": message, "fix": fix}
     if details:
-        out["details"] = details
-    out["score"] = round(float(score), 4)
+        out["details"] = _plain(details)
+    out["score"] = round(float(score), 4) if math.isfinite(float(score)) else 0.0
     return out
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe figures: numpy scalars as Python numbers, NaN and infinities as None."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(float(value)) else None
+    return value
 
 
 def rank(warnings: list[dict], names: list[str]) -> list[dict]:

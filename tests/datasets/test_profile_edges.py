@@ -197,3 +197,15 @@ def test_warnings_rank_leaks_first_then_target_then_data():
     )
     order = [w["kind"] for w in profile_frame(frame, target="y")["warnings"]]
     assert order.index("leakage_single_feature") < order.index("class_imbalance") < order.index("missing_values")
+
+
+def test_one_row_classes_do_not_switch_the_leak_check_off():
+    r = rng(17)
+    y = r.choice(["a", "b"], 500).astype(object)
+    y[:2] = ["typo_a", "typo_b"]  # classes of one row cannot be measured out of fold
+    frame = pd.DataFrame({"outcome_code": np.where(y == "a", 1.0, 0.0) + r.normal(0, 0.01, 500), "y": y})
+    profile = profile_frame(frame, target="y")
+    assert ("leakage_single_feature", "outcome_code") in kinds(profile)
+    import json
+
+    json.dumps(profile, allow_nan=False)  # details are plain JSON numbers
