@@ -117,3 +117,29 @@ def test_an_experiment_ranked_and_finally_evaluated_by_pr_auc(team, api, worker)
     assert ev["metric"] == "pr_auc"
     assert 0 < m["ci_low"] <= m["value"] <= m["ci_high"] <= 1 and m["ci_high"] - m["ci_low"] > 0
     assert "PR AUC" in ev["verdict"]["text"] and "95% CI" in ev["verdict"]["text"]
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_leaderboard_page_ranks_by_pr_auc(page, team, api, worker):
+    from pathlib import Path
+
+    from tests.conftest import login
+    from tests.experiments.conftest import cancer_frame, make_version
+
+    team.project.success_metric = "pr_auc"
+    team.project.save()
+    version = make_version(team.project, team.owner, cancer_frame(), "diagnosis")
+    resp = api("owner").post(URL, body(team, version, search=FAST_SEARCH), format="json")
+    exp = wait_experiment(resp.json()["id"])
+    assert exp.status == "succeeded", exp.error
+    login(page, "victor")
+    shots = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"/experiments/{exp.pk}/")
+        headers = [h.lower() for h in page.locator("table th").all_inner_texts()]
+        assert "pr_auc ★" in headers
+        assert page.locator("#sort").input_value() == "pr_auc"
+        page.screenshot(path=str(shots / f"leaderboard-pr-auc-{width}.png"))
