@@ -112,7 +112,7 @@ def _numeric_facts(entry: dict, info: dict, numeric: pd.Series, sample: pd.Serie
         entry["facts"].append(f"skewed ({skew:+.1f}): a log or robust scaling helps linear models")
     if outliers and outliers / n > 0.01:
         entry["facts"].append(f"{outliers / n:.1%} outside 1.5 IQR [{fmt_number(float(lo))}, {fmt_number(float(hi))}]")
-    info.update(values=numeric, finite=finite, sample_values=s_finite, vmax=vmax, vmin=vmin, q=q)
+    info.update(finite=finite, sample_values=s_finite, vmax=vmax, vmin=vmin, q=q)
 
 
 def _date_facts(entry: dict, series: pd.Series, sample: pd.Series) -> None:

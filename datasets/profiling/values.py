@@ -41,16 +41,23 @@ def end_spike(finite: np.ndarray, unique: int) -> tuple[str, float, int, float] 
     n = len(finite)
     if unique < 20 or n < 50:
         return None
-    ordered = np.sort(finite)
     window = max(20, int(NEIGHBOURS_SHARE * n))
-    for end, value in (("max", ordered[-1]), ("min", ordered[0])):
-        count = int(np.count_nonzero(ordered == value))
-        rest = ordered[ordered != value]
-        near = rest[-window:] if end == "max" else rest[:window]
+    for end, value in (("max", finite.max()), ("min", finite.min())):
+        at = finite == value
+        count = int(np.count_nonzero(at))
+        # Most columns stop here: a continuous column has one row at each end.
+        if count < SPIKE_MIN_ROWS or count < SPIKE_MIN_SHARE * n:
+            continue
+        rest = finite[~at]
+        if len(rest) <= window:
+            near = rest
+        else:  # the `window` values next to the end, without sorting a million values
+            k = len(rest) - window if end == "max" else window
+            near = np.partition(rest, k)[k:] if end == "max" else np.partition(rest, k - 1)[:k]
         if not len(near):
             continue
         per_value = len(near) / len(np.unique(near))
-        if count >= SPIKE_MIN_ROWS and count >= SPIKE_MIN_SHARE * n and count >= SPIKE_RATIO * per_value:
+        if count >= SPIKE_RATIO * per_value:
             return end, float(value), count, per_value
     return None
 
@@ -88,7 +95,8 @@ def sentinel_warning(c: dict, info: dict) -> dict | None:
     finite = info["finite"]
     if c["unique"] < 3:
         return None
-    for code in SENTINELS:
+    # A code that stands apart is the column's max (999...) or its min (-1...): only those are tried.
+    for code in {info["vmax"], info["vmin"]} & set(SENTINELS):
         at = finite == code
         count = int(at.sum())
         if count < 2 or count > 0.5 * len(finite):
@@ -128,10 +136,14 @@ def extreme_warning(c: dict, info: dict, *, exclude: float | None = None) -> dic
     spread = p99 - p1
     if not len(finite) or not np.isfinite(spread) or spread <= 0:
         return None
-    high = finite > p99 + EXTREME_SPREADS * spread
-    low = finite < p1 - EXTREME_SPREADS * spread
+    top, bottom = p99 + EXTREME_SPREADS * spread, p1 - EXTREME_SPREADS * spread
+    floor = p1 / EXTREME_FACTOR_POSITIVE if p1 > 0 else bottom
+    if info["vmax"] <= top and info["vmin"] >= bottom and (p1 <= 0 or info["vmin"] <= 0 or info["vmin"] >= floor):
+        return None  # nothing out there: skip the passes over every row
+    high = finite > top
+    low = finite < bottom
     if p1 > 0:  # a positive quantity: also two orders of magnitude below it (an income of 1)
-        low |= (finite > 0) & (finite < p1 / EXTREME_FACTOR_POSITIVE)
+        low |= (finite > 0) & (finite < floor)
     if exclude is not None:
         high &= finite != exclude
         low &= finite != exclude
