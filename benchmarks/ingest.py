@@ -67,7 +67,7 @@ def arm_baseline(path: str, engine: str) -> dict:
     return {"read": t_read, "total": time.perf_counter() - t0}
 
 
-def arm_platform(path: str) -> dict:
+def arm_platform(path: str, target: str = "") -> dict:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlplatform.settings")
     os.environ.setdefault("DEBUG", "1")
     os.environ["MLPLATFORM_DATA_DIR"] = str(OUT / "var")
@@ -91,7 +91,7 @@ def arm_platform(path: str) -> dict:
     del data
     t_read = time.perf_counter() - t0
     frame = validate_frame(frame)
-    ready = prepare(frame)
+    ready = prepare(frame, target=target)  # with a target: leak measures too (on a 20,000-row sample)
     profile = ready.profile
     t_profile = time.perf_counter() - t0
     content_hash(frame, ready.hashes)
@@ -118,6 +118,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100,000 rows, one repeat")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--target", default="", help="profile with this target column (e.g. flag): leak checks included"
+    )
     args = parser.parse_args()
     rows = 100_000 if args.quick else args.rows
     repeat = 1 if args.quick else args.repeat
@@ -132,7 +135,7 @@ def main() -> None:
     arms = {
         "pandas C engine": f"arm_baseline({str(path)!r}, 'c')",
         "pandas pyarrow engine": f"arm_baseline({str(path)!r}, 'pyarrow')",
-        "platform (ingest + profile)": f"arm_platform({str(path)!r})",
+        "platform (ingest + profile)": f"arm_platform({str(path)!r}, {args.target!r})",
     }
     best: dict[str, dict] = {}
     for _ in range(repeat):

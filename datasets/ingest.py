@@ -221,7 +221,7 @@ class Prepared:
     parquet: bytes
 
 
-def prepare(frame: pd.DataFrame, *, target: str = "", task: str = "") -> Prepared:
+def prepare(frame: pd.DataFrame, *, target: str = "", task: str = "", objective: str = "") -> Prepared:
     """Profile the frame while another thread hashes its rows and encodes it as Parquet.
 
     Hashing and Parquet encoding run in numpy / Arrow code that releases the GIL, so on two
@@ -235,5 +235,5 @@ def prepare(frame: pd.DataFrame, *, target: str = "", task: str = "") -> Prepare
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashes_future = pool.submit(row_hashes, frame)
         parquet_future = pool.submit(frame_to_parquet, frame)
-        profile = profile_frame(frame, target=target, task=task, hashes=hashes_future.result)
+        profile = profile_frame(frame, target=target, task=task, hashes=hashes_future.result, objective=objective)
         return Prepared(hashes_future.result(), profile, parquet_future.result())

@@ -128,7 +128,12 @@ def ingest(job: Job, ctx: JobContext) -> dict[str, Any]:
         frame = services.validate_frame(frame)
         # Profiled here, on the frame already in memory, rather than by a second job that would
         # read the Parquet back: the row hashes serve both the content hash and the duplicates.
-        ready = prepare(frame, target=version.target_column, task=version.project.task_type)
+        ready = prepare(
+            frame,
+            target=version.target_column,
+            task=version.project.task_type,
+            objective=version.project.objective,
+        )
         ctx.progress(80, "Storing as Parquet")
         with transaction.atomic():
             DatasetVersion.objects.filter(pk=version.pk).update(source_detail={**version.source_detail, **meta})
@@ -159,7 +164,12 @@ def profile(job: Job, ctx: JobContext) -> dict[str, Any]:
         # After a split the locked test rows stay out of exploration too.
         frame, _ = visible_rows(version)
         ctx.progress(30, f"Profiling {len(frame)} rows")
-        result = profile_frame(frame, target=version.target_column, task=version.project.task_type)
+        result = profile_frame(
+            frame,
+            target=version.target_column,
+            task=version.project.task_type,
+            objective=version.project.objective,
+        )
     except (DomainError, ValueError, KeyError) as exc:
         message = getattr(exc, "message", None) or str(exc)
         _fail(version, f"Profiling failed: {message}")
@@ -194,7 +204,12 @@ def clean(job: Job, ctx: JobContext) -> dict[str, Any]:
     frame = services.apply_cleaning(frame, version.source_detail.get("steps", []))
     ctx.progress(40, f"{before - len(frame)} rows removed; profiling")
     try:
-        ready = prepare(services.validate_frame(frame), target=version.target_column, task=version.project.task_type)
+        ready = prepare(
+            services.validate_frame(frame),
+            target=version.target_column,
+            task=version.project.task_type,
+            objective=version.project.objective,
+        )
         services.version_fill(
             version=version, frame=frame, profile=ready.profile, hashes=ready.hashes, parquet=ready.parquet
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from datasets.dates import detect_date_format
+
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 BOOLEAN = "boolean"
@@ -38,10 +40,8 @@ def infer_kind(series: pd.Series, *, unique: int | None = None) -> str:
     sample = series.head(50_000).dropna().head(5000).astype(str)
     if unique <= 2 and {v.lower() for v in sample.unique()} <= {"true", "false", "yes", "no", "y", "n", "t", "f"}:
         return BOOLEAN
-    if sample.str.match(r"^\d{4}-\d{2}-\d{2}").mean() > 0.95:
-        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
-        if parsed.notna().mean() > 0.95:
-            return DATETIME
+    if detect_date_format(sample) is not None:  # ISO, Mar-2018, 03/2018, 1 Mar 2018, ...
+        return DATETIME
     if unique >= 0.95 * n and n >= 50 and sample.str.len().mean() < 40 and words_per_value(sample) < 2:
         return ID_LIKE
     mean_len = sample.str.len().mean()

@@ -24,6 +24,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from datasets.dates import EPOCH_MS, EPOCH_S, parse_dates, valid_format
 from datasets.kinds import BOOLEAN, CATEGORICAL, DATETIME, ID_LIKE, NUMERIC, TEXT, column_kinds
 from datasets.transformers import DateParts, ToFloat, ToString
 
@@ -130,7 +131,7 @@ STEP_REFERENCE: dict[str, str] = {
     "remove_outliers": '{"op": "remove_outliers", "columns": ["income"], "method": "iqr", "threshold": 1.5}  (or zscore, 3; training rows only)',
     "encode": '{"op": "encode", "columns": ["city"], "method": "onehot"}  (or ordinal; unknown categories at inference are ignored)',
     "scale": '{"op": "scale", "columns": ["income"], "method": "standard"}  (minmax, robust, none)',
-    "date_parts": '{"op": "date_parts", "columns": ["signup"], "parts": ["year", "month", "dayofweek"]}',
+    "date_parts": '{"op": "date_parts", "columns": ["signup"], "parts": ["year", "month", "dayofweek"]}  (+ "format": "%d/%m/%Y" when the recognised one is wrong; epoch_s / epoch_ms for Unix times)',
     "ratio": '{"op": "ratio", "numerator": "debt", "denominator": "income", "name": "debt_ratio"}',
     "age": '{"op": "age", "column": "birth_date", "name": "age"}',
     "uppercase_ratio": '{"op": "uppercase_ratio", "column": "message", "name": "shouting"}',
@@ -148,6 +149,7 @@ class _ColumnSpec:
     encode: str = "onehot"
     scale: str = "standard"
     parts: tuple[str, ...] = ("year", "month", "day", "dayofweek")
+    date_format: str = ""  # "" = the format recognised at fit (datasets.dates)
     tfidf: int | None = None
 
 
@@ -198,6 +200,30 @@ def _new_name(step: dict, i: int, available: list[str], default: str) -> str:
     if name in available:
         raise RecipeError(f"A column named {name!r} already exists.", step=i, field=f"steps[{i}].name")
     return name
+
+
+def _date_format_field(step: dict, i: int, cols: list[str], features: pd.DataFrame) -> str:
+    """The optional `format` of a date_parts step: a known format that reads the sample's dates."""
+    fmt = step.get("format", "")
+    if fmt == "":
+        return ""
+    if not valid_format(fmt):
+        raise RecipeError(
+            "Must be a strftime format such as %d/%m/%Y or %b-%Y, or one of ISO8601, epoch_s, epoch_ms.",
+            step=i,
+            field=f"steps[{i}].format",
+        )
+    for c in cols:
+        if c not in features.columns:
+            continue  # a derived column: checked when the pipeline is fitted
+        values = features[c].dropna()
+        if len(values) and parse_dates(values, fmt).notna().mean() < 0.95:
+            raise RecipeError(
+                f"{fmt!r} does not read the dates of {c!r} (e.g. {str(values.iloc[0])!r}).",
+                step=i,
+                field=f"steps[{i}].format",
+            )
+    return fmt
 
 
 def validate_steps(steps: Any) -> list[dict]:
@@ -280,7 +306,7 @@ def _column_pipeline(spec: _ColumnSpec) -> Any:
             )
         return Pipeline(steps)
     if spec.kind == DATETIME:
-        steps.append(("parts", DateParts(parts=tuple(spec.parts))))
+        steps.append(("parts", DateParts(parts=tuple(spec.parts), format=spec.date_format)))
         steps.append(("impute", SimpleImputer(strategy="median", keep_empty_features=True)))
         return Pipeline(steps)
     if spec.kind == BOOLEAN:
@@ -403,12 +429,15 @@ def compile_recipe(steps: list[dict] | None, *, frame: pd.DataFrame, target: str
                     f"Parts must be a list of {', '.join(DATE_PARTS)}.", step=i, field=f"steps[{i}].parts"
                 )
             cols = _columns_field(step, i, available, target) or [c for c in available if kinds[c] == DATETIME]
+            fmt = _date_format_field(step, i, cols, features)
             for c in cols:
-                if kinds[c] not in (DATETIME, CATEGORICAL, TEXT):
+                epoch = fmt in (EPOCH_S, EPOCH_MS) and kinds[c] == NUMERIC
+                if kinds[c] not in (DATETIME, CATEGORICAL, TEXT) and not epoch:
                     raise RecipeError(f"{c!r} is {kinds[c]}, not a date.", step=i, field=f"steps[{i}].columns")
                 kinds[c] = DATETIME
                 spec(c).kind = DATETIME
                 spec(c).parts = tuple(parts)
+                spec(c).date_format = fmt
         elif op == "ratio":
             num = _one_column(step, i, available, target, "numerator")
             den = _one_column(step, i, available, target, "denominator")
@@ -465,7 +494,7 @@ def compile_recipe(steps: list[dict] | None, *, frame: pd.DataFrame, target: str
         if s.tfidf:
             groups[("tfidf", c)] = [c]  # TfidfVectorizer takes one column
         else:
-            key = (s.kind, s.impute, str(s.fill_value), s.encode, s.scale, s.parts)
+            key = (s.kind, s.impute, str(s.fill_value), s.encode, s.scale, s.parts, s.date_format)
             groups.setdefault(key, []).append(c)
         used.append(c)
     if not used:

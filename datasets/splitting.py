@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
+from datasets.dates import parse_dates
+
 TRAIN, VAL, TEST = 0, 1, 2
 STRATEGIES = ("random", "stratified", "group", "time")
 
@@ -97,7 +99,7 @@ def assign_split(
             raise SplitError(f"These sizes leave a part without any group: {exc}", "test_size") from None
     else:  # time: the latest rows are the test set, the ones before validation
         times = (
-            pd.to_datetime(frame[column], errors="coerce", format="mixed")
+            parse_dates(frame[column])  # the recognised format, as the profile and recipes read it
             if not pd.api.types.is_numeric_dtype(frame[column])
             else frame[column]
         )

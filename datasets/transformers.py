@@ -7,22 +7,44 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from datasets.dates import detect_date_format, epoch_format, parse_dates
+
+
+def _date_format(values: pd.Series, named: str) -> str:
+    """The format to read a date column with: the one named, else the one recognised ("" = per value)."""
+    if named:
+        return named
+    guess = detect_date_format(values)
+    if guess is not None:
+        return guess.format
+    return epoch_format(str(values.name), values) or ""
+
 
 class DateParts(BaseEstimator, TransformerMixin):
-    """Datetime columns -> year, month, day, day of week, hour (numeric)."""
+    """Datetime columns -> year, month, day, day of week, hour (numeric).
 
-    def __init__(self, parts: tuple[str, ...] = ("year", "month", "day", "dayofweek")):
+    Text dates are read with one format per column: `format` when the recipe names it, else the
+    format the profile recognises (`datasets.dates`), learned at fit and saved with the model,
+    so inference reads `01/03/2018` as training did.
+    """
+
+    def __init__(self, parts: tuple[str, ...] = ("year", "month", "day", "dayofweek"), format: str = ""):
         self.parts = parts
+        self.format = format
 
     def fit(self, X, y=None):
-        self.columns_ = list(pd.DataFrame(X).columns)
+        frame = pd.DataFrame(X)
+        self.columns_ = list(frame.columns)
+        self.formats_ = [_date_format(frame[c], self.format) for c in self.columns_]
         return self
 
     def transform(self, X):
         frame = pd.DataFrame(X, columns=self.columns_)
+        # Models saved before formats were learned parse value by value, as they did then.
+        formats = getattr(self, "formats_", None) or [""] * len(self.columns_)
         out = {}
-        for column in self.columns_:
-            values = pd.to_datetime(frame[column], errors="coerce", format="mixed")
+        for column, fmt in zip(self.columns_, formats, strict=True):
+            values = parse_dates(frame[column], fmt)
             for part in self.parts:
                 # "dayofweek"/"dayofyear" are the recipe's public names; pandas renamed the accessors
                 attr = {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}.get(part, part)
@@ -116,14 +138,13 @@ class AgeFromDate(BaseEstimator, TransformerMixin):
         self.reference = reference
 
     def fit(self, X, y=None):
+        self.format_ = _date_format(pd.DataFrame(X)[self.column], "")
         return self
 
     def transform(self, X):
         frame = pd.DataFrame(X).copy()
-        born = pd.to_datetime(frame[self.column], errors="coerce", format="mixed")
+        born = parse_dates(frame[self.column], getattr(self, "format_", ""))
         ref = pd.Timestamp(self.reference)
-        if born.dt.tz is not None:
-            born = born.dt.tz_localize(None)
         frame[self.name] = ((ref - born).dt.days / 365.25).astype("float64")
         return frame
 

@@ -30,6 +30,7 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("recall", "Recall", TaskType.CLASSIFICATION, True, True),
         MetricInfo("f1", "F1", TaskType.CLASSIFICATION, True, True),
         MetricInfo("roc_auc", "ROC AUC", TaskType.CLASSIFICATION, True, True),
+        MetricInfo("pr_auc", "PR AUC (average precision)", TaskType.CLASSIFICATION, True, True),
         MetricInfo("log_loss", "Log loss", TaskType.CLASSIFICATION, False, False),
         MetricInfo("rmse", "RMSE", TaskType.REGRESSION, False, False),
         MetricInfo("mae", "MAE", TaskType.REGRESSION, False, False),

@@ -13,6 +13,7 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.pipeline import Pipeline
 
+from experiments.ml.average_precision import pr_auc_scorer
 from experiments.ml.metrics import compute_metrics, fast_classification_metrics, positive_index
 from experiments.ml.training import align_proba, json_label, predict_all
 
@@ -123,7 +124,7 @@ def _learning_curve(model: Pipeline, X: pd.DataFrame, y: pd.Series, metric: str,
         )
     except ValueError as exc:
         return {"error": str(exc)}
-    sign = -1.0 if scoring.startswith("neg_") else 1.0
+    sign = -1.0 if isinstance(scoring, str) and scoring.startswith("neg_") else 1.0
     return {
         "metric": metric,
         "train_sizes": [int(s) for s in sizes],
@@ -207,6 +208,7 @@ _SK_SCORING = {
     "recall": "recall_macro",
     "f1": "f1_macro",
     "roc_auc": "roc_auc_ovr",
+    "pr_auc": pr_auc_scorer,
     "log_loss": "neg_log_loss",
     "rmse": "neg_root_mean_squared_error",
     "mae": "neg_mean_absolute_error",
@@ -215,5 +217,5 @@ _SK_SCORING = {
 }
 
 
-def _sk_scoring(metric: str) -> str:
+def _sk_scoring(metric: str) -> Any:
     return _SK_SCORING[metric]

@@ -20,8 +20,11 @@ from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
+from sklearn.preprocessing import label_binarize
 
-CLASSIFICATION_METRICS = ["accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"]
+from experiments.ml.average_precision import pr_auc
+
+CLASSIFICATION_METRICS = ["accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss"]
 REGRESSION_METRICS = ["rmse", "mae", "r2", "mape"]
 
 
@@ -118,9 +121,14 @@ def reference_classification_metrics(
         out["precision"] = _finite(skm.precision_score(y_true, y_pred, zero_division=0, **scope, **kw))
         out["recall"] = _finite(skm.recall_score(y_true, y_pred, zero_division=0, **scope, **kw))
         out["f1"] = _finite(skm.f1_score(y_true, y_pred, zero_division=0, **scope, **kw))
-        out["roc_auc"] = None
+        out["roc_auc"] = out["pr_auc"] = None
         out["log_loss"] = None
         if proba is not None and len(np.unique(y_true)) > 1:
+            try:
+                positives = y_true == labels[pos] if binary else label_binarize(y_true, classes=labels)
+                out["pr_auc"] = _finite(skm.average_precision_score(positives, proba[:, pos] if binary else proba))
+            except ValueError:
+                out["pr_auc"] = None
             try:
                 if binary:
                     out["roc_auc"] = _finite(skm.roc_auc_score(y_true == labels[pos], proba[:, pos]))
@@ -174,8 +182,9 @@ def fast_classification_metrics(
         out.update(precision=float(precision[positive]), recall=float(recall[positive]), f1=float(f1[positive]))
     else:
         out.update(precision=float(precision.mean()), recall=float(recall.mean()), f1=float(f1.mean()))
-    out["roc_auc"] = out["log_loss"] = None
+    out["roc_auc"] = out["pr_auc"] = out["log_loss"] = None
     if proba is not None:
+        out["pr_auc"] = pr_auc(y, proba, k, positive=positive)
         if k == 2:
             out["roc_auc"] = _auc_binary(y == positive, proba[:, positive])
         else:

@@ -155,6 +155,8 @@ def test_recipe_crud_versions_and_preview(api, team, ready):
         ([{"op": "ratio", "numerator": "income", "denominator": "ghost"}], "steps[0].denominator", "ghost"),
         ([{"op": "pca", "n_components": 0}], "steps[0].n_components", ""),
         ([{"op": "encode", "columns": ["churn"]}], "steps[0].columns", "target"),
+        ([{"op": "date_parts", "columns": ["signup"], "format": "%d/%m/%Y"}], "steps[0].format", "'signup'"),
+        ([{"op": "date_parts", "columns": ["signup"], "format": "daily"}], "steps[0].format", "strftime"),
         ("not a list", "steps", ""),
     ],
 )
