@@ -33,7 +33,6 @@ PENDING_MODULES = {
 }
 PENDING_FUNCTIONS = {
     ("datasets/recipes.py", "compile_recipe"),
-    ("datasets/profiling.py", "profile_frame"),
     ("jobs/runner.py", "execute"),
 }
 PENDING_HANDLERS = {

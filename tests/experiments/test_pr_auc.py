@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from datasets.profiling.target import IMBALANCE_METRICS, SKEWED_TARGET_METRICS
-from experiments.ml import training
+from experiments.ml import metrics as training
 from experiments.ml.average_precision import average_precision, pr_auc
 from experiments.models import Experiment
 from projects.metrics import METRICS
@@ -54,7 +54,7 @@ def test_every_metric_a_profile_warning_recommends_is_accepted():
     for name in SKEWED_TARGET_METRICS:
         assert name in METRICS and METRICS[name].task_type == "regression"
         assert name in training.REGRESSION_METRICS
-    assert training.HIGHER_IS_BETTER["pr_auc"] is True and METRICS["pr_auc"].bounded_01
+    assert METRICS["pr_auc"].higher_is_better is True and METRICS["pr_auc"].bounded_01
 
 
 @pytest.mark.django_db
