@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from jobs.models import Job
 from jobs.runner import job_cancel
+from jobs.selectors import job_public_params, job_public_result
 from projects.access import access, can
 from projects.roles import Action
 from projects.views import project_context
@@ -16,6 +17,8 @@ from projects.views import project_context
 @login_required
 def job_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
     job = access(request.user, Job.objects.select_related("project", "created_by"), pk)
+    # A display copy (never saved): the template shows only what the handler declared public.
+    job.params, job.result = job_public_params(job), job_public_result(job)
     return render(
         request,
         "jobs/detail.html",

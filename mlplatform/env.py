@@ -66,3 +66,16 @@ def env_json(name: str, default: Any = None) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ImproperlyConfigured(f"{name} must be valid JSON: {exc}") from exc
+
+
+def env_cidrs(name: str) -> list:
+    """A comma-separated list of networks (`10.0.0.0/8, 192.168.1.7`); a bad one stops the start."""
+    import ipaddress
+
+    networks = []
+    for item in env_list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name} must list networks (CIDRs) or addresses: {exc}") from None
+    return networks
