@@ -212,28 +212,29 @@ class JobContext:
 
 
 def _finish(job_id: int, token: uuid.UUID | None, status: str, **values: Any) -> bool:
-    """End a job (once: the claim token or the status guards it); failure hooks and the
-    erasure of secret params follow."""
+    """End a job (once: the claim token or the status guards it), forgetting its secret params in
+    the same write; then the handler's failure hook, if it did not succeed."""
+    row = Job.objects.filter(pk=job_id).values("kind", "params").first()
+    if row is None:
+        return False
+    spec = _HANDLERS.get(row["kind"])
+    params = row["params"] or {}
+    if spec is not None and spec.secret_params & set(params):
+        # The worker needed them to do the job; nobody needs them afterwards.
+        values["params"] = {k: v for k, v in params.items() if k not in spec.secret_params}
     qs = Job.objects.filter(pk=job_id).exclude(status__in=TERMINAL)
     if token is not None:
         qs = qs.filter(claim_token=token)
     if not qs.update(status=status, finished_at=timezone.now(), claim_token=None, **values):
         return False
-    job = Job.objects.filter(pk=job_id).first()
-    if job is None:
-        return True
-    spec = _HANDLERS.get(job.kind)
-    if spec is not None and spec.secret_params & set(job.params or {}):
-        # The worker needed them to do the job; nobody needs them afterwards.
-        Job.objects.filter(pk=job_id).update(
-            params={k: v for k, v in job.params.items() if k not in spec.secret_params}
-        )
     if status != JobStatus.SUCCEEDED and spec is not None and spec.on_failure is not None:
         error = values.get("error") or values.get("message") or str(status)
+        job = Job.objects.filter(pk=job_id).first()
         try:
-            spec.on_failure(job, str(error))
-        except Exception:
-            logger.exception("on_failure hook of job %s (%s) failed", job.pk, job.kind)
+            if job is not None:
+                spec.on_failure(job, str(error))
+        except Exception:  # noqa: BLE001 - a broken hook must not undo the job's own ending
+            logger.exception("on_failure hook of job %s (%s) failed", job_id, row["kind"])
     return True
 
 

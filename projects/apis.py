@@ -95,6 +95,7 @@ class ProjectCreatedSerializer(ProjectSerializer):
 
 class WebhookSerializer(serializers.Serializer):
     url = serializers.CharField(allow_blank=True)
+    secret_set = serializers.BooleanField()
     secret_created_at = serializers.DateTimeField(allow_null=True)
     secret_shown = serializers.BooleanField()
 
@@ -267,7 +268,7 @@ class ProjectViewSet(
             body = WebhookInput(data=request.data)
             body.is_valid(raise_exception=True)
             project = webhooks.project_webhook_update(
-                project=project, actor=request.user, url=body.validated_data["url"]
+                project=project, actor=request.user, url=body.validated_data["url"], field="url"
             )
         return Response(webhooks.project_webhook_of(project))
 

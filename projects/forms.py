@@ -64,4 +64,9 @@ class RoleForm(forms.Form):
 
 
 class WebhookForm(forms.Form):
-    url = forms.CharField(max_length=200, required=False, label="Webhook URL")
+    url = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Webhook URL",
+        widget=forms.URLInput(attrs={"placeholder": "https://your-app.example.com/mlplatform-events"}),
+    )

@@ -233,12 +233,13 @@ def webhook_view(request: HttpRequest, pk: int) -> HttpResponse:
         if action == "url":
             form = WebhookForm(request.POST)
             if form.is_valid():
-                webhooks.project_webhook_update(project=project, actor=request.user, url=form.cleaned_data["url"])
+                webhooks.project_webhook_update(
+                    project=project, actor=request.user, url=form.cleaned_data["url"], field="url"
+                )
                 messages.success(request, "Webhook URL saved.")
                 return redirect("projects:webhook", project.pk)
         elif action == "rotate":
             project, secret = webhooks.project_webhook_rotate(project=project, actor=request.user)
-            messages.success(request, "New signing secret created. Copy it now: it is not shown again.")
         elif action == "test":
             job = webhooks.project_webhook_test(project=project, actor=request.user)
             messages.success(request, f"Test event queued (job #{job.pk}).")

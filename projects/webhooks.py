@@ -102,19 +102,22 @@ def project_webhook_of(project: Project) -> dict[str, Any]:
     """What owners see of the webhook: never the secret."""
     return {
         "url": project.webhook_url,
+        "secret_set": bool(project.webhook_secret),
         "secret_created_at": project.webhook_secret_created_at,
         "secret_shown": project.webhook_secret_shown_at is not None,
     }
 
 
 @transaction.atomic
-def project_webhook_update(*, project: Project, actor: Any, url: Any) -> Project:
-    """Point the project's webhook somewhere else (403 unless the actor manages connections)."""
-    from projects.destinations import destination_change
+def project_webhook_update(*, project: Project, actor: Any, url: Any, field: str = "webhook_url") -> Project:
+    """Point the project's webhook somewhere else (403 unless the actor manages connections).
+    `field`: how the caller's input names the URL, for the error."""
+    from projects.destinations import destination_audit, destination_check
 
     project = Project.objects.select_for_update().get(pk=project.pk)
-    clean = destination_change(
-        actor=actor, project=project, obj=project, field="webhook_url", old=project.webhook_url, new=url
+    clean = destination_check(actor=actor, project=project, field=field, value=url)
+    destination_audit(
+        actor=actor, project=project, obj=project, field="webhook_url", old=project.webhook_url, new=clean
     )
     if clean != project.webhook_url:
         project.webhook_url = clean

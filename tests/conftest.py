@@ -317,3 +317,17 @@ def login(page, username: str, password: str = PASSWORD) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login/" not in url)
+
+
+def screenshots(page, name: str) -> list[Path]:
+    """The page at 1280 and 390 px wide, full length, under var/screenshots/ (to look at)."""
+    out = ROOT / "var" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for width, height in ((1280, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        path = out / f"{name}-{width}.png"
+        page.screenshot(path=str(path), full_page=True)
+        paths.append(path)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    return paths
