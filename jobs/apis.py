@@ -7,8 +7,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from jobs.models import Job, JobStatus
+from jobs.redaction import job_public_params, job_public_result
 from jobs.runner import job_cancel
-from jobs.selectors import job_public_params, job_public_result
 from mlplatform.viewsets import ProjectScopedViewSet
 from projects.access import can
 from projects.roles import Action

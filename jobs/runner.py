@@ -19,7 +19,7 @@ without success:
     @job_handler("webhook.deliver", secret_params=("secret",), on_failure=...)
 
 - `secret_params` / `secret_result`: keys never serialised to anyone (API, pages, audit data);
-  `jobs.selectors.job_public_params` / `job_public_result` are the only way to show them, and
+  `jobs.redaction.job_public_params` / `job_public_result` are the only way to show them, and
   secret params are erased from the row once the job is finished;
 - `on_failure(job, error)`: called once the job is failed or cancelled by *any* path (the
   handler raised, its retries ran out, its worker died every time, the sweep gave up on it, a

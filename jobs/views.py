@@ -7,8 +7,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from jobs.models import Job
+from jobs.redaction import job_public_params, job_public_result
 from jobs.runner import job_cancel
-from jobs.selectors import job_public_params, job_public_result
 from projects.access import access, can
 from projects.roles import Action
 from projects.views import project_context

@@ -219,7 +219,7 @@ URL_FETCH_MAX_BYTES = env_int("URL_FETCH_MAX_BYTES", 512 * 1024 * 1024, minimum=
 URL_FETCH_TIMEOUT_SECONDS = env_float("URL_FETCH_TIMEOUT_SECONDS", 30.0)
 # Each wait for a socket (connect, and every read): a closed, filtered or silent port all fail
 # with one message after this long, so the platform is no port scanner.
-OUTBOUND_CONNECT_TIMEOUT_SECONDS = env_float("OUTBOUND_CONNECT_TIMEOUT_SECONDS", 5.0)
+OUTBOUND_CONNECT_TIMEOUT_SECONDS = env_float("OUTBOUND_CONNECT_TIMEOUT_SECONDS", 10.0)
 if not 1 <= OUTBOUND_CONNECT_TIMEOUT_SECONDS <= 60:
     raise ImproperlyConfigured("OUTBOUND_CONNECT_TIMEOUT_SECONDS must be between 1 and 60")
 

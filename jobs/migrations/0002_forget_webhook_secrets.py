@@ -2,7 +2,7 @@
 
 Job params were shown to every role; webhook jobs held the secret in them. Finished jobs no
 longer need it; queued and running ones keep it until they end (the runner erases it then),
-and no API or page shows it any more (jobs.selectors).
+and no API or page shows it any more (jobs.redaction).
 """
 
 from django.db import migrations

@@ -1,4 +1,4 @@
-"""Reads of jobs for people: what may be shown of a job's params and result.
+"""What may be shown of a job's params and result, to anyone (API, pages, audit).
 
 A handler declares its secret fields where it is registered (`job_handler(...,
 secret_params=..., secret_result=...)`); nothing else decides what is hidden. A job whose kind
