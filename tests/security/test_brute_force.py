@@ -249,3 +249,23 @@ def test_an_unreachable_redis_lets_attempts_through_and_logs_it(settings, caplog
     assert throttle.login_wait(username="olivia", bucket="192.0.2.1") == 0
     assert throttle.login_failed(username="olivia", bucket="192.0.2.1") == 0
     assert "login throttle unavailable" in caplog.text
+
+
+@pytest.mark.browser
+def test_the_login_page_says_how_long_to_wait(page, team, slow_lock):
+    from tests.conftest import screenshots
+
+    for i in range(6):
+        page.goto("/login/")
+        page.fill("#id_username", "olivia")
+        page.fill("#id_password", f"wrong-{i}")
+        page.click("button[type=submit]")
+    page.goto("/login/")
+    page.fill("#id_username", "olivia")
+    page.fill("#id_password", PASSWORD)
+    with page.expect_response(lambda r: r.url.endswith("/login/") and r.request.method == "POST") as answer:
+        page.click("button[type=submit]")
+    assert answer.value.status == 429
+    assert "Too many failed attempts; try again in" in page.text_content(".errorlist")
+    assert "/login/" in page.url  # not logged in
+    screenshots(page, "login-throttled")

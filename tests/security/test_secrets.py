@@ -219,6 +219,38 @@ def test_only_owners_change_where_data_goes_and_every_change_is_audited(api, tea
     assert api("owner").get(f"/api/v1/projects/{pk}/").data["webhook_url"] == ""
 
 
+def test_the_destination_helper_guards_a_deployments_webhook_in_one_call(team):
+    # What deployments' review and alert webhooks will call (one line each): an editor may
+    # manage the deployment but not point its data somewhere else; an owner may, audited.
+    from mlplatform.errors import PermissionDenied
+    from projects.destinations import destination_change
+    from tests.security.world import build_world
+
+    deployment = build_world(team.project, team.owner)["deployment"]
+    with pytest.raises(PermissionDenied) as denied:
+        destination_change(
+            actor=team.editor,
+            project=team.project,
+            obj=deployment,
+            field="review_webhook_url",
+            old="",
+            new="https://evil.example.com/x",
+        )
+    assert denied.value.field == "review_webhook_url"
+    clean = destination_change(
+        actor=team.owner,
+        project=team.project,
+        obj=deployment,
+        field="review_webhook_url",
+        old="",
+        new=" https://loans.example.com/decisions ",
+    )
+    assert clean == "https://loans.example.com/decisions"
+    event = AuditEvent.objects.get(action="destination.changed")
+    assert event.object_type == "deployment" and event.object_id == str(deployment.pk)
+    assert event.data == {"field": "review_webhook_url", "from": "", "to": clean}
+
+
 def test_existing_rows_are_cleaned_by_the_migrations(team):
     import importlib
 
