@@ -48,26 +48,27 @@ def nesting_depth(data: bytes | str) -> int:
     backslashes = 0  # the run of backslashes that ended the previous chunk
     for start in range(0, len(raw), CHUNK):
         a = np.frombuffer(raw, dtype=np.uint8, count=min(CHUNK, len(raw) - start), offset=start)
-        idx = np.arange(len(a), dtype=np.int32)
+        quotes = a == QUOTE
         is_bs = a == BACKSLASH
-        last_other = np.maximum.accumulate(np.where(is_bs, np.int32(-1), idx))
-        # backslashes in the run that ends at i (0 when a[i] is not one)
-        run = np.where(last_other >= 0, idx - last_other, idx + 1 + backslashes).astype(np.int32)
-        before = np.empty_like(run)
-        before[0] = backslashes
-        before[1:] = run[:-1]
-        # An unescaped quote opens or closes a string (escaping only exists inside strings;
-        # outside, a backslash stops the decoder before it could recurse further).
-        quotes = (a == QUOTE) & (before % 2 == 0)
-        inside = (np.cumsum(quotes, dtype=np.int32) + int(in_string)) % 2 == 1
-        step = np.zeros(len(a), dtype=np.int8)
-        step[np.isin(a, OPENERS) & ~inside] = 1
-        step[np.isin(a, CLOSERS) & ~inside] = -1
-        levels = np.cumsum(step, dtype=np.int32) + depth
+        if backslashes or is_bs.any():
+            # Backslashes ending at i (0 when a[i] is not one); a quote after an odd run is escaped.
+            idx = np.arange(len(a), dtype=np.int32)
+            last_other = np.maximum.accumulate(np.where(is_bs, np.int32(-1), idx))
+            run = np.where(last_other >= 0, idx - last_other, idx + 1 + backslashes)
+            before = np.empty_like(run)
+            before[0] = backslashes
+            before[1:] = run[:-1]
+            quotes &= before % 2 == 0
+            backslashes = int(run[-1])
+        # Inside a string from an opening quote to its closing one (escaping only exists inside
+        # strings; outside, a backslash stops the decoder before it could recurse further).
+        inside = (np.cumsum(quotes, dtype=np.int32) + int(in_string)) & 1
+        outside = inside == 0
+        step = ((a == 91) | (a == 123)).view(np.int8) - ((a == 93) | (a == 125)).view(np.int8)
+        levels = np.cumsum(step * outside, dtype=np.int32) + depth
         deepest = max(deepest, int(levels.max()))
         depth = int(levels[-1])
         in_string = bool(inside[-1])
-        backslashes = int(run[-1])
     return deepest
 
 
