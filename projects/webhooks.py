@@ -8,8 +8,9 @@ retried with back-off up to the job's attempts. URLs go through mlplatform.netgu
 
 A project's signing secret is generated with the project, shown once to an owner (the API's
 create response, or the webhook page the first time an owner opens it), then never again:
-owners rotate it. The secret travels to the worker in the job's params, declared secret: no
-API, page or audit event shows it, and the row forgets it once the delivery is finished.
+owners rotate it. The secret and the URL travel to the worker in the job's params, declared
+secret: no API, page or audit event shows them, and the row forgets them once the delivery is
+finished.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ def project_event(*, project: Project, event: str, payload: dict[str, Any]) -> J
     )
 
 
-@job_handler("webhook.deliver", secret_params=("secret",))
+# The URL is secret too: receivers often carry a token in it (chat and ticketing hooks), and
+# only the roles that manage connections may see where data goes.
+@job_handler("webhook.deliver", secret_params=("secret", "url"))
 def deliver(job: Job, ctx: JobContext) -> dict:
     body = json.dumps(job.params["payload"], separators=(",", ":")).encode()
     timestamp = str(int(time.time()))

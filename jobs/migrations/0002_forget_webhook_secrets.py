@@ -1,4 +1,4 @@
-"""Finished webhook deliveries forget the signing secret they carried (issue 12).
+"""Finished webhook deliveries forget the signing secret and URL they carried (issue 12).
 
 Job params were shown to every role; webhook jobs held the secret in them. Finished jobs no
 longer need it; queued and running ones keep it until they end (the runner erases it then),
@@ -14,7 +14,7 @@ def forget(apps, schema_editor):
     Job = apps.get_model("jobs", "Job")
     rows = Job.objects.filter(kind="webhook.deliver", status__in=FINISHED, params__has_key="secret")
     for job in rows.only("pk", "params").iterator():
-        params = {k: v for k, v in job.params.items() if k != "secret"}
+        params = {k: v for k, v in job.params.items() if k not in ("secret", "url")}
         Job.objects.filter(pk=job.pk).update(params=params)
 
 

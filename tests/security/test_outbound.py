@@ -309,6 +309,16 @@ def test_operator_connections_belong_to_the_projects_they_name(live_server, team
     assert mine.status_code == 201, mine.text
     assert other.status_code == 400 and "connection" in other.json()["errors"]
     assert not Dataset.objects.filter(project=team.other_project).exists()
+    # Nor is it offered on the other project's data page.
+    from django.test import Client
+
+    from tests.factories import PASSWORD
+
+    option = '<option value="finance">'
+    for user, project, offered in ((team.editor, team.project, True), (team.outsider, team.other_project, False)):
+        client = Client()
+        client.login(username=user.username, password=PASSWORD)
+        assert (option in client.get(f"/projects/{project.pk}/datasets/").content.decode()) is offered
 
 
 def _settings_check(sql_connections: str) -> subprocess.CompletedProcess:
