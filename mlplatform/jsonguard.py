@@ -9,12 +9,15 @@ crashed its job. Here:
   ValueError), and turns a RecursionError into one too;
 - `JsonDepthMiddleware` answers 400 to any request body (JSON or not: some views decode
   whatever they get) and any form field nested deeper than the limit, before a view or a DRF
-  parser sees it; `SafeJSONParser` is DRF's parser with the same check.
+  parser sees it, and turns a RecursionError escaping any view (a JSON string in a multipart
+  field, decoded by a serializer) into the same 400; `SafeJSONParser` is DRF's parser with the
+  same check.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +26,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
+
+logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 QUOTE, BACKSLASH = 34, 92
@@ -141,3 +146,11 @@ class JsonDepthMiddleware:
                 except Exception:  # noqa: BLE001, S110 - an unreadable body is the view's to refuse, as before
                     pass
         return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """The backstop: input nested deeper than anything checked above (a JSON string in a
+        multipart field, decoded by a serializer) still ends in a 400, never a 500."""
+        if isinstance(exception, RecursionError):
+            logger.warning("RecursionError in %s %s: answered 400", request.method, request.path, exc_info=True)
+            return _too_deep(f"The input is nested too deeply; the limit is {_limit(None)} levels (MAX_JSON_DEPTH).")
+        return None

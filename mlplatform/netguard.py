@@ -304,8 +304,9 @@ def _open(method: str, url: str, body: bytes | None, headers: dict[str, str] | N
         pool = urllib3.HTTPSConnectionPool(ip, port, server_hostname=host, assert_hostname=host, **pool_kwargs)
     else:
         pool = urllib3.HTTPConnectionPool(ip, port, **pool_kwargs)
+    named = f"[{host}]" if ":" in host else host  # an IPv6 literal is bracketed in Host
     request_headers = {
-        "Host": host if port in (80, 443) else f"{host}:{port}",
+        "Host": named if port in (80, 443) else f"{named}:{port}",
         "User-Agent": "mlplatform/1.0",
         "Accept-Encoding": "identity",
         **(headers or {}),

@@ -169,6 +169,22 @@ def test_fifty_thousand_brackets_get_400_from_every_write_endpoint(live_server, 
     assert r.status_code == 400 and "MAX_JSON_DEPTH" in r.text
 
 
+def test_deep_json_in_a_multipart_field_is_400(live_server, team):
+    # Multipart bodies are parsed by the views (files); a serializer decoding a JSON string
+    # field then recurses: the guard's backstop answers 400, never 500.
+    from datasets.services import dataset_create, version_create_from_frame
+
+    ds = dataset_create(project=team.project, name="m", created_by=team.owner)
+    v = version_create_from_frame(dataset=ds, frame=messy_frame(20), created_by=team.owner, enqueue_profile=False)
+    owner = Remote(live_server.url, team.owner)
+    r = owner.session.post(
+        f"{live_server.url}/api/v1/dataset-versions/{v.pk}/clean/",
+        files={"steps": (None, "[" * 50_000 + "]" * 50_000)},
+        timeout=60,
+    )
+    assert r.status_code == 400 and "MAX_JSON_DEPTH" in r.json()["detail"]
+
+
 def test_brackets_inside_strings_are_not_nesting(api, team):
     # Text full of brackets is data, not depth: it must not be refused.
     text = "[{" * 5_000
