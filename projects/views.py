@@ -244,7 +244,8 @@ def webhook_view(request: HttpRequest, pk: int) -> HttpResponse:
             job = webhooks.project_webhook_test(project=project, actor=request.user)
             messages.success(request, f"Test event queued (job #{job.pk}).")
             return redirect("jobs:detail", job.pk)
-        elif request.method == "GET" and project.webhook_secret_shown_at is None:
+        elif action == "reveal":
+            # A POST, not a page view: a link or image elsewhere cannot spend the one showing.
             secret = webhooks.project_webhook_secret_reveal(project=project, actor=request.user)
     except DomainError as exc:
         report(request, exc, form if action == "url" else None)

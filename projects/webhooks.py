@@ -7,7 +7,7 @@ with the secret>` (README, "Verifying webhooks"). A non-2xx answer or a network 
 retried with back-off up to the job's attempts. URLs go through mlplatform.netguard (no SSRF).
 
 A project's signing secret is generated with the project, shown once to an owner (the API's
-create response, or the webhook page the first time an owner opens it), then never again:
+create response, or once on the webhook page when an owner asks), then never again:
 owners rotate it. The secret and the URL travel to the worker in the job's params, declared
 secret: no API, page or audit event shows them, and the row forgets them once the delivery is
 finished.

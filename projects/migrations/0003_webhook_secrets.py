@@ -2,7 +2,7 @@
 
 Projects created before had none (deliveries were signed with an empty key). A project that
 already had a secret keeps it and counts as shown (someone set it); the others get a new one,
-shown once to the first owner who opens the project's Webhook page (or rotated over the API).
+shown once to the first owner who asks on the project's Webhook page (or rotated over the API).
 """
 
 import secrets

@@ -159,7 +159,9 @@ def test_the_secret_is_shown_once_then_only_rotated(live_server, team):
     client = Client()
     client.login(username=team.owner.username, password=PASSWORD)
     page = client.get(f"/projects/{pk}/webhook/").content.decode()
-    assert created["webhook_secret"] not in page and 'id="webhook-secret-value"' not in page
+    assert created["webhook_secret"] not in page and 'id="reveal-secret"' not in page
+    revealed = client.post(f"/projects/{pk}/webhook/", {"action": "reveal"}).content.decode()
+    assert created["webhook_secret"] not in revealed
 
 
 @pytest.mark.parametrize(
@@ -288,7 +290,10 @@ def test_owner_sees_the_secret_once_on_the_webhook_page_and_rotates_it(page, tea
     )
     login(page, team.owner.username)
     page.goto(f"/projects/{team.project.pk}/webhook/")
+    assert page.locator("#webhook-secret-value").count() == 0  # opening the page spends nothing
+    page.click("#reveal-secret")
     assert page.text_content("#webhook-secret-value").strip() == "whsec_from-migration-1"
+    assert page.locator("#reveal-secret").count() == 0
     page.reload()
     assert page.locator("#webhook-secret-value").count() == 0
     page.fill("#id_url", "http://127.0.0.1/steal")
