@@ -19,7 +19,6 @@ from django.test import Client
 
 from jobs.models import Job
 from projects.models import AuditEvent, Project
-from projects.webhooks import webhook_enqueue
 from tests.conftest import wait_for_job
 from tests.factories import PASSWORD
 from tests.security.outbound_helpers import Remote
@@ -78,9 +77,12 @@ def _everything_an_api_role_can_read(base: str, team, job: Job) -> dict[str, str
 
 
 def test_a_queued_deliverys_secret_is_shown_to_no_role_anywhere(live_server, team):
-    # Queued, not delivered: the worker still needs the secret, and the row holds it.
-    job = webhook_enqueue(
-        project=team.project, url="https://hooks.example.invalid/x", secret=SECRET, event="review.decided", payload={}
+    # Queued, not delivered: the worker still needs the secret, and the row holds it. (The row
+    # webhook_enqueue writes, left unpublished so that no worker of the session delivers it.)
+    job = Job.objects.create(
+        project=team.project,
+        kind="webhook.deliver",
+        params={"url": "https://hooks.example.invalid/x", "secret": SECRET, "event": "review.decided", "payload": {}},
     )
     assert Job.objects.get(pk=job.pk).params["secret"] == SECRET
     leaks = [
