@@ -5,5 +5,5 @@ from accounts.models import ApiToken
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_display = ["user", "name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
     readonly_fields = ["key_hash"]

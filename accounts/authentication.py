@@ -3,7 +3,7 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from accounts.services import token_authenticate
+from accounts.services import token_lookup
 
 
 class TokenAuthentication(authentication.BaseAuthentication):
@@ -21,9 +21,13 @@ class TokenAuthentication(authentication.BaseAuthentication):
             key = header[1].decode()
         except UnicodeError:
             raise exceptions.AuthenticationFailed("Invalid token header: the key is not valid text.") from None
-        token = token_authenticate(key)
+        token = token_lookup(key)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        if token.is_expired:
+            raise exceptions.AuthenticationFailed(
+                f"This token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; create a new one."
+            )
         return token.user, token
 
     def authenticate_header(self, request):  # type: ignore[override]

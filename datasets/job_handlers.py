@@ -3,27 +3,30 @@
 Both are idempotent: a redelivered ingest finds the version already filled (storage_key set)
 and only makes sure a profile is coming; a redelivered profile recomputes and overwrites.
 A failure marks the version `failed` with a message naming the problem; other versions of
-the dataset are never touched.
+the dataset are never touched. Whatever ends a job without success (an exception nobody
+expected, retries spent, a worker killed on every attempt, a cancel) reaches
+`_version_failed` through the runner's `on_failure` hook: no version stays "processing".
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from datasets import services
-from datasets.ingest import IngestError, prepare, read_table
+from datasets.ingest import IngestError, Limits, prepare, read_table
 from datasets.models import DatasetVersion, VersionSource, VersionStatus
 from datasets.profiling import profile_frame
 from jobs.models import Job
 from jobs.runner import JobContext, RetryableError, job_handler
+from mlplatform import netguard
 from mlplatform.errors import DomainError
-
-SQL_MAX_ROWS = 5_000_000
 
 
 class DataProblem(Exception):
@@ -34,59 +37,66 @@ def _fail(version: DatasetVersion, message: str) -> None:
     services.version_fail(version=version, error=message)
 
 
-def _fetch_url(url: str) -> bytes:
-    from mlplatform.netguard import FetchFailed, UnsafeURL, safe_request
+def _version_failed(job: Job, error: str) -> None:
+    """The runner's on_failure hook: a version still processing when its job ends without
+    success is failed with the job's error (a ready version keeps its data and profile)."""
+    failed = DatasetVersion.objects.filter(pk=job.params.get("version_id"), status=VersionStatus.PROCESSING).update(
+        status=VersionStatus.FAILED, error=(error or "The job failed.")[:5000]
+    )
+    version = DatasetVersion.objects.filter(pk=job.params.get("version_id")).first()
+    if failed and version is not None and not version.storage_key:
+        _drop_upload(version)
 
+
+def limits() -> Limits:
+    return Limits(
+        max_rows=settings.MAX_ROWS,
+        max_columns=settings.MAX_COLUMNS,
+        max_bytes=settings.MAX_TABLE_BYTES,
+        max_depth=settings.MAX_JSON_DEPTH,
+    )
+
+
+def profile_size_check(profile: dict) -> None:
+    """A profile is stored in one row and sent to every page that shows the version: capped."""
+    size = len(json.dumps(profile, cls=DjangoJSONEncoder, separators=(",", ":")))
+    if size > settings.PROFILE_MAX_BYTES:
+        raise DataProblem(
+            f"The profile is {size} bytes; the limit is {settings.PROFILE_MAX_BYTES} (PROFILE_MAX_BYTES). "
+            "Drop columns (long free text, many columns) and try again."
+        )
+
+
+def _fetch_url(url: str) -> bytes:
     try:
-        response = safe_request(
+        response = netguard.safe_request(
             "GET", url, timeout=settings.URL_FETCH_TIMEOUT_SECONDS, max_bytes=settings.URL_FETCH_MAX_BYTES
         )
-    except UnsafeURL as exc:
+    except netguard.Refused as exc:
         raise DataProblem(f"URL refused: {exc}") from None
-    except FetchFailed as exc:
+    except netguard.FetchFailed as exc:
         raise DataProblem(f"Download failed: {exc}") from None
     if response.status >= 400:
         raise DataProblem(f"Download failed: the server answered HTTP {response.status}.")
     return response.body
 
 
-def _run_sql(version: DatasetVersion) -> pd.DataFrame:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+def _run_sql(version: DatasetVersion, job: Job) -> pd.DataFrame:
+    from datasets.connections import QueryFailed, query_frame
 
     detail = version.source_detail
     try:
-        dsn = services.sql_connection_dsn(project=version.project, name=detail.get("connection", ""))
+        return query_frame(project=version.project, connection=detail.get("connection", ""), query=detail["query"])
     except DomainError as exc:
         raise DataProblem(exc.message) from None
-    url = make_url(dsn)
-    if url.drivername in ("postgres", "postgresql"):
-        url = url.set(drivername="postgresql+psycopg")
-    engine = create_engine(url, pool_pre_ping=False, poolclass=None)
-    try:
-        with engine.connect() as conn:
-            # Read-only at the database level, whatever the query says; plus a time limit.
-            if url.get_backend_name() == "postgresql":
-                conn.execute(text("SET TRANSACTION READ ONLY"))
-                conn.execute(text(f"SET LOCAL statement_timeout = {int(settings.URL_FETCH_TIMEOUT_SECONDS * 1000)}"))
-            elif url.get_backend_name() == "mysql":
-                conn.execute(text("SET TRANSACTION READ ONLY"))
-            result = conn.execute(text(detail["query"]))
-            rows = result.fetchmany(SQL_MAX_ROWS + 1)
-            columns = list(result.keys())
-            conn.rollback()
-    except DBAPIError as exc:
-        if exc.connection_invalidated or "could not connect" in str(exc.orig).lower():
-            raise RetryableError(f"Cannot reach the database: {exc.orig}") from None
-        raise DataProblem(f"The query failed: {str(exc.orig).strip().splitlines()[0]}") from None
-    except SQLAlchemyError as exc:
-        raise DataProblem(f"The query failed: {type(exc).__name__}") from None
-    finally:
-        engine.dispose()
-    if len(rows) > SQL_MAX_ROWS:
-        raise DataProblem(f"The query returns more than {SQL_MAX_ROWS} rows; add a LIMIT or aggregate.")
-    return pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
+    except netguard.Refused as exc:
+        raise DataProblem(f"Connection refused: {exc}") from None
+    except netguard.ConnectFailed as exc:
+        if job.attempts < job.max_attempts:  # perhaps a passing outage: the runner retries
+            raise RetryableError(str(exc)) from None
+        raise DataProblem(str(exc)) from None
+    except QueryFailed as exc:
+        raise DataProblem(str(exc)) from None
 
 
 def _drop_upload(version: DatasetVersion) -> None:
@@ -95,7 +105,7 @@ def _drop_upload(version: DatasetVersion) -> None:
         default_storage.delete(version.upload_key)
 
 
-@job_handler("dataset.ingest")
+@job_handler("dataset.ingest", on_failure=_version_failed)
 def ingest(job: Job, ctx: JobContext) -> dict[str, Any]:
     version = DatasetVersion.objects.select_related("project").filter(pk=job.params["version_id"]).first()
     if version is None:
@@ -112,15 +122,15 @@ def ingest(job: Job, ctx: JobContext) -> dict[str, Any]:
         if version.source == VersionSource.UPLOAD:
             with default_storage.open(version.upload_key, "rb") as fh:
                 data = fh.read()
-            frame, meta = read_table(data)
+            frame, meta = read_table(data, limits())
         elif version.source == VersionSource.URL:
             ctx.progress(5, "Downloading")
             data = _fetch_url(version.source_detail.get("url", ""))
             ctx.progress(30, f"Downloaded {len(data)} bytes; parsing")
-            frame, meta = read_table(data)
+            frame, meta = read_table(data, limits())
         elif version.source == VersionSource.SQL:
             ctx.progress(10, "Running the query (read-only)")
-            frame, meta = _run_sql(version), {"format": "sql"}
+            frame, meta = _run_sql(version, job), {"format": "sql"}
         else:
             raise DataProblem(f"Nothing to ingest for a {version.source} version.")
         del data
@@ -134,6 +144,7 @@ def ingest(job: Job, ctx: JobContext) -> dict[str, Any]:
             task=version.project.task_type,
             objective=version.project.objective,
         )
+        profile_size_check(ready.profile)
         ctx.progress(80, "Storing as Parquet")
         with transaction.atomic():
             DatasetVersion.objects.filter(pk=version.pk).update(source_detail={**version.source_detail, **meta})
@@ -152,7 +163,7 @@ def ingest(job: Job, ctx: JobContext) -> dict[str, Any]:
     return {"version": version.pk, "rows": len(frame), **meta}
 
 
-@job_handler("dataset.profile")
+@job_handler("dataset.profile", on_failure=_version_failed)
 def profile(job: Job, ctx: JobContext) -> dict[str, Any]:
     from datasets.selectors import visible_rows
 
@@ -170,7 +181,8 @@ def profile(job: Job, ctx: JobContext) -> dict[str, Any]:
             task=version.project.task_type,
             objective=version.project.objective,
         )
-    except (DomainError, ValueError, KeyError) as exc:
+        profile_size_check(result)
+    except (DomainError, ValueError, KeyError, DataProblem) as exc:
         message = getattr(exc, "message", None) or str(exc)
         _fail(version, f"Profiling failed: {message}")
         raise DataProblem(f"Profiling failed: {message}") from None
@@ -187,7 +199,7 @@ def profile(job: Job, ctx: JobContext) -> dict[str, Any]:
     return {"version": version.pk, "warnings": len(warnings)}
 
 
-@job_handler("dataset.clean")
+@job_handler("dataset.clean", on_failure=_version_failed)
 def clean(job: Job, ctx: JobContext) -> dict[str, Any]:
     from datasets.selectors import version_frame
 
@@ -210,10 +222,14 @@ def clean(job: Job, ctx: JobContext) -> dict[str, Any]:
             task=version.project.task_type,
             objective=version.project.objective,
         )
+        profile_size_check(ready.profile)
         services.version_fill(
             version=version, frame=frame, profile=ready.profile, hashes=ready.hashes, parquet=ready.parquet
         )
     except DomainError as exc:
         _fail(version, exc.message)
         raise DataProblem(exc.message) from None
+    except DataProblem as exc:
+        _fail(version, str(exc))
+        raise
     return {"version": version.pk, "rows_removed": before - len(frame)}

@@ -15,6 +15,12 @@ from django.db.models import Max
 from django.utils import timezone
 
 from datasets import splitting
+from datasets.connections import (  # noqa: F401 - SQL connections are services too: one import site for callers
+    dataset_from_sql,
+    sql_connection_create,
+    sql_connection_delete,
+    sql_connection_names,
+)
 from datasets.models import Dataset, DatasetVersion, VersionSource, VersionStatus
 from datasets.storage import assignment_save, content_hash, frame_save
 from mlplatform.artifacts import bytes_save
@@ -562,101 +568,6 @@ def recipe_check(*, steps: list[dict], version: DatasetVersion) -> None:
         compile_recipe(steps, frame=sample, target=version.target_column)
     except RecipeError as exc:
         raise InvalidInput(str(exc), field=exc.field) from None
-
-
-# --- SQL connections -------------------------------------------------------------------------------
-
-SQL_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "mysql", "mysql+pymysql", "mssql+pyodbc")
-
-
-def sql_connection_create(*, project: Project, name: str, dsn: str, actor: Any):
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    from datasets.crypto import encrypt
-    from datasets.models import SqlConnection
-
-    name = (name or "").strip()
-    if not name or len(name) > 80:
-        raise InvalidInput("A connection needs a name (at most 80 characters).", field="name")
-    try:
-        url = make_url((dsn or "").strip())
-    except (ArgumentError, ValueError):
-        raise InvalidInput("Not a database URL (e.g. postgresql://user:password@host:5432/db).", field="dsn") from None
-    # SQLite and other file-based drivers would read files on *our* servers: only network DBs.
-    if url.drivername not in SQL_SCHEMES:
-        raise InvalidInput(
-            f"Unsupported database {url.drivername!r}; use one of {', '.join(SQL_SCHEMES)}.", field="dsn"
-        )
-    if SqlConnection.objects.filter(project=project, name=name).exists() or name in _settings_connections():
-        raise Conflict(f"A connection named {name!r} already exists.", field="name")
-    conn = SqlConnection.objects.create(
-        project=project, name=name, dsn_encrypted=encrypt(dsn.strip()), created_by=actor
-    )
-    audit_record(actor=actor, action=AuditAction.SQL_CONNECTION_CREATED, project=project, obj=conn, data={"name": name})
-    return conn
-
-
-def _settings_connections() -> dict:
-    from django.conf import settings
-
-    return dict(settings.SQL_CONNECTIONS or {})
-
-
-def sql_connection_dsn(*, project: Project, name: str) -> str:
-    from datasets.crypto import decrypt
-    from datasets.models import SqlConnection
-
-    conn = SqlConnection.objects.filter(project=project, name=name).first()
-    if conn is not None:
-        return decrypt(conn.dsn_encrypted)
-    configured = _settings_connections()
-    if name in configured:
-        return configured[name]
-    raise InvalidInput(f"No connection named {name!r}.", field="connection")
-
-
-def sql_query_check(query: str) -> str:
-    import re
-
-    query = (query or "").strip().rstrip(";").strip()
-    if not query:
-        raise InvalidInput("Write a query.", field="query")
-    if len(query) > 20_000:
-        raise InvalidInput("The query is too long.", field="query")
-    if not re.match(r"^(select|with)\b", query, re.IGNORECASE):
-        raise InvalidInput("Only SELECT (or WITH ... SELECT) queries are allowed.", field="query")
-    if ";" in query:
-        raise InvalidInput("One statement only.", field="query")
-    return query
-
-
-def dataset_from_sql(
-    *, project: Project, name: str, connection: str, query: str, created_by: Any, dataset: Dataset | None = None
-) -> DatasetVersion:
-    query = sql_query_check(query)
-    sql_connection_dsn(project=project, name=connection)  # exists, 400 otherwise
-    return _ingest_version(
-        project=project,
-        name=name,
-        created_by=created_by,
-        dataset=dataset,
-        source=VersionSource.SQL,
-        source_detail={"connection": connection, "query": query},
-        action=AuditAction.DATASET_VERSION_SQL_QUERY,
-        audit_data={"connection": connection},
-    )
-
-
-def sql_connection_delete(*, connection: Any, actor: Any) -> None:
-    audit_record(
-        actor=actor,
-        action=AuditAction.SQL_CONNECTION_DELETED,
-        project=connection.project,
-        obj=connection,
-        data={"name": connection.name},
-    )
-    connection.delete()
 
 
 CLEANING_OPS = ("drop_columns", "drop_duplicates")

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods
 
 from datasets import selectors, services
 from datasets.apis import frame_rows, version_job
-from datasets.models import Dataset, DatasetVersion, Recipe, SqlConnection, VersionStatus
+from datasets.models import Dataset, DatasetVersion, Recipe, VersionStatus
 from datasets.recipes import DATE_PARTS, ENCODE, IMPUTE, OPS, OUTLIERS, SCALE, STEP_REFERENCE
 from mlplatform.errors import DomainError
 from mlplatform.ui import report
@@ -85,8 +85,7 @@ def datasets_view(request: HttpRequest, pk: int) -> HttpResponse:
     for d in datasets:
         versions = sorted(d.versions.all(), key=lambda v: -v.number)
         rows.append({"dataset": d, "latest": versions[0] if versions else None, "count": len(versions)})
-    connections = list(SqlConnection.objects.filter(project=project).values_list("name", flat=True))
-    connections += [n for n in services._settings_connections() if n not in connections]
+    connections = services.sql_connection_names(project=project)
     return render(
         request,
         "datasets/list.html",

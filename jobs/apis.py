@@ -7,6 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from jobs.models import Job, JobStatus
+from jobs.redaction import job_public_params, job_public_result
 from jobs.runner import job_cancel
 from projects.access import can
 from projects.roles import Action
@@ -45,6 +46,13 @@ class JobSerializer(serializers.ModelSerializer):
             "duration_seconds",
         ]
         read_only_fields = fields
+
+    def to_representation(self, job: Job) -> dict:
+        data = super().to_representation(job)
+        # Secret fields declared by the job's handler (webhook signing secrets...) never leave.
+        data["params"] = job_public_params(job)
+        data["result"] = job_public_result(job)
+        return data
 
     def get_traceback(self, job: Job) -> str | None:
         # Tracebacks can reveal paths and data: owners only.

@@ -12,6 +12,18 @@ It must be idempotent: a job can be delivered twice (late acks) or re-run after 
 so it writes artefacts under temporary names and records results in one short transaction.
 Raise `RetryableError` for transient faults; any other exception fails the job with its
 traceback. `ctx.progress` raises `JobCancelled` once a user asked to cancel.
+
+Registration also declares what must never leave the server and what to do when the job ends
+without success:
+
+    @job_handler("webhook.deliver", secret_params=("secret",), on_failure=...)
+
+- `secret_params` / `secret_result`: keys never serialised to anyone (API, pages, audit data);
+  `jobs.redaction.job_public_params` / `job_public_result` are the only way to show them, and
+  secret params are erased from the row once the job is finished;
+- `on_failure(job, error)`: called once the job is failed or cancelled by *any* path (the
+  handler raised, its retries ran out, its worker died every time, the sweep gave up on it, a
+  user cancelled it), so the object it works on never stays "processing".
 """
 
 from __future__ import annotations
@@ -53,20 +65,33 @@ class RetryableError(Exception):
 Handler = Callable[[Job, "JobContext"], "dict[str, Any] | None"]
 
 
+FailureHook = Callable[[Job, str], None]
+
+
 @dataclass(frozen=True)
 class HandlerSpec:
     kind: str
     func: Handler
     queue: str
+    secret_params: frozenset[str] = frozenset()
+    secret_result: frozenset[str] = frozenset()
+    on_failure: FailureHook | None = None
 
 
 _HANDLERS: dict[str, HandlerSpec] = {}
 _discovered = False
 
 
-def job_handler(kind: str, *, queue: str = "default") -> Callable[[Handler], Handler]:
+def job_handler(
+    kind: str,
+    *,
+    queue: str = "default",
+    secret_params: tuple[str, ...] = (),
+    secret_result: tuple[str, ...] = (),
+    on_failure: FailureHook | None = None,
+) -> Callable[[Handler], Handler]:
     def register(func: Handler) -> Handler:
-        _HANDLERS[kind] = HandlerSpec(kind, func, queue)
+        _HANDLERS[kind] = HandlerSpec(kind, func, queue, frozenset(secret_params), frozenset(secret_result), on_failure)
         return func
 
     return register
@@ -187,10 +212,30 @@ class JobContext:
 
 
 def _finish(job_id: int, token: uuid.UUID | None, status: str, **values: Any) -> bool:
-    qs = Job.objects.filter(pk=job_id)
+    """End a job (once: the claim token or the status guards it), forgetting its secret params in
+    the same write; then the handler's failure hook, if it did not succeed."""
+    row = Job.objects.filter(pk=job_id).values("kind", "params").first()
+    if row is None:
+        return False
+    spec = _HANDLERS.get(row["kind"])
+    params = row["params"] or {}
+    if spec is not None and spec.secret_params & set(params):
+        # The worker needed them to do the job; nobody needs them afterwards.
+        values["params"] = {k: v for k, v in params.items() if k not in spec.secret_params}
+    qs = Job.objects.filter(pk=job_id).exclude(status__in=TERMINAL)
     if token is not None:
         qs = qs.filter(claim_token=token)
-    return bool(qs.update(status=status, finished_at=timezone.now(), claim_token=None, **values))
+    if not qs.update(status=status, finished_at=timezone.now(), claim_token=None, **values):
+        return False
+    if status != JobStatus.SUCCEEDED and spec is not None and spec.on_failure is not None:
+        error = values.get("error") or values.get("message") or str(status)
+        job = Job.objects.filter(pk=job_id).first()
+        try:
+            if job is not None:
+                spec.on_failure(job, str(error))
+        except Exception:  # a broken hook must not undo the job's own ending (logged)
+            logger.exception("on_failure hook of job %s (%s) failed", job_id, row["kind"])
+    return True
 
 
 def job_fail(job: Job, error: str, trace: str = "") -> None:
@@ -292,9 +337,8 @@ def job_cancel(*, job: Job, actor: Any) -> Job:
     elif job.status == JobStatus.RUNNING:
         Job.objects.filter(pk=job.pk).update(cancel_requested=True, message="Cancelling…")
     # A finished parent (a coordinator that queued its children and returned) still cancels them.
-    Job.objects.filter(parent=job, status=JobStatus.QUEUED).update(
-        status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
-    )
+    for child_id in Job.objects.filter(parent=job, status=JobStatus.QUEUED).values_list("pk", flat=True):
+        _finish(child_id, None, JobStatus.CANCELLED, message="Cancelled before it started", cancel_requested=True)
     Job.objects.filter(parent=job, status=JobStatus.RUNNING).update(cancel_requested=True)
     audit_record(actor=actor, action=AuditAction.JOB_CANCELLED, project=job.project, obj=job)
     job.refresh_from_db()

@@ -81,3 +81,16 @@ def env_rate_per_minute(name: str, value: str) -> int:
     if per_minute < 1:
         raise ImproperlyConfigured(f"{name} must allow at least 1 request per minute, got {value!r}")
     return int(per_minute)
+
+
+def env_cidrs(name: str) -> list:
+    """A comma-separated list of networks (`10.0.0.0/8, 192.168.1.7`); a bad one stops the start."""
+    import ipaddress
+
+    networks = []
+    for item in env_list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name} must list networks (CIDRs) or addresses: {exc}") from None
+    return networks

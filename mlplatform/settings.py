@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from mlplatform.env import env_bool, env_float, env_int, env_json, env_list, env_rate_per_minute, env_str
+from mlplatform.env import env_bool, env_cidrs, env_float, env_int, env_json, env_list, env_rate_per_minute, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("MLPLATFORM_DATA_DIR") or BASE_DIR / "var")
@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "mlplatform.middleware.RequestTooLargeMiddleware",
+    "mlplatform.jsonguard.JsonDepthMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -167,6 +168,28 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 1
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 512 * 1024 * 1024, minimum=1024)
 PROJECT_STORAGE_QUOTA_BYTES = env_int("PROJECT_STORAGE_QUOTA_BYTES", 20 * 1024**3, minimum=0)
+# Hostile files and bodies: limits checked before the work they would cost (datasets/ingest.py,
+# mlplatform/jsonguard.py). A version over a limit fails with a message naming it.
+MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 64, minimum=2)
+MAX_COLUMNS = env_int("MAX_COLUMNS", 2_000, minimum=1)
+MAX_ROWS = env_int("MAX_ROWS", 5_000_000, minimum=1)
+# Decompressed size of a table (Parquet's uncompressed column chunks, Arrow's buffers).
+MAX_TABLE_BYTES = env_int("MAX_TABLE_BYTES", 2 * 1024**3, minimum=1024)
+PROFILE_MAX_BYTES = env_int("PROFILE_MAX_BYTES", 32 * 1024**2, minimum=1024)
+
+# --- Accounts -------------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
+# Proxies whose X-Forwarded-For is believed (CIDRs). Without them the direct peer is the client.
+TRUSTED_PROXIES = env_cidrs("TRUSTED_PROXIES")
+# Failed logins (form, token endpoint, admin) per account and per client address, in Redis:
+# after the free failures each further failure doubles the wait (base, 2x base ... up to max).
+LOGIN_FREE_FAILURES = env_int("LOGIN_FREE_FAILURES", 5, minimum=1)
+LOGIN_ADDRESS_FREE_FAILURES = env_int("LOGIN_ADDRESS_FREE_FAILURES", 20, minimum=1)
+LOGIN_BACKOFF_BASE_SECONDS = env_int("LOGIN_BACKOFF_BASE_SECONDS", 1, minimum=1)
+LOGIN_BACKOFF_MAX_SECONDS = env_int("LOGIN_BACKOFF_MAX_SECONDS", 900, minimum=1)
+LOGIN_FAILURE_MEMORY_SECONDS = env_int("LOGIN_FAILURE_MEMORY_SECONDS", 3600, minimum=60)
+# API tokens: 0 = no cap; otherwise every token expires within this many days.
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 0, minimum=0)
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -189,10 +212,29 @@ JOB_REQUEUE_AFTER_SECONDS = env_float("JOB_REQUEUE_AFTER_SECONDS", 300.0)
 DIAGNOSTIC_CRASH_JOBS = env_bool("DIAGNOSTIC_CRASH_JOBS", False)  # test suite only
 
 # --- Data collection ------------------------------------------------------------------------
+# Every outbound connection made for a user (URL import, SQL, webhooks) follows
+# mlplatform/netguard.py: these hosts (exact names) may resolve to private addresses.
 URL_FETCH_ALLOWED_HOSTS = env_list("URL_FETCH_ALLOWED_HOSTS", [])
 URL_FETCH_MAX_BYTES = env_int("URL_FETCH_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
 URL_FETCH_TIMEOUT_SECONDS = env_float("URL_FETCH_TIMEOUT_SECONDS", 30.0)
-SQL_CONNECTIONS = env_json("SQL_CONNECTIONS", {})  # {"name": "postgresql://..."} managed by ops
+# Each wait for a socket (connect, and every read): a closed, filtered or silent port all fail
+# with one message after this long, so the platform is no port scanner.
+OUTBOUND_CONNECT_TIMEOUT_SECONDS = env_float("OUTBOUND_CONNECT_TIMEOUT_SECONDS", 10.0)
+if not 1 <= OUTBOUND_CONNECT_TIMEOUT_SECONDS <= 60:
+    raise ImproperlyConfigured("OUTBOUND_CONNECT_TIMEOUT_SECONDS must be between 1 and 60")
+
+
+def _sql_connections() -> dict:
+    from mlplatform.netguard import operator_connections
+
+    try:
+        return operator_connections(env_json("SQL_CONNECTIONS", {}))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"SQL_CONNECTIONS {exc}") from None
+
+
+# {"name": {"dsn": "postgresql://...", "projects": [ids] or "*"}}: connections managed by operators.
+SQL_CONNECTIONS = _sql_connections()
 FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")  # Fernet key; derived from SECRET_KEY if unset
 
 # --- Serving --------------------------------------------------------------------------------
@@ -250,6 +292,11 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "DEFAULT_PARSER_CLASSES": [
+        "mlplatform.jsonguard.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "mlplatform API",

@@ -36,11 +36,7 @@ api_urlpatterns = [
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(template_name="registration/login.html", redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("", include("accounts.root_urls")),  # /login/ (throttled): accounts owns sign-in
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz/", platform_views.healthz, name="healthz"),
     path("api/v1/", include(api_urlpatterns)),

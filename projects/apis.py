@@ -7,8 +7,8 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from projects import services
-from projects.access import forget_roles, require
+from projects import services, webhook_settings
+from projects.access import can, forget_roles, require
 from projects.metrics import TaskType
 from projects.models import AssumptionStatus, AuditEvent, Decision, GateStrictness, Membership, Project
 from projects.roles import Action, Role
@@ -33,6 +33,14 @@ class ProjectSerializer(serializers.ModelSerializer):
     decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     my_role = serializers.SerializerMethodField()
+    webhook_url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=200,
+        help_text="Where events are POSTed. Shown to roles that manage connections (owners), null to "
+        "others; changed only by them (null in a request leaves it unchanged, '' clears it).",
+    )
 
     class Meta:
         model = Project
@@ -60,12 +68,44 @@ class ProjectSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["decided_by", "decided_at", "created_by", "created_at", "updated_at"]
 
+    def to_representation(self, project: Project) -> dict:
+        data = super().to_representation(project)
+        request = self.context.get("request")
+        # A webhook URL often carries its receiver's token (chat and ticketing hooks do).
+        if request is None or not can(request.user, project, Action.MANAGE_CONNECTIONS):
+            data["webhook_url"] = None
+        return data
+
     def get_my_role(self, project: Project) -> str | None:
         from projects.access import role_of
 
         request = self.context.get("request")
         role = role_of(request.user, project) if request else None
         return role.value if role else None
+
+
+class ProjectCreatedSerializer(ProjectSerializer):
+    webhook_secret = serializers.CharField(
+        read_only=True, help_text="The webhook signing secret, shown in this response only (rotate to get a new one)."
+    )
+
+    class Meta(ProjectSerializer.Meta):
+        fields = [*ProjectSerializer.Meta.fields, "webhook_secret"]
+
+
+class WebhookSerializer(serializers.Serializer):
+    url = serializers.CharField(allow_blank=True)
+    secret_set = serializers.BooleanField()
+    secret_created_at = serializers.DateTimeField(allow_null=True)
+    secret_shown = serializers.BooleanField()
+
+
+class WebhookInput(serializers.Serializer):
+    url = serializers.CharField(allow_blank=True, max_length=2000)
+
+
+class WebhookSecretSerializer(WebhookSerializer):
+    secret = serializers.CharField(help_text="Shown once: store it where the receiver checks signatures.")
 
 
 class MemberSerializer(serializers.ModelSerializer):
@@ -122,20 +162,26 @@ class ProjectViewSet(
         "members": Action.VIEW,
         "audit": Action.VIEW_AUDIT,
         "workflow": Action.VIEW,
+        "webhook": Action.MANAGE_CONNECTIONS,
+        "webhook_rotate": Action.MANAGE_CONNECTIONS,
     }
 
+    @extend_schema(request=ProjectSerializer, responses={201: ProjectCreatedSerializer})
     def create(self, request):
         data = ProjectSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         decision = values.pop("decision", None)
         rationale = values.pop("decision_rationale", "")
+        values["webhook_url"] = values.get("webhook_url") or ""
         project = services.project_create(created_by=request.user, **values)
         if decision and decision != Decision.PENDING:
             project = services.project_decide(
                 project=project, actor=request.user, decision=decision, rationale=rationale
             )
-        return Response(ProjectSerializer(project, context={"request": request}).data, status=status.HTTP_201_CREATED)
+        body = ProjectSerializer(project, context={"request": request}).data
+        body["webhook_secret"] = webhook_settings.project_webhook_secret_reveal(project=project, actor=request.user)
+        return Response(body, status=status.HTTP_201_CREATED)
 
     def _update(self, request, partial: bool):
         project = self.get_object()
@@ -144,6 +190,8 @@ class ProjectViewSet(
         values = dict(data.validated_data)
         decision = values.pop("decision", None)
         rationale = values.pop("decision_rationale", None)
+        if values.get("webhook_url", "") is None:
+            values.pop("webhook_url")  # what other roles read back: "unchanged"
         if values:
             project = services.project_update(project=project, actor=request.user, **values)
         if decision is not None or rationale is not None:
@@ -209,6 +257,26 @@ class ProjectViewSet(
         project = self.get_object()
         page = self.paginate_queryset(AuditEvent.objects.filter(project=project))
         return self.get_paginated_response(AuditEventSerializer(page, many=True).data)
+
+    @extend_schema(request=WebhookInput, responses=WebhookSerializer)
+    @action(detail=True, methods=["get", "patch"])
+    def webhook(self, request, pk=None):
+        """The project's webhook (owners): its URL and when its signing secret was made."""
+        project = self.get_object()
+        if request.method == "PATCH":
+            body = WebhookInput(data=request.data)
+            body.is_valid(raise_exception=True)
+            project = webhook_settings.project_webhook_update(
+                project=project, actor=request.user, url=body.validated_data["url"], field="url"
+            )
+        return Response(webhook_settings.project_webhook_of(project))
+
+    @extend_schema(request=None, responses=WebhookSecretSerializer)
+    @action(detail=True, methods=["post"], url_path="webhook/rotate")
+    def webhook_rotate(self, request, pk=None):
+        """A new signing secret, in this response only. Deliveries already queued keep the old one."""
+        project, secret = webhook_settings.project_webhook_rotate(project=self.get_object(), actor=request.user)
+        return Response({**webhook_settings.project_webhook_of(project), "secret": secret})
 
     @extend_schema(request=None, responses=WorkflowStageSerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -21,6 +21,9 @@ class AuditAction(StrEnum):
     MEMBER_ADDED = "member.added"
     MEMBER_ROLE_CHANGED = "member.role_changed"
     MEMBER_REMOVED = "member.removed"
+    PROJECT_WEBHOOK_SECRET_ROTATED = "project.webhook_secret_rotated"  # noqa: S105 - an event name
+    PROJECT_WEBHOOK_SECRET_SHOWN = "project.webhook_secret_shown"  # noqa: S105 - an event name
+    DESTINATION_CHANGED = "destination.changed"  # any outbound URL (webhooks), with old and new value
     # jobs
     JOB_CANCELLED = "job.cancelled"
     # datasets

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import json
-
 from django import forms
 
+from mlplatform import jsonguard
 from projects.metrics import METRICS, TaskType
 from projects.models import AssumptionStatus, Decision, GateStrictness
 from projects.roles import Role
@@ -29,14 +28,13 @@ class ProjectForm(forms.Form):
     success_threshold = forms.FloatField(required=False, help_text="The score the model must reach.")
     baseline_score = forms.FloatField(required=False, help_text="The current solution's score.")
     gate_strictness = forms.ChoiceField(choices=GateStrictness.choices, required=False)
-    webhook_url = forms.URLField(required=False, label="Webhook URL", assume_scheme="https")
     assumptions_json = forms.CharField(widget=forms.HiddenInput, required=False)
 
     def clean_assumptions_json(self) -> list[dict[str, str]]:
         raw = self.cleaned_data.get("assumptions_json") or "[]"
         try:
-            items = json.loads(raw)
-        except json.JSONDecodeError:
+            items = jsonguard.loads(raw)
+        except ValueError:
             raise forms.ValidationError("Assumptions could not be read.") from None
         if not isinstance(items, list):
             raise forms.ValidationError("Assumptions could not be read.")
@@ -63,3 +61,12 @@ class MemberForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class WebhookForm(forms.Form):
+    url = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Webhook URL",
+        widget=forms.URLInput(attrs={"placeholder": "https://your-app.example.com/mlplatform-events"}),
+    )

@@ -46,7 +46,10 @@ class Project(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     gate_strictness = models.CharField(max_length=20, choices=GateStrictness.choices, default=GateStrictness.POINT)
     webhook_url = models.URLField(blank=True, help_text="Registry and deployment events are POSTed here.")
+    # Signs every delivery (HMAC-SHA256). Shown once to an owner, then only rotated.
     webhook_secret = models.CharField(max_length=80, blank=True)
+    webhook_secret_created_at = models.DateTimeField(null=True, blank=True)
+    webhook_secret_shown_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="created_projects"
     )

@@ -29,8 +29,10 @@ PROBLEM_FIELDS = (
     "baseline_score",
     "assumptions",
     "gate_strictness",
-    "webhook_url",
 )
+# The webhook URL is not part of the problem statement: where data goes is an owner's decision
+# (projects.destinations), changed through its own checks.
+_UNSET: Any = object()
 
 
 def audit_record(
@@ -106,7 +108,12 @@ def _normalise_assumptions(items: list[Any]) -> list[dict[str, str]]:
 
 
 @transaction.atomic
-def project_create(*, created_by: Any, name: str, task_type: str, **problem: Any) -> Project:
+def project_create(*, created_by: Any, name: str, task_type: str, webhook_url: str = "", **problem: Any) -> Project:
+    """A project, its owner (the creator) and its webhook signing secret (shown once, to the
+    creator: the API returns it in the create response)."""
+    from projects.destinations import destination_check
+    from projects.webhook_settings import webhook_secret_new
+
     values = {"name": name, "task_type": task_type, **problem}
     if not values.get("success_metric") and task_type in TaskType.values:
         values["success_metric"] = DEFAULT_METRIC[TaskType(task_type)]
@@ -115,14 +122,34 @@ def project_create(*, created_by: Any, name: str, task_type: str, **problem: Any
     unknown = set(values) - set(PROBLEM_FIELDS)
     if unknown:
         raise InvalidInput(f"Unknown field {sorted(unknown)[0]!r}.", field=sorted(unknown)[0])
-    project = Project.objects.create(created_by=created_by, **values)
+    # The creator is the owner: the role check passes; the URL policy applies.
+    url = destination_check(actor=None, project=Project(), field="webhook_url", value=webhook_url)
+    project = Project.objects.create(
+        created_by=created_by,
+        webhook_url=url,
+        webhook_secret=webhook_secret_new(),
+        webhook_secret_created_at=timezone.now(),
+        **values,
+    )
     Membership.objects.create(project=project, user=created_by, role=Role.OWNER, added_by=created_by)
     audit_record(actor=created_by, action=AuditAction.PROJECT_CREATED, project=project, obj=project)
+    if url:
+        audit_record(
+            actor=created_by,
+            action=AuditAction.DESTINATION_CHANGED,
+            project=project,
+            obj=project,
+            data={"field": "webhook_url", "from": "", "to": url},
+        )
     return project
 
 
 @transaction.atomic
-def project_update(*, project: Project, actor: Any, **changes: Any) -> Project:
+def project_update(*, project: Project, actor: Any, webhook_url: Any = _UNSET, **changes: Any) -> Project:
+    if webhook_url is not _UNSET and (webhook_url or "") != project.webhook_url:
+        from projects.webhook_settings import project_webhook_update
+
+        project = project_webhook_update(project=project, actor=actor, url=webhook_url)
     unknown = set(changes) - set(PROBLEM_FIELDS)
     if unknown:
         raise InvalidInput(f"Unknown field {sorted(unknown)[0]!r}.", field=sorted(unknown)[0])
@@ -138,7 +165,7 @@ def project_update(*, project: Project, actor: Any, **changes: Any) -> Project:
     for name, value in values.items():
         setattr(project, name, value)
     project.save()
-    changed = {f: {"from": before[f], "to": values[f]} for f in values if before[f] != values[f] and f != "webhook_url"}
+    changed = {f: {"from": before[f], "to": values[f]} for f in values if before[f] != values[f]}
     if changed:
         audit_record(
             actor=actor, action=AuditAction.PROJECT_UPDATED, project=project, obj=project, data={"changed": changed}

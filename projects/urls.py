@@ -14,4 +14,5 @@ urlpatterns = [
     path("projects/<int:pk>/members/<int:user_id>/", views.member_change_view, name="member"),
     path("projects/<int:pk>/audit/", views.audit_view, name="audit"),
     path("projects/<int:pk>/jobs/", views.jobs_view, name="jobs"),
+    path("projects/<int:pk>/webhook/", views.webhook_view, name="webhook"),
 ]

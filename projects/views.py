@@ -10,9 +10,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from mlplatform.errors import DomainError
 from mlplatform.ui import report
-from projects import services
+from projects import services, webhook_settings
 from projects.access import can, project_for, require, role_of
-from projects.forms import DecisionForm, MemberForm, ProjectForm, RoleForm
+from projects.forms import DecisionForm, MemberForm, ProjectForm, RoleForm, WebhookForm
 from projects.metrics import METRICS, metrics_for
 from projects.models import Membership, Project
 from projects.roles import Action
@@ -42,7 +42,6 @@ def _problem_values(form: ProjectForm) -> dict:
     data["assumptions"] = data.pop("assumptions_json")
     if not data.get("gate_strictness"):
         data.pop("gate_strictness", None)
-    data["webhook_url"] = data.get("webhook_url") or ""
     return data
 
 
@@ -221,3 +220,36 @@ def jobs_view(request: HttpRequest, pk: int) -> HttpResponse:
     project = project_for(request.user, pk)
     jobs = project.jobs.select_related("created_by")[:200]
     return render(request, "projects/jobs.html", project_context(request, project, "jobs", jobs=jobs))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def webhook_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Owners: the webhook URL, the signing secret (shown once), rotation and a test event."""
+    project = project_for(request.user, pk, Action.MANAGE_CONNECTIONS)
+    form, secret = WebhookForm(initial={"url": project.webhook_url}), None
+    action = request.POST.get("action")
+    try:
+        if action == "url":
+            form = WebhookForm(request.POST)
+            if form.is_valid():
+                webhook_settings.project_webhook_update(
+                    project=project, actor=request.user, url=form.cleaned_data["url"], field="url"
+                )
+                messages.success(request, "Webhook URL saved.")
+                return redirect("projects:webhook", project.pk)
+        elif action == "rotate":
+            project, secret = webhook_settings.project_webhook_rotate(project=project, actor=request.user)
+        elif action == "reveal":
+            # A POST, not a page view: a link or image elsewhere cannot spend the one showing.
+            secret = webhook_settings.project_webhook_secret_reveal(project=project, actor=request.user)
+    except DomainError as exc:
+        report(request, exc, form if action == "url" else None)
+    project.refresh_from_db()
+    return render(
+        request,
+        "projects/webhook.html",
+        project_context(
+            request, project, "webhook", form=form, secret=secret, webhook=webhook_settings.project_webhook_of(project)
+        ),
+    )

@@ -50,6 +50,58 @@ def team(db) -> Team:
     return Team(project, other, owner, users["editor"], users["reviewer"], users["viewer"], outsider)
 
 
+@pytest.fixture(autouse=True)
+def _login_counters_forgotten():
+    """Failed-login counters live in Redis and outlive a test: every test starts without any."""
+    from accounts import throttle
+
+    throttle.forget_all()
+    yield
+
+
+class FakeDNS:
+    """Names only this process's resolver knows: `dns["name"] = ["127.0.0.1"]`, or a callable
+    returning a list (to answer differently each time). `calls` lists the names looked up."""
+
+    def __init__(self):
+        self.names: dict[str, Any] = {}
+        self.calls: list[str] = []
+
+    def __setitem__(self, name: str, answers: Any) -> None:
+        self.names[name.lower().rstrip(".")] = answers
+
+    def answer(self, name: str) -> list[str] | None:
+        key = name.lower().rstrip(".")
+        if key not in self.names:
+            return None
+        self.calls.append(key)
+        return self.names[key]() if callable(self.names[key]) else list(self.names[key])
+
+
+@pytest.fixture
+def fake_dns(monkeypatch) -> FakeDNS:
+    """Nothing goes to the network; libpq and libc never see these names, so a connection that
+    reaches the right server proves it went to the address we checked (pinning)."""
+    import socket
+
+    dns = FakeDNS()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        answers = dns.answer(host.decode() if isinstance(host, bytes) else str(host or ""))
+        if answers is None:
+            return real(host, port, *args, **kwargs)
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (a, port or 0, 0, 0))
+            if ":" in a
+            else (socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port or 0))
+            for a in answers
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return dns
+
+
 def api_client_for(user) -> APIClient:
     client = APIClient()
     _, key = token_create(user=user)
@@ -68,6 +120,30 @@ def api(team):
         return cache[role]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def warehouse_db(django_db_setup, django_db_blocker):
+    """A second database on the test server, not the platform's: a customer's warehouse with a
+    `sales` table of 80 rows. Reached through an allowlisted name (see `fake_dns`)."""
+    import psycopg
+
+    with django_db_blocker.unblock():
+        db = dict(connection.settings_dict)
+    name = f"{db['NAME']}_warehouse"
+    server = {"host": db["HOST"] or "127.0.0.1", "port": int(db["PORT"] or 5432), "user": db["USER"]}
+    with psycopg.connect(**server, dbname="postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(**server, dbname=name, autocommit=True) as wh:
+        wh.execute("CREATE TABLE sales (id int, amount float, region text)")
+        wh.execute(
+            "INSERT INTO sales SELECT g, g * 1.5, CASE WHEN g % 2 = 0 THEN 'north' ELSE 'south' END "
+            "FROM generate_series(1, 80) g"
+        )
+    yield {**server, "dbname": name}
+    with psycopg.connect(**server, dbname="postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- jobs and workers --------------------------------------------------------------------------
@@ -241,3 +317,17 @@ def login(page, username: str, password: str = PASSWORD) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login/" not in url)
+
+
+def screenshots(page, name: str) -> list[Path]:
+    """The page at 1280 and 390 px wide, full length, under var/screenshots/ (to look at)."""
+    out = ROOT / "var" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for width, height in ((1280, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        path = out / f"{name}-{width}.png"
+        page.screenshot(path=str(path), full_page=True)
+        paths.append(path)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    return paths

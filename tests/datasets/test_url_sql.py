@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psycopg
 import pytest
-from django.db import connection
 from django.test import override_settings
 
 from datasets.models import Dataset, DatasetVersion, SqlConnection
+from datasets.services import sql_connection_create
 from mlplatform.netguard import FetchFailed, UnsafeURL, check_url, safe_request
 from tests.datasets.helpers import messy_frame, wait_version
 
@@ -105,14 +106,19 @@ def test_url_import_as_a_job(api, team, worker, server):
     assert v.status == "ready"
 
 
-def _dsn() -> str:
-    db = connection.settings_dict
-    return f"postgresql://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+def _warehouse_dsn(wh: dict, host: str = "warehouse.test") -> str:
+    return f"postgresql://{wh['user']}@{host}:{wh['port']}/{wh['dbname']}"
 
 
 @pytest.mark.worker
-def test_sql_connection_dsn_is_encrypted_never_shown_and_queries_are_read_only(api, team, worker):
-    dsn = _dsn()
+def test_sql_connection_dsn_is_encrypted_never_shown_and_queries_are_read_only(
+    api, team, worker, warehouse_db, fake_dns, settings
+):
+    # The warehouse is allowed by name; only our resolver knows the name, so every query that
+    # works went to the address that was checked (libpq never resolves it).
+    fake_dns["warehouse.test"] = ["127.0.0.1"]
+    settings.URL_FETCH_ALLOWED_HOSTS = ["warehouse.test"]
+    dsn = _warehouse_dsn(warehouse_db)
     r = api("owner").post(
         "/api/v1/sql-connections/", {"project": team.project.pk, "name": "warehouse", "dsn": dsn}, format="json"
     )
@@ -129,20 +135,13 @@ def test_sql_connection_dsn_is_encrypted_never_shown_and_queries_are_read_only(a
         .status_code
         == 403
     )
-
-    with connection.cursor() as cur:
-        cur.execute("CREATE TABLE IF NOT EXISTS sales_demo (id int, amount float, region text)")
-        cur.execute("DELETE FROM sales_demo")
-        cur.execute(
-            "INSERT INTO sales_demo SELECT g, g * 1.5, CASE WHEN g % 2 = 0 THEN 'north' ELSE 'south' END FROM generate_series(1, 80) g"
-        )
     q = api("editor").post(
         "/api/v1/datasets/",
         {
             "project": team.project.pk,
             "name": "sales",
             "connection": "warehouse",
-            "query": "SELECT * FROM sales_demo WHERE id <= 60",
+            "query": "SELECT * FROM sales WHERE id <= 60",
         },
         format="json",
     )
@@ -153,16 +152,36 @@ def test_sql_connection_dsn_is_encrypted_never_shown_and_queries_are_read_only(a
     # A data-modifying CTE passes the SELECT/WITH check but the read-only transaction refuses it.
     w = api("editor").post(
         f"/api/v1/datasets/{v.dataset_id}/versions/",
-        {"connection": "warehouse", "query": "WITH d AS (DELETE FROM sales_demo RETURNING *) SELECT * FROM d"},
+        {"connection": "warehouse", "query": "WITH d AS (DELETE FROM sales RETURNING *) SELECT * FROM d"},
         format="json",
     )
     assert w.status_code == 201
     vw = wait_version(w.data["id"], profiled=False)
     assert vw.status == "failed" and "read-only" in vw.error.lower()
-    with connection.cursor() as cur:
-        cur.execute("SELECT count(*) FROM sales_demo")
-        assert cur.fetchone()[0] == 80
-        cur.execute("DROP TABLE sales_demo")
+    with psycopg.connect(**warehouse_db) as wh:
+        assert wh.execute("SELECT count(*) FROM sales").fetchone()[0] == 80
+
+
+@pytest.mark.worker
+def test_sql_row_and_column_limits_fail_the_version(api, team, worker, warehouse_db, fake_dns, settings):
+    fake_dns["warehouse.test"] = ["127.0.0.1"]
+    settings.URL_FETCH_ALLOWED_HOSTS = ["warehouse.test"]
+    settings.MAX_ROWS, settings.MAX_COLUMNS = 50, 3
+    sql_connection_create(project=team.project, name="wh", dsn=_warehouse_dsn(warehouse_db), actor=team.owner)
+    rows = api("editor").post(
+        "/api/v1/datasets/",
+        {"project": team.project.pk, "name": "all", "connection": "wh", "query": "SELECT * FROM sales"},
+        format="json",
+    )
+    wide = api("editor").post(
+        "/api/v1/datasets/",
+        {"project": team.project.pk, "name": "wide", "connection": "wh", "query": "SELECT *, 1 AS extra FROM sales"},
+        format="json",
+    )
+    v_rows = wait_version(rows.data["latest_version"]["id"], profiled=False)
+    v_wide = wait_version(wide.data["latest_version"]["id"], profiled=False)
+    assert v_rows.status == "failed" and "MAX_ROWS" in v_rows.error
+    assert v_wide.status == "failed" and "4 columns" in v_wide.error and "MAX_COLUMNS" in v_wide.error
 
 
 @pytest.mark.parametrize(
@@ -175,9 +194,10 @@ def test_sql_connection_dsn_is_encrypted_never_shown_and_queries_are_read_only(a
     ],
 )
 def test_bad_sql_requests_are_400(api, team, body, field):
-    from datasets.services import sql_connection_create
-
-    sql_connection_create(project=team.project, name="warehouse", dsn=_dsn(), actor=team.owner)
+    # A host that does not resolve here is accepted when saved: it is checked when a query runs.
+    sql_connection_create(
+        project=team.project, name="warehouse", dsn="postgresql://u:p@db.example.invalid/x", actor=team.owner
+    )
     r = api("editor").post("/api/v1/datasets/", {"project": team.project.pk, "name": "q", **body}, format="json")
     assert r.status_code == 400, r.data
     assert field in r.data["errors"]
@@ -185,7 +205,7 @@ def test_bad_sql_requests_are_400(api, team, body, field):
     assert not DatasetVersion.objects.exists()
 
 
-@pytest.mark.parametrize("dsn", ["sqlite:////etc/passwd", "not a url", "file:///etc/passwd"])
+@pytest.mark.parametrize("dsn", ["sqlite:////etc/passwd", "not a url", "file:///etc/passwd", "mysql://u@h/db"])
 def test_file_based_or_invalid_dsn_is_400(api, team, dsn):
     r = api("owner").post(
         "/api/v1/sql-connections/", {"project": team.project.pk, "name": "x", "dsn": dsn}, format="json"
