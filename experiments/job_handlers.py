@@ -13,7 +13,9 @@ from jobs.runner import JobCancelled, JobContext, job_handler
 def train(job: Job, ctx: JobContext) -> dict[str, Any]:
     # Non-blocking: queue baselines and the first trials, then return. Trials advance the rest.
     status = services.experiment_advance(experiment_id=job.params["experiment_id"])
-    return {"status": status}
+    # The trials this job started: its rolled-up progress counts them (jobs.selectors).
+    experiment = services.Experiment.objects.get(pk=job.params["experiment_id"])
+    return {"status": status, "children_expected": services.planned_total(experiment)}
 
 
 @job_handler("experiment.trial", queue="training")

@@ -541,6 +541,10 @@ def trial_execute(*, run_id: int, ctx: Any = None) -> dict[str, Any]:
             keep_models=True,
             keep_first_only=True,
             check=ctx.check if ctx else None,
+            # Progress per fold: a trial on big data is minutes of folds, not minutes at 5%.
+            on_fold=(lambda i, n: ctx.progress(10 + 85 * i / n, f"{run.algorithm}: fold {i + 1} of {n}"))
+            if ctx
+            else None,
         )
         # Size of one fitted fold model: pickled only to measure it, never stored or loaded.
         size = len(pickle.dumps(result.fold_models[0], protocol=5)) if result.fold_models else None
@@ -583,7 +587,7 @@ def experiment_cancel(*, experiment: Experiment, actor: Any) -> Experiment:
         job_ids = [r.job_id for r in experiment.runs.filter(status=RunStatus.RUNNING) if r.job_id]
         for job in Job.objects.filter(pk__in=job_ids).exclude(status__in=TERMINAL):
             job_cancel(job=job, actor=actor)
-        if experiment.job and not experiment.job.is_terminal:
+        if experiment.job:  # a finished coordinator too: its rolled-up status then reads cancelled
             job_cancel(job=experiment.job, actor=actor)
         Job.objects.filter(parent_id=experiment.job_id, status=JobStatus.QUEUED).update(
             status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from jobs.models import Job
 from jobs.runner import job_cancel
+from jobs.selectors import children_summaries, job_rollup, rollup, running_child_message
 from projects.access import access, can
 from projects.roles import Action
 from projects.views import project_context
@@ -15,7 +16,9 @@ from projects.views import project_context
 
 @login_required
 def job_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
-    job = access(request.user, Job.objects.select_related("project", "created_by"), pk)
+    job = access(request.user, job_rollup(Job.objects.select_related("project", "created_by")), pk)
+    summary = children_summaries([job]).get(job.pk)
+    busy = running_child_message(job) if summary and summary.active else ""
     return render(
         request,
         "jobs/detail.html",
@@ -24,6 +27,7 @@ def job_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
             job.project,
             "jobs",
             job=job,
+            rolled=rollup(job, summary, running_child_message=busy),
             can_cancel=can(request.user, job.project, Action.CANCEL_JOB),
             show_traceback=can(request.user, job.project, Action.VIEW_TRACEBACK),
         ),

@@ -10,6 +10,7 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.apis import ObtainTokenApi
 from mlplatform import views as platform_views
+from mlplatform.api_views import VersionApi
 
 # Each app registers its API viewsets in `<app>/api_urls.py` (`register(router)`), so apps
 # grow their API without touching this file.
@@ -29,6 +30,7 @@ for app in API_APPS:
 
 api_urlpatterns = [
     path("auth/token/", ObtainTokenApi.as_view(), name="api-token"),
+    path("version/", VersionApi.as_view(), name="api-version"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *extra_api_urls,
