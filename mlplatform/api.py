@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.filters import BaseFilterBackend, OrderingFilter
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
@@ -28,6 +28,18 @@ def valid_list(names: Iterable[str]) -> str:
     if not items:
         return "none"
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+class ChoiceField(serializers.ChoiceField):
+    """A choice field whose error lists the valid values ("'magic' is not valid: use random,
+    stratified, group or time"), so a client can correct itself without reading the docs."""
+
+    def __init__(self, choices, **kwargs):
+        super().__init__(choices, **kwargs)
+        names = valid_list(str(k) for k in self.choices)
+        self.error_messages["invalid_choice"] = (
+            "{input!r} is not valid: use " + names.replace("{", "{{").replace("}", "}}") + "."
+        )
 
 
 class Pagination(PageNumberPagination):
@@ -80,6 +92,16 @@ def _filter_names(request, view) -> list[str]:
     return names
 
 
+def _filters_described(request, view, filters: list[str]) -> list[str]:
+    """The filters as an error message lists them: a view with many generated names (a range
+    per metric) describes them once (`filter_help`)."""
+    extra = getattr(view, "extra_filter_names", None)
+    if not callable(extra) or not getattr(view, "filter_help", None):
+        return filters
+    generated = set(extra(request))
+    return [f for f in filters if f not in generated] + [view.filter_help]
+
+
 def query_params_allowed(request, view, *, listing: bool = True) -> tuple[list[str], list[str]]:
     """(filters, other parameters) this endpoint accepts; an action that pages something other
     than the view's own list (a project's audit log) takes no filters or ordering."""
@@ -112,13 +134,37 @@ def query_params_check(request, view, *, listing: bool = True) -> None:
     known = set(filters) | set(other)
     unknown = [name for name in request.query_params if name not in known]
     if not unknown:
+        if listing:
+            _choices_check(request, view)
         return
-    valid = f"filters: {valid_list(filters)}" if filters else "no filters"
+    described = _filters_described(request, view, filters)
+    valid = f"filters: {valid_list(described)}" if filters else "no filters"
     message = f"Unknown query parameter. This list accepts {valid}; and {valid_list(other)}."
     raise InvalidInput(
         f"Unknown query parameter {unknown[0]!r}. This list accepts {valid}; and {valid_list(other)}.",
         errors={name: [message] for name in unknown},
     )
+
+
+def _choices_check(request, view) -> None:
+    """A filter with a fixed set of values (`?status=`) refuses any other, listing the valid
+    ones, instead of django-filter's "Select a valid choice"."""
+    from django_filters.rest_framework import DjangoFilterBackend
+
+    queryset = view.get_queryset() if hasattr(view, "get_queryset") else None
+    filterset_class = DjangoFilterBackend().get_filterset_class(view, queryset) if queryset is not None else None
+    if filterset_class is None:
+        return
+    for name, value in request.query_params.items():
+        spec = filterset_class.base_filters.get(name)
+        choices = spec.extra.get("choices") if spec is not None else None
+        if callable(choices):
+            choices = choices()
+        if not choices or value == "":
+            continue
+        values = [str(c[0]) for c in choices if c[0] not in ("", None)]
+        if value not in values:
+            raise InvalidInput(f"Unknown {name} {value!r}: use {valid_list(values)}.", field=name)
 
 
 def _is_list(request, view) -> bool:
@@ -165,6 +211,8 @@ class SafeOrderingFilter(OrderingFilter):
         for term in terms:
             if term.lstrip("-") not in valid:
                 field = "ordering" if request.query_params.get("ordering") else "sort"
+                if hasattr(view, "ordering_error"):  # a view that knows better what went wrong
+                    view.ordering_error(term.lstrip("-"), field)
                 if not valid:
                     raise InvalidInput("This list cannot be ordered.", field=field)
                 raise InvalidInput(
