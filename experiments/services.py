@@ -180,7 +180,9 @@ def experiment_create(*, project: Project, created_by: Any, config: ExperimentCo
         project.success_metric if project.success_metric in metrics_for(task_type) else DEFAULT_METRIC[task_type]
     )
     if metric not in METRICS:
-        raise InvalidInput(f"Unknown metric {metric!r}.", field="metric")
+        raise InvalidInput(
+            f"Unknown metric {metric!r}; choose one of {', '.join(metrics_for(task_type))}.", field="metric"
+        )
     if METRICS[metric].task_type != task_type:
         raise InvalidInput(
             f"{METRICS[metric].label} is a {METRICS[metric].task_type} metric; this project is {task_type}. "

@@ -195,3 +195,12 @@ def job_state(job_id: int) -> dict[str, Any] | None:
     summary = children_summaries([job]).get(job.pk)
     view = rollup(job, summary)
     return {"id": job.pk, "status": view.status, "progress": view.progress, "message": view.message}
+
+
+def with_rollups(jobs) -> list[Job]:
+    """Jobs for a page: each gets `.rolled` (status, progress, message over its children)."""
+    jobs = list(jobs)
+    summaries = children_summaries(jobs)
+    for job in jobs:
+        job.rolled = rollup(job, summaries.get(job.pk))
+    return jobs

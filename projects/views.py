@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from jobs.models import Job
-from jobs.selectors import job_rollup
+from jobs.selectors import job_rollup, with_rollups
 from mlplatform.errors import DomainError
 from mlplatform.ui import report
 from projects import services
@@ -71,7 +71,7 @@ def _metrics_by_task() -> str:
 def project_overview_view(request: HttpRequest, pk: int) -> HttpResponse:
     project = project_for(request.user, pk)
     stages = workflow_for(project=project, user=request.user)
-    jobs = job_rollup(Job.objects.filter(project=project, parent__isnull=True))[:8]
+    jobs = with_rollups(job_rollup(Job.objects.filter(project=project, parent__isnull=True))[:8])
     return render(
         request,
         "projects/overview.html",
@@ -220,5 +220,5 @@ def audit_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def jobs_view(request: HttpRequest, pk: int) -> HttpResponse:
     project = project_for(request.user, pk)
-    jobs = job_rollup(Job.objects.filter(project=project).select_related("created_by"))[:200]
+    jobs = with_rollups(job_rollup(Job.objects.filter(project=project).select_related("created_by"))[:200])
     return render(request, "projects/jobs.html", project_context(request, project, "jobs", jobs=jobs))

@@ -11,14 +11,15 @@ def main(base_url: str, token: str, csv_path: str = "cancer.csv") -> dict:
     data.to_csv(csv_path, index=False)  # a real CSV on disk
 
     client = Client(base_url, token=token)
-    project = client.projects.create("Tumours", "classification", success_metric="roc_auc", success_threshold=0.9,
-                                     baseline_score=0.5, decision="go", decision_rationale="Scans wait too long")  # fmt: skip
+    goal = {"success_metric": "roc_auc", "success_threshold": 0.9, "baseline_score": 0.5, "decision": "go"}
+    project = client.projects.create("Tumours", "classification", decision_rationale="Scans wait too long", **goal)
     version = project.upload(csv_path, "cancer")  # waits for its job: read and profiled
     print(version.warnings_frame()[["kind", "column", "severity"]].head())
     version = version.set_target("diagnosis").split("stratified", column="diagnosis", seed=1)
     recipe = project.save_recipe("scaled", [{"op": "scale", "columns": ["mean radius", "mean area"]}])
-    experiment = project.train(version, "diagnosis", algorithms=["random_forest"], recipe=recipe, cv_folds=3,
-                               search={"method": "random", "n_trials": 2}).wait(progress=True)  # fmt: skip
+    search = {"method": "random", "n_trials": 2}
+    experiment = project.train(version, "diagnosis", algorithms=["random_forest"], recipe=recipe, search=search)
+    experiment.wait(progress=True)  # one line per change of the job covering every trial
     print(experiment.leaderboard()[["algorithm", "kind", "score", "roc_auc"]])
     best = experiment.best_run()
     print(experiment.evaluate(best)["verdict"]["text"])  # the one look at the locked test set

@@ -82,6 +82,13 @@ def test_roles_and_outsiders_get_typed_errors(live_server, worker, team):
     assert job.status == "succeeded" and viewer.jobs.get(job.id).own_status == "succeeded"
 
 
+def test_readme_shows_the_tested_script_verbatim():
+    script = (ROOT / "tests" / "clients" / "loop_script.py").read_text()
+    body = script[script.index("from mlplatform_client") :]
+    assert f"```python\n{body}```" in (ROOT / "README.md").read_text()
+    assert len([line for line in body.splitlines() if line.strip()]) <= 32  # "about 30 lines"
+
+
 def test_client_version_is_the_api_version(client, db):
     assert mlp.__version__ == API_VERSION == client.get("/api/v1/version/").json()["api_version"]
     schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()

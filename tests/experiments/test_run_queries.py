@@ -96,3 +96,10 @@ def test_leaderboard_sort_ranks_by_a_metric_and_refuses_unknown_ones(api, runs):
     r = viewer.get(f"/api/v1/experiments/{exp.pk}/", {"sort": "-rmse"})
     assert r.status_code == 400
     assert r.json()["errors"]["sort"][0].startswith("Unknown metric 'rmse' for this classification experiment: sort by")
+
+
+def test_experiment_metric_lists_the_task_metrics(api, team, cancer_version):
+    body = {"project": team.project.pk, "dataset_version": cancer_version.pk, "target": "diagnosis", "metric": "speed"}
+    r = api("owner").post("/api/v1/experiments/", body, format="json")
+    assert r.status_code == 400
+    assert "choose one of accuracy, balanced_accuracy" in r.json()["errors"]["metric"][0]
