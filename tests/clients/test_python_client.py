@@ -80,6 +80,9 @@ def test_roles_and_outsiders_get_typed_errors(live_server, worker, team):
     assert list(rows.index) == list(range(30)) and list(rows["x"]) == list(range(30))
     job = version.split("random", seed=3).last_job
     assert job.status == "succeeded" and viewer.jobs.get(job.id).own_status == "succeeded"
+    events = list(viewer.jobs.get(job.id).events())  # server-sent events of a finished job: its state, then end
+    assert [e["event"] for e in events] == ["progress", "end"] and events[-1]["data"]["status"] == "succeeded"
+    assert [j.id for j in viewer.jobs.list(project=team.project.pk, kind="dataset.split")] == [job.id]
 
 
 def test_readme_shows_the_tested_script_verbatim():
