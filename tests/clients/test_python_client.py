@@ -144,10 +144,14 @@ def test_retries_honour_retry_after_then_give_up_with_a_typed_error(flaky):
 
 
 def test_the_package_installs_with_pip(tmp_path):
+    import shutil
+
+    source = tmp_path / "src"  # a copy: building leaves build/ and egg-info beside the sources
+    shutil.copytree(ROOT / "clients" / "python", source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
-         str(ROOT / "clients" / "python")],
+         str(source)],
         check=True, capture_output=True,
     )  # fmt: skip
     probe = "import mlplatform_client, sys; print(mlplatform_client.__version__, mlplatform_client.__file__)"
