@@ -295,14 +295,16 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScoped
     def _task_type(self) -> str | None:
         """The runs' task, when the query pins it (an experiment or a project): metrics are then
         checked against it ("rmse is a regression metric; these runs are classification")."""
-        params = self.request.query_params
+        if hasattr(self, "_runs_task_type"):  # asked by the filters and the ordering: one query
+            return self._runs_task_type
+        params, self._runs_task_type = self.request.query_params, None
         for model, key in ((Experiment, "experiment"), (Project, "project")):
             if params.get(key, "").isdigit():
                 rows = scope(model.objects.filter(pk=int(params[key])), self.request.user)
-                found = rows.values_list("task_type", flat=True).first()
-                if found:
-                    return found
-        return None
+                self._runs_task_type = rows.values_list("task_type", flat=True).first()
+                if self._runs_task_type:
+                    break
+        return self._runs_task_type
 
     def extra_filter_names(self, request) -> list[str]:
         return run_queries.range_filter_names()
