@@ -14,10 +14,13 @@ TEST_ENV := SECRET_KEY=test-only-secret-key-not-used-anywhere-else-4f9c2a7b1e \
 
 .PHONY: demo test test-fast test-faults pytest lint format services install bench clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt clients/python/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	# The Python client (clients/python), as API users install it; the tests import the
+	# working tree's copy first (pytest pythonpath), this one proves it installs.
+	$(PY) -m pip install -q --no-deps --no-build-isolation ./clients/python
 	@touch $@
 
 install: $(VENV)/.installed

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
-import numpy as np
-import pandas as pd
-from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -17,16 +11,23 @@ from rest_framework.response import Response
 from datasets import selectors, services
 from datasets.models import Dataset, DatasetVersion, Recipe, SqlConnection, VersionStatus
 from datasets.recipes import STEP_REFERENCE, RecipeError, preview
-from jobs.models import Job
+from datasets.row_apis import VersionRowsMixin
+from datasets.rows import PART_NAMES, escape_formula, frame_rows  # noqa: F401 - re-exported for older importers
+from datasets.split_jobs import split_request
+from jobs.models import TERMINAL, Job
+from mlplatform.api import ChoiceField, accepted, accepted_schema, location_header
 from mlplatform.errors import InvalidInput
 from projects.roles import Action
 from projects.viewsets import ProjectScopedViewSet
 
-PART_NAMES = {0: "train", 1: "validation", 2: "test"}
-
 
 def version_job(version: DatasetVersion) -> Job | None:
     return Job.objects.filter(target_type="datasetversion", target_id=version.pk).order_by("-pk").first()
+
+
+def _started(data: dict, job: Job | None, *, fallback: int = status.HTTP_201_CREATED) -> Response:
+    # Every action here starts a job; `fallback` only if none was (a deployment without workers).
+    return accepted(data, job) if job is not None else Response(data, status=fallback)
 
 
 class VersionSummarySerializer(serializers.ModelSerializer):
@@ -57,6 +58,7 @@ class VersionSerializer(serializers.ModelSerializer):
     table = serializers.SerializerMethodField()
     target = serializers.SerializerMethodField()
     job = serializers.SerializerMethodField()
+    recomputing = serializers.SerializerMethodField()
     lineage = serializers.SerializerMethodField()
 
     class Meta:
@@ -88,6 +90,7 @@ class VersionSerializer(serializers.ModelSerializer):
             "test_locked",
             "test_used_at",
             "job",
+            "recomputing",
         ]
         read_only_fields = fields
 
@@ -100,9 +103,20 @@ class VersionSerializer(serializers.ModelSerializer):
     def get_target(self, v: DatasetVersion) -> dict | None:
         return (v.profile or {}).get("target")
 
+    def _job(self, v: DatasetVersion) -> Job | None:
+        if not hasattr(v, "_latest_job"):
+            v._latest_job = version_job(v)
+        return v._latest_job
+
     def get_job(self, v: DatasetVersion) -> dict | None:
-        job = version_job(v)
+        job = self._job(v)
         return {"id": job.pk, "kind": job.kind, "status": job.status, "progress": job.progress} if job else None
+
+    def get_recomputing(self, v: DatasetVersion) -> bool:
+        """True while a job works on a ready version (a re-profile after a new target, a split):
+        its profile, warnings or split are about to change; `job` says which and how far."""
+        job = self._job(v)
+        return v.status == VersionStatus.READY and job is not None and job.status not in TERMINAL
 
     def get_lineage(self, v: DatasetVersion) -> dict:
         detail = {k: val for k, val in (v.source_detail or {}).items() if k != "query"}
@@ -173,7 +187,7 @@ class RowsSerializer(serializers.Serializer):
 
 
 class SplitSerializer(serializers.Serializer):
-    strategy = serializers.ChoiceField(choices=["random", "stratified", "group", "time"])
+    strategy = ChoiceField(choices=["random", "stratified", "group", "time"])
     test_size = serializers.FloatField(default=0.2)
     val_size = serializers.FloatField(default=0.2)
     seed = serializers.IntegerField(default=42, min_value=0, max_value=2**31 - 1)
@@ -224,8 +238,13 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectSc
     def base_queryset(self):
         return Dataset.objects.prefetch_related("versions")
 
-    @extend_schema(request=DatasetCreateSerializer, responses={201: DatasetSerializer})
+    @extend_schema(
+        request=DatasetCreateSerializer,
+        responses={202: accepted_schema(DatasetSerializer)},
+        parameters=[location_header()],
+    )
     def create(self, request):
+        """A dataset and its first version; reading the data is a job (`Location`)."""
         body = DatasetCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -234,71 +253,35 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectSc
         if data.get("description"):
             Dataset.objects.filter(pk=version.dataset_id).update(description=data["description"])
         dataset = Dataset.objects.prefetch_related("versions").get(pk=version.dataset_id)
-        return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
+        return _started(DatasetSerializer(dataset).data, version_job(version))
 
-    @extend_schema(request=NewVersionSerializer, responses={201: VersionSerializer})
+    @extend_schema(
+        request=NewVersionSerializer,
+        responses={202: accepted_schema(VersionSerializer)},
+        parameters=[location_header()],
+    )
     @action(detail=True, methods=["post"])
     def versions(self, request, pk=None):
-        """A new version of this dataset from a file, a URL or a SQL query."""
+        """A new version of this dataset from a file, a URL or a SQL query (read by a job)."""
         dataset = self.get_object()
         body = NewVersionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         version = _create_version(dataset.project, body.validated_data, request.user, dataset=dataset)
-        return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+        return _started(VersionSerializer(version).data, version_job(version))
 
-    @extend_schema(request=RowsSerializer, responses={201: VersionSerializer})
+    @extend_schema(
+        request=RowsSerializer, responses={202: accepted_schema(VersionSerializer)}, parameters=[location_header()]
+    )
     @action(detail=True, methods=["post"])
     def rows(self, request, pk=None):
+        """A new version: the latest rows plus these (row ids of earlier rows kept); profiled by a job."""
         dataset = self.get_object()
         rows = request.data.get("rows") if isinstance(request.data, dict) else None
         version = services.rows_append(dataset=dataset, rows=rows, actor=request.user)
-        return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+        return _started(VersionSerializer(version).data, version_job(version))
 
 
-def escape_formula(value) -> str:
-    """CSV cells that a spreadsheet would run as a formula get a leading quote (OWASP)."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    text = str(value)
-    if text and text[0] in ("=", "+", "-", "@", "\t", "\r"):
-        # Plain negative numbers stay numbers; anything else starting like a formula is quoted.
-        if not (text[0] == "-" and _is_number(text)):
-            return "'" + text
-    return text
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-def _json_cell(value):
-    if value is None:
-        return None
-    if isinstance(value, float | np.floating):
-        return None if not np.isfinite(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_ | bool):
-        return bool(value)
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(value) if not isinstance(value, int | str) else value
-
-
-def frame_rows(frame: pd.DataFrame) -> list[list]:
-    return [[_json_cell(v) for v in row] for row in frame.itertuples(index=False, name=None)]
-
-
-class DatasetVersionViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, ProjectScopedViewSet):
+class DatasetVersionViewSet(VersionRowsMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, ProjectScopedViewSet):
     queryset = DatasetVersion.objects.all()
     serializer_class = VersionSerializer
     filterset_fields = ["project", "dataset", "status"]
@@ -308,29 +291,37 @@ class DatasetVersionViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Pr
     def base_queryset(self):
         return DatasetVersion.objects.select_related("created_by", "parent", "dataset")
 
-    @extend_schema(request=SplitSerializer, responses={200: VersionSerializer})
+    @extend_schema(
+        request=SplitSerializer, responses={202: accepted_schema(VersionSerializer)}, parameters=[location_header()]
+    )
     @action(detail=True, methods=["post"])
     def split(self, request, pk=None):
+        """Train / validation / locked test split, computed by a job: wait on `Location`, then read `split`."""
         version = self.get_object()
         body = SplitSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        version = services.version_split(version=version, actor=request.user, **body.validated_data)
-        return Response(VersionSerializer(version).data)
+        job = split_request(version=version, actor=request.user, **body.validated_data)
+        return accepted(VersionSerializer(version).data, job)
 
-    @extend_schema(request=TargetSerializer, responses={200: VersionSerializer})
+    @extend_schema(
+        request=TargetSerializer, responses={202: accepted_schema(VersionSerializer)}, parameters=[location_header()]
+    )
     @action(detail=True, methods=["post"])
     def target(self, request, pk=None):
-        """Choose the target column; the version is profiled again (imbalance, leakage)."""
+        """Choose the target column; a job profiles the version again (imbalance, leakage): until it
+        is done the version says `recomputing: true`."""
         version = self.get_object()
         body = TargetSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         version = services.version_set_target(version=version, target=body.validated_data["target"], actor=request.user)
-        return Response(VersionSerializer(version).data)
+        return _started(VersionSerializer(version).data, version_job(version), fallback=status.HTTP_200_OK)
 
-    @extend_schema(request=CleanSerializer, responses={201: VersionSerializer})
+    @extend_schema(
+        request=CleanSerializer, responses={202: accepted_schema(VersionSerializer)}, parameters=[location_header()]
+    )
     @action(detail=True, methods=["post"])
     def clean(self, request, pk=None):
-        """A new version with the cleaning steps (drop_columns, drop_duplicates) applied to every row."""
+        """A new version with the cleaning steps (drop_columns, drop_duplicates) applied to every row (a job)."""
         version = self.get_object()
         body = CleanSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -340,59 +331,7 @@ class DatasetVersionViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, Pr
                 Recipe.objects.all(), body.validated_data["recipe"], version.project, "recipe"
             ).steps
         new = services.version_clean(version=version, steps=steps, actor=request.user)
-        return Response(VersionSerializer(new).data, status=status.HTTP_201_CREATED)
-
-    @action(detail=True, methods=["get"])
-    def rows(self, request, pk=None):
-        """Paged rows (`?page=&page_size=`), each with its split part. Locked test rows are never shown."""
-        version = self.get_object()
-        if version.status != VersionStatus.READY:
-            raise InvalidInput(f"The version is {version.status}.", field="version")
-        try:
-            page = max(1, int(request.query_params.get("page", 1)))
-            size = min(500, max(1, int(request.query_params.get("page_size", 50))))
-        except ValueError:
-            raise InvalidInput("page and page_size must be whole numbers.", field="page") from None
-        frame, parts = selectors.visible_rows(version)
-        start = (page - 1) * size
-        chunk = frame.iloc[start : start + size]
-        return Response(
-            {
-                "count": len(frame),
-                "page": page,
-                "page_size": size,
-                "columns": [str(c) for c in frame.columns],
-                "rows": frame_rows(chunk),
-                "split": [PART_NAMES[int(p)] for p in parts[start : start + size]] if parts is not None else None,
-                "test_rows_hidden": bool(version.split_key),
-            }
-        )
-
-    @action(detail=True, methods=["get"])
-    def export(self, request, pk=None):
-        """CSV of the visible rows (never the locked test rows), safe against formula injection."""
-        version = self.get_object()
-        if version.status != VersionStatus.READY:
-            raise InvalidInput(f"The version is {version.status}.", field="version")
-        frame, _parts = selectors.visible_rows(version)
-        columns = [escape_formula(c) for c in frame.columns]
-
-        def generate():
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(columns)
-            for start in range(0, len(frame), 5000):
-                for row in frame.iloc[start : start + 5000].itertuples(index=False, name=None):
-                    writer.writerow([escape_formula(v) for v in row])
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-            if len(frame) == 0:
-                yield buffer.getvalue()
-
-        response = StreamingHttpResponse(generate(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="dataset-{version.dataset_id}-v{version.number}.csv"'
-        return response
+        return _started(VersionSerializer(new).data, version_job(new))
 
 
 class RecipeSerializer(serializers.ModelSerializer):

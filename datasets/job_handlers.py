@@ -23,6 +23,7 @@ from datasets import services
 from datasets.ingest import IngestError, Limits, prepare, read_table
 from datasets.models import DatasetVersion, VersionSource, VersionStatus
 from datasets.profiling import profile_frame
+from datasets.split_jobs import split_job  # noqa: F401 - registers the dataset.split job
 from jobs.models import Job
 from jobs.runner import JobContext, RetryableError, job_handler
 from mlplatform import netguard

@@ -1,16 +1,21 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, serializers, status
+from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from datasets.models import DatasetVersion, Recipe
-from experiments import selectors, services
+from experiments import run_queries, selectors, services
 from experiments.ml import catalogue
+from experiments.ml.metrics import metric_names
 from experiments.models import Experiment, Run
+from jobs.models import Job
+from mlplatform.api import ChoiceField, accepted, accepted_schema, location_header, valid_list
 from mlplatform.errors import InvalidInput
+from projects.access import scope
+from projects.models import Project
 from projects.roles import Action
 from projects.viewsets import ProjectScopedViewSet
 
@@ -110,9 +115,25 @@ class ExperimentDetailSerializer(ExperimentSerializer):
     def get_runs(self, experiment: Experiment) -> list:
         sort = self.context.get("sort")
         runs = selectors.leaderboard(experiment, sort=sort)
+        if self.context.get("reverse"):
+            ranked = [
+                r for r in runs if ((r.cv_metrics or {}).get(sort or experiment.metric) or {}).get("mean") is not None
+            ]
+            runs = ranked[::-1] + [r for r in runs if r not in ranked]
         for r in runs:
             r.experiment = experiment
         return RunSerializer(runs, many=True).data
+
+    def to_representation(self, experiment: Experiment) -> dict:
+        data = super().to_representation(experiment)
+        if experiment.status == "running" and experiment.job_id:
+            # The job's roll-up counts folds of running trials: progress moves during long trials.
+            from jobs.selectors import children_summaries, job_rollup, rollup
+
+            job = job_rollup(Job.objects.filter(pk=experiment.job_id)).first()
+            if job is not None:
+                data["progress"] = max(data["progress"], rollup(job, children_summaries([job]).get(job.pk)).progress)
+        return data
 
     def get_baselines(self, experiment: Experiment) -> dict:
         """What every run is compared with: the project's bar and the two baseline runs."""
@@ -150,7 +171,30 @@ class EvaluateSerializer(serializers.Serializer):
 class TuneSerializer(serializers.Serializer):
     algorithm = serializers.CharField(max_length=60, required=False, default="")
     n_trials = serializers.IntegerField(required=False, default=20, min_value=1, max_value=500)
-    method = serializers.ChoiceField(choices=["tpe", "random", "grid"], required=False, default="tpe")
+    method = ChoiceField(choices=["tpe", "random", "grid"], required=False, default="tpe")
+
+
+SORT_PARAMETER = OpenApiParameter(
+    "sort",
+    str,
+    description="Rank the leaderboard by this metric of the task, best first (`-` for worst first); "
+    "default: the experiment's metric.",
+)
+
+
+def leaderboard_sort(experiment: Experiment, raw: str | None) -> tuple[str | None, bool]:
+    """(metric, reversed) from `?sort=`; an unknown metric is a 400 listing the task's metrics."""
+    if not raw:
+        return None, False
+    metric = raw.lstrip("-")
+    valid = metric_names(experiment.task_type)
+    if metric not in valid:
+        raise InvalidInput(
+            f"Unknown metric {metric!r} for this {experiment.task_type} experiment: sort by {valid_list(valid)} "
+            "(best first; prefix - for worst first).",
+            field="sort",
+        )
+    return metric, raw.startswith("-")
 
 
 class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
@@ -165,13 +209,20 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
     ordering_fields = ["created_at", "name", "status"]
     write_permission = Action.RUN_EXPERIMENTS
 
+    @extend_schema(parameters=[SORT_PARAMETER], responses=ExperimentDetailSerializer)
     def retrieve(self, request, pk=None):
         experiment = self.get_object()
-        ctx = {"request": request, "sort": request.query_params.get("sort")}
+        sort, reverse = leaderboard_sort(experiment, request.query_params.get("sort"))
+        ctx = {"request": request, "sort": sort, "reverse": reverse}
         return Response(ExperimentDetailSerializer(experiment, context=ctx).data)
 
-    @extend_schema(request=ExperimentCreateSerializer, responses=ExperimentDetailSerializer)
+    @extend_schema(
+        request=ExperimentCreateSerializer,
+        responses={202: accepted_schema(ExperimentDetailSerializer)},
+        parameters=[location_header()],
+    )
     def create(self, request):
+        """Queue training; `Location` is the experiment's job, whose status covers every trial."""
         body = ExperimentCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -195,13 +246,16 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
             positive_class=data["positive_class"],
         )
         experiment = services.experiment_create(project=project, created_by=request.user, config=config)
-        return Response(
-            ExperimentDetailSerializer(experiment, context={"request": request}).data, status=status.HTTP_201_CREATED
-        )
+        return accepted(ExperimentDetailSerializer(experiment, context={"request": request}).data, experiment.job)
 
-    @extend_schema(request=EvaluateSerializer, responses=ExperimentSerializer)
+    @extend_schema(
+        request=EvaluateSerializer,
+        responses={202: accepted_schema(ExperimentSerializer)},
+        parameters=[location_header()],
+    )
     @action(detail=True, methods=["post"])
     def evaluate(self, request, pk=None):
+        """The one final evaluation on the locked test set (a job); a second one is a 409."""
         experiment = self.get_object()
         body = EvaluateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -209,9 +263,11 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
         if run is None:
             raise InvalidInput("No such run in this experiment.", field="run")
         experiment = services.evaluate_request(experiment=experiment, run=run, actor=request.user)
-        return Response(ExperimentSerializer(experiment).data, status=status.HTTP_202_ACCEPTED)
+        return accepted(ExperimentSerializer(experiment).data, experiment.evaluation_job)
 
-    @extend_schema(request=TuneSerializer, responses=ExperimentSerializer)
+    @extend_schema(
+        request=TuneSerializer, responses={202: accepted_schema(ExperimentSerializer)}, parameters=[location_header()]
+    )
     @action(detail=True, methods=["post"])
     def tune(self, request, pk=None):
         """A follow-up experiment tuning one algorithm (default: the best run's) with more trials."""
@@ -219,7 +275,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
         body = TuneSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         child = services.experiment_tune(experiment=experiment, created_by=request.user, **body.validated_data)
-        return Response(ExperimentSerializer(child).data, status=status.HTTP_201_CREATED)
+        return accepted(ExperimentSerializer(child).data, child.job)
 
     @extend_schema(request=None, responses=ExperimentSerializer)
     @action(detail=True, methods=["post"])
@@ -229,22 +285,64 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
 
 
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScopedViewSet):
-    """Runs (trials). `GET /runs/{id}/` includes diagnostics; `POST .../diagnose/` computes them."""
+    """Runs (trials). `GET /runs/{id}/` includes diagnostics; `POST .../diagnose/` computes them.
+
+    The list orders by any metric of the task (`?ordering=-roc_auc`, ascending without `-`) and
+    filters by metric ranges (`?roc_auc__gte=0.8&fit_seconds...`): see experiments/run_queries.py.
+    """
 
     queryset = Run.objects.select_related("experiment", "diagnostics_job")
     serializer_class = RunSerializer
-    filterset_fields = ["experiment", "status", "kind", "algorithm"]
-    ordering_fields = ["created_at", "score", "trial_number"]
+    filterset_fields = ["project", "experiment", "status", "kind", "algorithm"]
+    ordering_fields = ["created_at", "score", "trial_number", "fit_seconds"]
     write_permission = Action.RUN_EXPERIMENTS
+    filter_help = "<metric>__gte, __gt, __lte or __lt for score and any metric of the task"
+
+    def _task_type(self) -> str | None:
+        """The runs' task, when the query pins it (an experiment or a project): metrics are then
+        checked against it ("rmse is a regression metric; these runs are classification")."""
+        if hasattr(self, "_runs_task_type"):  # asked by the filters and the ordering: one query
+            return self._runs_task_type
+        params, self._runs_task_type = self.request.query_params, None
+        for model, key in ((Experiment, "experiment"), (Project, "project")):
+            if params.get(key, "").isdigit():
+                rows = scope(model.objects.filter(pk=int(params[key])), self.request.user)
+                self._runs_task_type = rows.values_list("task_type", flat=True).first()
+                if self._runs_task_type:
+                    break
+        return self._runs_task_type
+
+    def extra_filter_names(self, request) -> list[str]:
+        return run_queries.range_filter_names()
+
+    def ordering_terms(self, request) -> list[str]:
+        return run_queries.metric_choices(self._task_type())
+
+    def ordering_error(self, term: str, field: str) -> None:
+        if term in run_queries.METRICS:  # a metric of the other task: say so
+            run_queries.check_metric(term, self._task_type(), field=field)
+
+    def apply_ordering(self, queryset, terms):
+        return run_queries.order_by_terms(queryset, terms, self._task_type())
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        algorithm = self.request.query_params.get("algorithm")
+        if algorithm:
+            known = sorted({a.key for a in catalogue.CATALOGUE.values()} | {"ensemble"})
+            if algorithm not in known:
+                raise InvalidInput(f"Unknown algorithm {algorithm!r}: use {valid_list(known)}.", field="algorithm")
+        return run_queries.apply_ranges(queryset, self.request.query_params, self._task_type())
 
     def retrieve(self, request, pk=None):
         return Response(RunDetailSerializer(self.get_object()).data)
 
-    @extend_schema(request=None, responses=RunDetailSerializer)
+    @extend_schema(request=None, responses={202: accepted_schema(RunDetailSerializer)}, parameters=[location_header()])
     @action(detail=True, methods=["post"])
     def diagnose(self, request, pk=None):
+        """Diagnostics on validation data (a job; `Location`)."""
         run = services.diagnose_request(run=self.get_object(), actor=request.user)
-        return Response(RunDetailSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return accepted(RunDetailSerializer(run).data, run.diagnostics_job)
 
 
 class AlgorithmOut(serializers.Serializer):

@@ -44,6 +44,13 @@ def parallel_trials() -> int:
     return settings.EXPERIMENT_PARALLEL_TRIALS
 
 
+def experiment_start(*, experiment_id: int) -> dict[str, Any]:
+    """The `experiment.train` job: queue the first trials. Its result names how many child jobs
+    the experiment plans, so the job's rolled-up progress counts them (jobs.selectors)."""
+    status = experiment_advance(experiment_id=experiment_id)
+    return {"status": status, "children_expected": planned_total(Experiment.objects.get(pk=experiment_id))}
+
+
 def planned_total(experiment: Experiment) -> int:
     spec = experiment.search or {}
     n = len(catalogue.BASELINES[experiment.task_type]) + int(spec.get("n_trials", 0))
@@ -259,6 +266,10 @@ def _cross_validate(experiment: Experiment, run: Run, train: pd.DataFrame, ctx: 
             keep_models=True,
             keep_first_only=True,
             check=ctx.check if ctx else None,
+            # Progress per fold: a trial on big data is minutes of folds, not minutes at 5%.
+            on_fold=(lambda i, n: ctx.progress(10 + 85 * i / n, f"{run.algorithm}: fold {i + 1} of {n}"))
+            if ctx
+            else None,
             positive=experiment.positive_class,
         )
     except (JobCancelled, JobLost):

@@ -12,7 +12,7 @@ from jobs.runner import JobCancelled, JobContext, job_handler
 @job_handler("experiment.train", queue="training")
 def train(job: Job, ctx: JobContext) -> dict[str, Any]:
     # Non-blocking: queue baselines and the first trials, then return. Trials advance the rest.
-    return {"status": coordinator.experiment_advance(experiment_id=job.params["experiment_id"])}
+    return coordinator.experiment_start(experiment_id=job.params["experiment_id"])
 
 
 @job_handler("experiment.trial", queue="training")

@@ -155,7 +155,9 @@ def _metric_for(project: Project, requested: str) -> str:
         project.success_metric if project.success_metric in metrics_for(task_type) else DEFAULT_METRIC[task_type]
     )
     if metric not in METRICS:
-        raise InvalidInput(f"Unknown metric {metric!r}.", field="metric")
+        raise InvalidInput(
+            f"Unknown metric {metric!r}; choose one of {', '.join(metrics_for(task_type))}.", field="metric"
+        )
     if METRICS[metric].task_type != task_type:
         raise InvalidInput(
             f"{METRICS[metric].label} is a {METRICS[metric].task_type} metric; this project is {task_type}. "
@@ -397,7 +399,7 @@ def experiment_cancel(*, experiment: Experiment, actor: Any) -> Experiment:
         job_ids = [r.job_id for r in experiment.runs.filter(status=RunStatus.RUNNING) if r.job_id]
         for job in Job.objects.filter(pk__in=job_ids).exclude(status__in=TERMINAL):
             job_cancel(job=job, actor=actor)
-        if experiment.job and not experiment.job.is_terminal:
+        if experiment.job:  # a finished coordinator too: its rolled-up status then reads cancelled
             job_cancel(job=experiment.job, actor=actor)
         Job.objects.filter(parent_id=experiment.job_id, status=JobStatus.QUEUED).update(
             status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()

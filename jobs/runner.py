@@ -336,7 +336,11 @@ def job_cancel(*, job: Job, actor: Any) -> Job:
         _finish(job.pk, None, JobStatus.CANCELLED, message="Cancelled before it started", cancel_requested=True)
     elif job.status == JobStatus.RUNNING:
         Job.objects.filter(pk=job.pk).update(cancel_requested=True, message="Cancelling…")
-    # A finished parent (a coordinator that queued its children and returned) still cancels them.
+    # A finished parent (a coordinator that queued its children and returned) still cancels them,
+    # and remembers it: its rolled-up status then reads `cancelled` (jobs.selectors).
+    elif Job.objects.filter(parent=job, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).exists():
+        Job.objects.filter(pk=job.pk).update(cancel_requested=True)
+    # One by one through `_finish`: each child's failure hook runs and its secret params go.
     for child_id in Job.objects.filter(parent=job, status=JobStatus.QUEUED).values_list("pk", flat=True):
         _finish(child_id, None, JobStatus.CANCELLED, message="Cancelled before it started", cancel_requested=True)
     Job.objects.filter(parent=job, status=JobStatus.RUNNING).update(cancel_requested=True)

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from jobs.models import Job
 from jobs.redaction import job_public_params, job_public_result
 from jobs.runner import job_cancel
+from jobs.selectors import children_summaries, job_rollup, rollup, running_child_message
 from jobs.webhooks import project_webhook_test
 from mlplatform.errors import DomainError
 from projects.access import access, can, project_for
@@ -18,7 +19,9 @@ from projects.views import project_context
 
 @login_required
 def job_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
-    job = access(request.user, Job.objects.select_related("project", "created_by"), pk)
+    job = access(request.user, job_rollup(Job.objects.select_related("project", "created_by")), pk)
+    summary = children_summaries([job]).get(job.pk)
+    busy = running_child_message(job) if summary and summary.active else ""
     # A display copy (never saved): the template shows only what the handler declared public.
     job.params, job.result = job_public_params(job), job_public_result(job)
     return render(
@@ -29,6 +32,7 @@ def job_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
             job.project,
             "jobs",
             job=job,
+            rolled=rollup(job, summary, running_child_message=busy),
             can_cancel=can(request.user, job.project, Action.CANCEL_JOB),
             show_traceback=can(request.user, job.project, Action.VIEW_TRACEBACK),
         ),

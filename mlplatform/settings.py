@@ -14,6 +14,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from mlplatform.env import env_bool, env_cidrs, env_float, env_int, env_json, env_list, env_rate_per_minute, env_str
+from mlplatform.version import API_VERSION
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("MLPLATFORM_DATA_DIR") or BASE_DIR / "var")
@@ -210,6 +211,10 @@ JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 # published again after this long; duplicates are harmless (claims are atomic).
 JOB_REQUEUE_AFTER_SECONDS = env_float("JOB_REQUEUE_AFTER_SECONDS", 300.0)
 DIAGNOSTIC_CRASH_JOBS = env_bool("DIAGNOSTIC_CRASH_JOBS", False)  # test suite only
+# `GET /api/v1/jobs/{id}/?wait=N` and `.../events/` hold a web thread while they wait: capped,
+# and at most JOB_WAIT_SLOTS waits per web process (beyond that a wait answers within a second).
+JOB_WAIT_MAX_SECONDS = env_float("JOB_WAIT_MAX_SECONDS", 60.0)
+JOB_WAIT_SLOTS = env_int("JOB_WAIT_SLOTS", 16, minimum=1)
 
 # --- Data collection ------------------------------------------------------------------------
 # Every outbound connection made for a user (URL import, SQL, webhooks) follows
@@ -284,6 +289,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "mlplatform.api.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
+        "mlplatform.api.StrictQueryParams",
         "django_filters.rest_framework.DjangoFilterBackend",
         "mlplatform.api.SafeOrderingFilter",
     ],
@@ -301,7 +307,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "mlplatform API",
     "DESCRIPTION": "Frame, data, experiments, deployments, review and monitoring of ML projects.",
-    "VERSION": "1.0.0",
+    "VERSION": API_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,

@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from mlplatform import views as platform_views
+from mlplatform.api_views import VersionApi
 
 # Each app registers its API viewsets in `<app>/api_urls.py` (`register(router)`, and its explicit
 # `urlpatterns`), so apps grow their API without touching this file. This module is the
@@ -28,6 +29,7 @@ for app in API_APPS:
     extra_api_urls += getattr(module, "urlpatterns", [])
 
 api_urlpatterns = [
+    path("version/", VersionApi.as_view(), name="api-version"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     *extra_api_urls,

@@ -7,6 +7,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from mlplatform.api import ChoiceField
 from projects import services, webhook_settings
 from projects.access import can, forget_roles, require
 from projects.metrics import TaskType
@@ -20,16 +21,16 @@ User = get_user_model()
 
 class AssumptionSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=500)
-    status = serializers.ChoiceField(choices=AssumptionStatus.choices, default=AssumptionStatus.UNCHECKED)
+    status = ChoiceField(choices=AssumptionStatus.choices, default=AssumptionStatus.UNCHECKED)
     note = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
 
 
 class ProjectSerializer(serializers.ModelSerializer):
     assumptions = AssumptionSerializer(many=True, required=False)
-    decision = serializers.ChoiceField(choices=Decision.choices, required=False)
+    decision = ChoiceField(choices=Decision.choices, required=False)
     decision_rationale = serializers.CharField(required=False, allow_blank=True, max_length=5000)
-    task_type = serializers.ChoiceField(choices=TaskType.choices)
-    gate_strictness = serializers.ChoiceField(choices=GateStrictness.choices, required=False)
+    task_type = ChoiceField(choices=TaskType.choices)
+    gate_strictness = ChoiceField(choices=GateStrictness.choices, required=False)
     decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     my_role = serializers.SerializerMethodField()
@@ -120,11 +121,11 @@ class MemberSerializer(serializers.ModelSerializer):
 
 class MemberInput(serializers.Serializer):
     username = serializers.CharField(max_length=150)
-    role = serializers.ChoiceField(choices=Role.choices)
+    role = ChoiceField(choices=Role.choices)
 
 
 class RoleInput(serializers.Serializer):
-    role = serializers.ChoiceField(choices=Role.choices)
+    role = ChoiceField(choices=Role.choices)
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -138,7 +139,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
 class WorkflowStageSerializer(serializers.Serializer):
     key = serializers.CharField()
     label = serializers.CharField()
-    state = serializers.ChoiceField(choices=["done", "in_progress", "blocked", "todo"])
+    state = ChoiceField(choices=["done", "in_progress", "blocked", "todo"])
     detail = serializers.CharField()
     next_step = serializers.CharField()
     url = serializers.CharField()

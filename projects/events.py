@@ -34,6 +34,7 @@ class AuditAction(StrEnum):
     DATASET_VERSION_APPENDED = "dataset_version.appended"
     DATASET_VERSION_CLEANED = "dataset_version.cleaned"
     DATASET_VERSION_SPLIT = "dataset_version.split"
+    DATASET_VERSION_SPLIT_REQUESTED = "dataset_version.split_requested"
     DATASET_VERSION_TARGET = "dataset_version.target"
     RECIPE_SAVED = "recipe.saved"
     SQL_CONNECTION_CREATED = "sql_connection.created"

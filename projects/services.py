@@ -70,7 +70,9 @@ def validate_problem(values: dict[str, Any]) -> None:
     metric = values.get("success_metric") or ""
     if metric:
         if metric not in METRICS:
-            raise InvalidInput(f"Unknown metric {metric!r}.", field="success_metric")
+            raise InvalidInput(
+                f"Unknown metric {metric!r}; choose one of {', '.join(metrics_for(task_type))}.", field="success_metric"
+            )
         if METRICS[metric].task_type != task_type:
             raise InvalidInput(
                 f"{metric!r} is not a {task_type} metric; choose one of {', '.join(metrics_for(task_type))}.",

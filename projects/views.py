@@ -68,8 +68,7 @@ def _metrics_by_task() -> str:
 def project_overview_view(request: HttpRequest, pk: int) -> HttpResponse:
     project = project_for(request.user, pk)
     stages = workflow_for(project=project, user=request.user)
-    # The reverse relation keeps projects free of an import of jobs (jobs builds on projects).
-    jobs = project.jobs.filter(parent__isnull=True)[:8]
+    # The recent jobs come from the jobs app's `project_jobs` tag (jobs builds on projects).
     return render(
         request,
         "projects/overview.html",
@@ -79,7 +78,6 @@ def project_overview_view(request: HttpRequest, pk: int) -> HttpResponse:
             "overview",
             stages=stages,
             next=next_step(stages),
-            jobs=jobs,
             metric_label=METRICS[project.success_metric].label if project.success_metric in METRICS else "",
         ),
     )
@@ -218,8 +216,8 @@ def audit_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def jobs_view(request: HttpRequest, pk: int) -> HttpResponse:
     project = project_for(request.user, pk)
-    jobs = project.jobs.select_related("created_by")[:200]
-    return render(request, "projects/jobs.html", project_context(request, project, "jobs", jobs=jobs))
+    # The list comes from the jobs app's `project_jobs` tag (jobs builds on projects).
+    return render(request, "projects/jobs.html", project_context(request, project, "jobs"))
 
 
 @login_required

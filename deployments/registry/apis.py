@@ -14,7 +14,7 @@ import io
 from django.http import FileResponse
 from django.urls import path
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, status
+from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from deployments.models import ModelVersion
 from deployments.registry import selectors, services
 from experiments.models import Run
+from mlplatform.api import accepted, accepted_schema
 from mlplatform.artifacts import read_verified
 from projects.access import access
 from projects.roles import Action
@@ -110,11 +111,13 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proj
 class RegisterRunApi(APIView):
     """POST /api/v1/runs/{id}/register/: the evaluated run becomes the project's next model version."""
 
-    @extend_schema(request=None, responses={201: ModelVersionSerializer})
+    @extend_schema(request=None, responses={202: accepted_schema(ModelVersionSerializer)})
     def post(self, request, pk):
+        """Registers at once; `Location` is the version's preparation job (input schema and drift
+        reference): the version can be deployed when it has succeeded (`reference_status: ready`)."""
         run = access(request.user, Run.objects.select_related("experiment", "project"), pk, Action.RUN_EXPERIMENTS)
         version = services.model_version_register(run=run, actor=request.user)
-        return Response(ModelVersionSerializer(version).data, status=status.HTTP_201_CREATED)
+        return accepted(ModelVersionSerializer(version).data, version.prepare_job)
 
 
 urlpatterns = [

@@ -95,7 +95,8 @@ def model_version_create(*, project: Project, actor: Any, spec: NewVersion) -> M
                 "model_version": {"id": version.pk, "version": number, "metrics": spec.metrics, "run": spec.run.pk}
             },
         )
-        job_enqueue(
+        # Kept on the instance for the caller: the API answers 202 with this job to wait on.
+        version.prepare_job = job_enqueue(
             project=project,
             kind=PREPARE_JOB,
             created_by=actor,

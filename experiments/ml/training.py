@@ -106,16 +106,23 @@ def cross_validate_pipeline(
     keep_first_only: bool = False,
     check: Callable[[], None] | None = None,
     positive: Any = None,
+    on_fold: Callable[[int, int], None] | None = None,
 ) -> CVResult:
-    """Fit a fresh clone per fold; metrics on each validation fold and on its training fold."""
+    """Fit a fresh clone per fold; metrics on each validation fold and on its training fold.
+
+    `on_fold(i, n)` is called before fold i (0-based) of n, so a long trial reports progress.
+    """
     classes = np.unique(y) if task_type == "classification" else None
     val_scores: dict[str, list] = {}
     train_scores: dict[str, list] = {}
     fit_s = pred_s = 0.0
     models = []
-    for train_idx, val_idx in cv.split(X, y, groups):
+    n_folds = cv.get_n_splits(X, y, groups) if on_fold else 0
+    for fold, (train_idx, val_idx) in enumerate(cv.split(X, y, groups)):
         if check:
             check()
+        if on_fold:
+            on_fold(fold, n_folds)
         X_tr, y_tr = X.iloc[train_idx], y.iloc[train_idx]
         if row_filter is not None:
             X_tr, y_tr = row_filter(X_tr, y_tr)

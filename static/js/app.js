@@ -29,6 +29,8 @@
     const status = el.querySelector("[data-job-status]");
     const message = el.querySelector("[data-job-message]");
     const error = el.querySelector("[data-job-error]");
+    const done = (s) => ["succeeded", "failed", "cancelled"].indexOf(s) >= 0;
+    const ownDoneAtLoad = done(el.getAttribute("data-own-status"));
     async function tick() {
       const r = await window.mlp.api("/api/v1/jobs/" + id + "/");
       if (!r.ok) return;
@@ -38,9 +40,14 @@
       if (message) mlp.text(message, job.message);
       if (error) mlp.text(error, job.error);
       el.setAttribute("data-status", job.status);
-      if (["succeeded", "failed", "cancelled"].indexOf(job.status) >= 0) {
+      // job.status covers the job's child jobs; own_status is its own step. A page showing the
+      // job's result reloads once its own step is done (a batch's output is ready while its
+      // logging child still runs), or at the very end when that step was done at page load.
+      const ownDone = done(job.own_status || job.status);
+      const reload = el.getAttribute("data-reload-on-finish");
+      if (reload && ((ownDone && !ownDoneAtLoad) || done(job.status))) { window.location.reload(); return; }
+      if (done(job.status)) {
         el.dispatchEvent(new CustomEvent("job:finished", { detail: job, bubbles: true }));
-        if (el.getAttribute("data-reload-on-finish")) window.location.reload();
         return;
       }
       setTimeout(tick, 1000);

@@ -19,7 +19,7 @@ def upload(api, team, file, name="customers", role="editor"):
 
 def test_upload_csv_profiles_and_finds_the_problems(api, team, worker):
     response = upload(api, team, csv_upload(messy_frame(), name="../../etc/passwd.csv", sep=";"))
-    assert response.status_code == 201, response.data
+    assert response.status_code == 202, response.data
     assert response.data["name"] == "customers"
     first = response.data["latest_version"]
     assert first["number"] == 1 and first["status"] == "processing"
@@ -59,7 +59,15 @@ def test_target_choice_reports_imbalance_and_leakage(api, team, worker):
     version = wait_version(response.data["latest_version"]["id"])
     assert version.status == "ready"
     r = api("editor").post(f"/api/v1/dataset-versions/{version.pk}/target/", {"target": "churn"}, format="json")
-    assert r.status_code == 200, r.data
+    assert r.status_code == 202, r.data
+    # The version says it is being profiled again, with the job to wait on: not `ready` and stale.
+    assert r["Location"] == f"/api/v1/jobs/{r.data['job_id']}/"
+    assert r.data["recomputing"] is True and r.data["job"]["id"] == r.data["job_id"]
+    assert r.data["job"]["kind"] == "dataset.profile"
+    job = api("viewer").get(r["Location"], {"wait": 30}).json()
+    assert job["status"] == "succeeded"
+    after = api("viewer").get(f"/api/v1/dataset-versions/{version.pk}/").json()
+    assert after["recomputing"] is False and after["table"] and after["target"]["column"] == "churn"
     from tests.datasets.helpers import wait_profile_change
 
     version = wait_profile_change(version.pk, lambda v: (v.profile.get("target") or {}).get("column") == "churn")
@@ -110,7 +118,7 @@ def test_identical_content_is_stored_once_and_rows_append_makes_a_version(api, t
         }
     ]
     r = api("editor").post(f"/api/v1/datasets/{va.dataset_id}/rows/", {"rows": rows}, format="json")
-    assert r.status_code == 201, r.data
+    assert r.status_code == 202, r.data
     assert r.data["number"] == 2 and r.data["row_count"] == 63
     v2 = wait_version(r.data["id"])
     assert v2.parent_id == va.pk and v2.source == "append" and v2.status == "ready"
@@ -144,7 +152,7 @@ def test_new_version_of_existing_dataset_by_upload(api, team, worker):
     r = api("editor").post(
         f"/api/v1/datasets/{a.data['id']}/versions/", {"file": csv_upload(messy_frame(40, seed=2))}, format="multipart"
     )
-    assert r.status_code == 201, r.data
+    assert r.status_code == 202, r.data
     v = wait_version(r.data["id"])
     assert v.number == 2 and v.parent.number == 1 and v.row_count == 52
 

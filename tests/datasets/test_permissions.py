@@ -139,4 +139,7 @@ def test_ui_posts_need_edit_data(client, team, objs):
 
 def test_no_ordering_by_related_fields(api, team, objs):
     r = api("viewer").get("/api/v1/datasets/?ordering=created_by__password")
-    assert r.status_code == 200
+    assert r.status_code == 400  # refused, naming what may be used instead
+    assert r.json()["errors"]["ordering"][0].endswith(
+        "order by name, created_at or updated_at (prefix - for descending, comma-separate several)."
+    )

@@ -26,11 +26,11 @@ def _upload_credit_cards(api, team):
         {"project": team.project.pk, "name": "credit-cards", "file": csv_upload(frame, name="CreditCard.csv")},
         format="multipart",
     )
-    assert response.status_code == 201, response.data
+    assert response.status_code == 202, response.data
     version = wait_version(response.data["latest_version"]["id"])
     assert version.status == "ready", version.error
     r = api("editor").post(f"/api/v1/dataset-versions/{version.pk}/target/", {"target": "card"}, format="json")
-    assert r.status_code == 200, r.data
+    assert r.status_code == 202, r.data
     return wait_profile_change(version.pk, lambda v: (v.profile.get("target") or {}).get("column") == "card")
 
 

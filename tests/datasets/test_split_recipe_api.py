@@ -7,6 +7,7 @@ import pytest
 from datasets.models import DatasetVersion, Recipe
 from datasets.selectors import locked_test_frame, split_frames
 from datasets.services import dataset_create, version_create_from_frame
+from jobs.models import Job
 from tests.datasets.helpers import messy_frame, wait_version
 
 pytestmark = pytest.mark.worker
@@ -22,15 +23,22 @@ def ready(team, worker):
     return version
 
 
+def split(api, version, body, role="editor") -> dict:
+    """POST a split (a job: 202 + Location), wait on the job, return the version as it is then."""
+    r = api(role).post(f"/api/v1/dataset-versions/{version.pk}/split/", body, format="json")
+    assert r.status_code == 202, r.data
+    assert r["Location"] == f"/api/v1/jobs/{r.data['job_id']}/" and r.data["recomputing"] is True
+    job = api("viewer").get(r["Location"], {"wait": 30}).json()
+    assert job["status"] == "succeeded", job
+    return api("viewer").get(f"/api/v1/dataset-versions/{version.pk}/").json()
+
+
 def test_stratified_split_locks_test_and_reports_duplicates_across_parts(api, ready):
-    r = api("editor").post(
-        f"/api/v1/dataset-versions/{ready.pk}/split/",
-        {"strategy": "stratified", "test_size": 0.2, "val_size": 0.2, "seed": 7, "column": "churn"},
-        format="json",
+    data = split(
+        api, ready, {"strategy": "stratified", "test_size": 0.2, "val_size": 0.2, "seed": 7, "column": "churn"}
     )
-    assert r.status_code == 200, r.data
-    assert r.data["test_locked"] is True
-    assert r.data["split"]["seed"] == 7 and sum(r.data["split"]["counts"].values()) == 312
+    assert data["test_locked"] is True and data["recomputing"] is False
+    assert data["split"]["seed"] == 7 and sum(data["split"]["counts"].values()) == 312
     ready.refresh_from_db()
     parts = split_frames(ready)
     test = locked_test_frame(ready, purpose="final_evaluation")
@@ -40,7 +48,7 @@ def test_stratified_split_locks_test_and_reports_duplicates_across_parts(api, re
     with pytest.raises(PermissionError):
         locked_test_frame(ready, purpose="peek")
     # The messy frame has 12 duplicated rows: some land on both sides of the split.
-    kinds = [w["kind"] for w in r.data["warnings"]]
+    kinds = [w["kind"] for w in data["warnings"]]
     assert "split_duplicate_rows" in kinds or len(test.merge(parts.train).index) == 0
 
     rows = api("viewer").get(f"/api/v1/dataset-versions/{ready.pk}/rows/?page_size=500").data
@@ -50,21 +58,11 @@ def test_stratified_split_locks_test_and_reports_duplicates_across_parts(api, re
 
 
 def test_group_and_time_splits_keep_groups_and_time_apart(api, ready):
-    r = api("editor").post(
-        f"/api/v1/dataset-versions/{ready.pk}/split/",
-        {"strategy": "group", "column": "city", "test_size": 0.25, "val_size": 0.2},
-        format="json",
-    )
-    assert r.status_code == 200, r.data
+    split(api, ready, {"strategy": "group", "column": "city", "test_size": 0.25, "val_size": 0.2})
     ready.refresh_from_db()
     parts, test = split_frames(ready), locked_test_frame(ready, purpose="final_evaluation")
     assert not set(test["city"].dropna()) & set(parts.train["city"].dropna())
-    r = api("editor").post(
-        f"/api/v1/dataset-versions/{ready.pk}/split/",
-        {"strategy": "time", "column": "signup", "test_size": 0.2, "val_size": 0.1},
-        format="json",
-    )
-    assert r.status_code == 200, r.data
+    split(api, ready, {"strategy": "time", "column": "signup", "test_size": 0.2, "val_size": 0.1})
     ready.refresh_from_db()
     parts, test = split_frames(ready), locked_test_frame(ready, purpose="final_evaluation")
     assert parts.train["signup"].max() <= test["signup"].min()
@@ -94,7 +92,7 @@ def test_stratified_split_on_a_single_class_target_is_400(api, team, worker):
     ds = dataset_create(project=team.project, name="one", created_by=team.owner)
     v = wait_version(version_create_from_frame(dataset=ds, frame=frame, created_by=team.owner).pk)
     r = api("editor").post(f"/api/v1/dataset-versions/{v.pk}/target/", {"target": "label"}, format="json")
-    assert r.status_code == 200
+    assert r.status_code == 202
     from tests.datasets.helpers import wait_profile_change
 
     v = wait_profile_change(v.pk, lambda x: any(w["kind"] == "single_class" for w in x.warnings))
@@ -105,6 +103,7 @@ def test_stratified_split_on_a_single_class_target_is_400(api, team, worker):
     assert r.status_code == 400 and "single class" in r.data["errors"]["column"][0]
     v.refresh_from_db()
     assert v.split is None
+    assert not Job.objects.filter(kind="dataset.split").exists()  # refused before anything was queued
 
 
 EVERY_STEP = [
@@ -183,7 +182,7 @@ def test_rows_are_paged(api, ready):
 def test_cleaning_makes_a_new_version_without_duplicates(api, team, ready):
     steps = [{"op": "drop_duplicates"}, {"op": "drop_columns", "columns": ["customer_id"]}, {"op": "scale"}]
     r = api("editor").post(f"/api/v1/dataset-versions/{ready.pk}/clean/", {"steps": steps}, format="json")
-    assert r.status_code == 201, r.data
+    assert r.status_code == 202, r.data
     new = wait_version(r.data["id"])
     assert new.status == "ready", new.error
     assert new.row_count == 300 and new.parent_id == ready.pk and new.source == "recipe"

@@ -88,13 +88,13 @@ def test_url_import_as_a_job(api, team, worker, server):
             {"project": team.project.pk, "name": "web", "source_url": f"{server}/data.csv"},
             format="json",
         )
-        assert r.status_code == 201, r.data
+        assert r.status_code == 202, r.data
         v = wait_version(r.data["latest_version"]["id"])
         assert v.status == "ready" and v.row_count == 52 and v.source == "url"
         r2 = api("editor").post(
             f"/api/v1/datasets/{v.dataset_id}/versions/", {"source_url": f"{server}/to-loopback"}, format="json"
         )
-        assert r2.status_code == 201
+        assert r2.status_code == 202
         v2 = wait_version(r2.data["id"], profiled=False)
         assert v2.status == "failed" and "127.0.0.1" in v2.error
         r3 = api("editor").post(
@@ -145,7 +145,7 @@ def test_sql_connection_dsn_is_encrypted_never_shown_and_queries_are_read_only(
         },
         format="json",
     )
-    assert q.status_code == 201, q.data
+    assert q.status_code == 202, q.data
     v = wait_version(q.data["latest_version"]["id"])
     assert v.status == "ready", v.error
     assert v.row_count == 60 and [c["name"] for c in v.schema] == ["id", "amount", "region"]
@@ -155,7 +155,7 @@ def test_sql_connection_dsn_is_encrypted_never_shown_and_queries_are_read_only(
         {"connection": "warehouse", "query": "WITH d AS (DELETE FROM sales RETURNING *) SELECT * FROM d"},
         format="json",
     )
-    assert w.status_code == 201
+    assert w.status_code == 202
     vw = wait_version(w.data["id"], profiled=False)
     assert vw.status == "failed" and "read-only" in vw.error.lower()
     with psycopg.connect(**warehouse_db) as wh:

@@ -52,7 +52,7 @@ def test_a_version_serves_once_its_preparation_job_has_built_schema_and_referenc
     go_project.save()
     run = make_evaluated_run(go_project, team.owner)
     registered = api("editor").post(f"/api/v1/runs/{run.pk}/register/")
-    assert registered.status_code == 201 and registered.json()["reference_status"] == "pending"
+    assert registered.status_code == 202 and registered.json()["reference_status"] == "pending"
     version_id = registered.json()["id"]
     webhook = Job.objects.get(kind="webhook.deliver")
     assert (

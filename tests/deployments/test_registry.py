@@ -40,7 +40,8 @@ def test_register_api_roles_and_errors(team, api, go_project):
     assert api("viewer").post(f"/api/v1/runs/{run.pk}/register/").status_code == 403
     assert api("reviewer").post(f"/api/v1/runs/{run.pk}/register/").status_code == 403
     r = api("editor").post(f"/api/v1/runs/{run.pk}/register/")
-    assert r.status_code == 201, r.content
+    assert r.status_code == 202, r.content
+    assert r["Location"] == f"/api/v1/jobs/{r.json()['job_id']}/"  # the preparation job to wait on
     # The request reads no training rows: a job builds the schema and the drift reference.
     assert r.json()["version"] == 1 and r.json()["reference_status"] == "pending" and r.json()["input_schema"] == []
     assert r.json()["positive_class"] == "yes"

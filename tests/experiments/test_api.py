@@ -160,11 +160,20 @@ def test_classification_flow_baselines_search_ensemble_diagnose_evaluate_once(te
     version = make_version(team.project, team.owner, cancer_frame(), "diagnosis")
     owner = api("owner")
     resp = owner.post(URL, body(team, version), format="json")
-    assert resp.status_code == 201, resp.json()
+    assert resp.status_code == 202, resp.json()
     exp_id = resp.json()["id"]
     assert resp.json()["metric"] == "f1" and resp.json()["cv_strategy"] == "stratified"
-    exp = wait_experiment(exp_id)
-    assert exp.status == "succeeded", exp.error
+    # One handle for the whole training: the job's status covers every trial it started.
+    assert resp["Location"] == f"/api/v1/jobs/{resp.json()['job_id']}/" and resp.json()["job"] == resp.json()["job_id"]
+    job = owner.get(resp["Location"], {"wait": 60}).json()
+    while job["status"] not in ("succeeded", "failed", "cancelled"):
+        job = owner.get(resp["Location"], {"wait": 60}).json()
+    exp = Experiment.objects.get(pk=exp_id)
+    assert job["status"] == "succeeded" and exp.status == "succeeded", (job, exp.error)
+    assert job["own_status"] == "succeeded" and job["progress"] == 100
+    assert job["children"]["total"] == exp.runs.count() == job["children"]["succeeded"]
+    trial_log = Job.objects.filter(parent_id=job["id"]).exclude(kind="experiment.train").first().log
+    assert "fold 1 of 3" in trial_log and "fold 3 of 3" in trial_log  # progress moved during the folds
 
     detail = owner.get(f"{URL}{exp_id}/").json()
     assert detail["progress"] == 100
@@ -263,7 +272,7 @@ def test_regression_flow_and_crashed_trial_is_a_failed_run(regression_team, api,
         },
         format="json",
     )
-    assert resp.status_code == 201, resp.json()
+    assert resp.status_code == 202, resp.json()
     assert resp.json()["metric"] == "rmse" and resp.json()["cv_strategy"] == "kfold"
     exp = wait_experiment(resp.json()["id"])
     assert exp.status == "succeeded"
@@ -334,7 +343,7 @@ def test_tpe_search_runs_its_budget_through_the_coordinator(team, api, worker):
     version = make_version(team.project, team.owner, cancer_frame(), "diagnosis")
     search = {"method": "tpe", "n_trials": 4, "ensemble_k": 0}
     resp = api("owner").post(URL, body(team, version, algorithms=["logistic", "knn"], search=search), format="json")
-    assert resp.status_code == 201, resp.json()
+    assert resp.status_code == 202, resp.json()
     exp = wait_experiment(resp.json()["id"])
     assert exp.status == "succeeded"
     candidates = list(exp.runs.filter(kind="candidate"))
@@ -374,7 +383,7 @@ def test_tune_starts_a_follow_up_on_the_best_algorithm(team, api, worker):
     assert api("viewer").post(f"{URL}{parent.pk}/tune/", {}, format="json").status_code == 403
     assert api("owner").post(f"{URL}{parent.pk}/tune/", {"n_trials": 0}, format="json").status_code == 400
     resp = api("owner").post(f"{URL}{parent.pk}/tune/", {"n_trials": 3}, format="json")
-    assert resp.status_code == 201, resp.json()
+    assert resp.status_code == 202, resp.json()
     best = next(r for r in parent.runs.order_by("-score") if r.kind == "candidate")
     child = wait_experiment(resp.json()["id"])
     assert child.parent_id == parent.pk and child.algorithms == [best.algorithm]
@@ -391,7 +400,7 @@ def test_folds_follow_a_grouped_split(team, api, worker):
     refused = api("owner").post(URL, body(team, version, cv_strategy="stratified"), format="json")
     assert refused.status_code == 400 and "cv_strategy" in refused.json()["errors"]
     resp = api("owner").post(URL, body(team, version, cv_folds=2), format="json")
-    assert resp.status_code == 201, resp.json()
+    assert resp.status_code == 202, resp.json()
     assert resp.json()["cv_strategy"] == "group"
     exp = wait_experiment(resp.json()["id"])
     assert exp.status == "succeeded", exp.error
@@ -425,7 +434,7 @@ def test_time_budget_stops_new_trials(team, api, worker, settings):
     version = make_version(team.project, team.owner, cancer_frame(), "diagnosis")
     search = {"method": "random", "n_trials": 50, "timeout_seconds": 0.01, "ensemble_k": 0}
     resp = api("owner").post(URL, body(team, version, algorithms=["naive_bayes"], search=search), format="json")
-    assert resp.status_code == 201, resp.json()
+    assert resp.status_code == 202, resp.json()
     exp = wait_experiment(resp.json()["id"])
     assert exp.status == "succeeded"
     # The first advance queues the two baselines and one trial (3 in flight); once the budget

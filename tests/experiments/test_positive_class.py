@@ -62,7 +62,7 @@ def _body(team, version, **extra):
 def test_an_experiment_stores_its_positive_class(team, api):
     version = make_version(team.project, team.owner, cancer_frame(), "diagnosis")  # benign < malignant
     chosen = api("owner").post("/api/v1/experiments/", _body(team, version, positive_class="benign"), format="json")
-    assert chosen.status_code == 201, chosen.json()
+    assert chosen.status_code == 202, chosen.json()
     assert chosen.json()["positive_class"] == "benign"
     default = api("owner").post("/api/v1/experiments/", _body(team, version, name="default"), format="json")
     assert default.json()["positive_class"] == "malignant"

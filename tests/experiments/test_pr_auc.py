@@ -88,7 +88,7 @@ def test_an_experiment_ranked_and_finally_evaluated_by_pr_auc(team, api, worker)
     version = make_version(team.project, team.owner, cancer_frame(), "diagnosis")
     owner = api("owner")
     resp = owner.post(URL, body(team, version, search=FAST_SEARCH), format="json")
-    assert resp.status_code == 201, resp.json()
+    assert resp.status_code == 202, resp.json()
     assert resp.json()["metric"] == "pr_auc"  # the project's success metric by default
     exp = wait_experiment(resp.json()["id"])
     assert exp.status == "succeeded", exp.error

@@ -154,9 +154,12 @@ def test_assumption_can_be_marked_violated(api, team):
     assert workflow[0]["key"] == "problem" and workflow[0]["state"] == "blocked"
 
 
-def test_ordering_by_relation_is_ignored(api, team):
+def test_ordering_or_filtering_by_relation_is_refused(api, team):
     response = api("owner").get(URL, {"ordering": "created_by__password"})
-    assert response.status_code == 200
+    assert response.status_code == 400
+    assert response.data["errors"]["ordering"][0].endswith("order by created_at, name or updated_at "
+                                                            "(prefix - for descending, comma-separate several).")  # fmt: skip
     response = api("owner").get(URL, {"created_by__password__startswith": "pbkdf2"})
-    assert response.status_code == 200
-    assert "password" not in str(response.data)
+    assert response.status_code == 400
+    assert "filters: task_type or decision" in response.data["detail"]
+    assert "pbkdf2" not in str(response.data)

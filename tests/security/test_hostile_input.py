@@ -36,7 +36,7 @@ def _upload(api, team, name: str, data: bytes, filename: str):
         {"project": team.project.pk, "name": name, "file": SimpleUploadedFile(filename, data)},
         format="multipart",
     )
-    assert r.status_code == 201, r.data
+    assert r.status_code == 202, r.data
     return wait_version(r.data["latest_version"]["id"], timeout=120, profiled=False)
 
 

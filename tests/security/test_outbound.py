@@ -306,7 +306,7 @@ def test_operator_connections_belong_to_the_projects_they_name(live_server, team
         "/api/v1/datasets/",
         {"project": team.other_project.pk, "name": "f", "connection": "finance", "query": "SELECT 1"},
     )
-    assert mine.status_code == 201, mine.text
+    assert mine.status_code == 202, mine.text
     assert other.status_code == 400 and "connection" in other.json()["errors"]
     assert not Dataset.objects.filter(project=team.other_project).exists()
     # Nor is it offered on the other project's data page.
@@ -372,7 +372,7 @@ def test_a_stored_dsn_that_breaks_the_policy_is_never_used(api, team, worker, se
         {"project": team.project.pk, "name": "l", "connection": "loopback", "query": "SELECT 1"},
         format="json",
     )
-    assert r.status_code == 201
+    assert r.status_code == 202
     v = wait_version(r.data["latest_version"]["id"], profiled=False)
     assert v.status == "failed" and "127.0.0.1" in v.error and "private, loopback" in v.error
 

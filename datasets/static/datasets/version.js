@@ -96,7 +96,10 @@
     const r = await mlp.api("/api/v1/dataset-versions/" + ui.version + "/rows/?page_size=25&page=" + page);
     if (!r.ok) return;
     pages = Math.max(1, Math.ceil(r.body.count / r.body.page_size));
-    fillTable(document.getElementById("preview"), r.body.columns, r.body.rows, r.body.split);
+    // The stable row id first (the same row keeps it in versions made by appending rows).
+    const ids = r.body.row_ids || [];
+    const rows = r.body.rows.map((row, i) => [ids[i] == null ? "" : String(ids[i])].concat(row));
+    fillTable(document.getElementById("preview"), ["row"].concat(r.body.columns), rows, r.body.split);
     mlp.text(document.getElementById("page-label"), "Page " + page + " of " + pages + " (" + r.body.count + " rows)");
   }
   document.getElementById("prev-page").addEventListener("click", () => { if (page > 1) { page--; loadPage(); } });
