@@ -96,13 +96,30 @@ def auto_plan(frame: pd.DataFrame, *, target: str) -> RecipePlan:
     if not transformers:
         raise RecipeError("No usable feature columns: every column is an id or free text.")
     notes = [f"Dropped {c!r} ({kinds[c]})" for c in dropped]
-    return RecipePlan(ColumnTransformer(transformers, remainder="drop"), used, kinds, notes=notes)
+    columns = ColumnTransformer(transformers, remainder="drop")
+    messy = messy_category_columns(features, [c for c in groups.get(CATEGORICAL, [])])
+    if messy:
+        # The same spelling clean-up the automatic recipe shows, so an empty recipe is not worse.
+        from datasets.transformers import CategoryCleaner
+
+        notes.append("Categories of " + ", ".join(repr(c) for c in messy) + " are cleaned (case, spaces, spellings).")
+        cleaner = CategoryCleaner(columns=tuple(messy))
+        return RecipePlan(Pipeline([("clean", cleaner), ("columns", columns)]), used, kinds, notes=notes)
+    return RecipePlan(columns, used, kinds, notes=notes)
+
+
+def messy_category_columns(frame: pd.DataFrame, columns: list[str]) -> list[str]:
+    """Columns whose values have several spellings of one category ("South", "south ")."""
+    from datasets.categories import learn
+
+    return [c for c in columns if c in frame.columns and learn(frame[c]).changes]
 
 
 # --- declarative steps ---------------------------------------------------------------------------
 
 OPS = (
     "drop_columns",
+    "clean_categories",
     "impute",
     "drop_duplicates",
     "remove_outliers",
@@ -125,6 +142,7 @@ DATE_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "quarter", "hour
 # JSON schema of one step, shown to users (UI form help, API docs).
 STEP_REFERENCE: dict[str, str] = {
     "drop_columns": '{"op": "drop_columns", "columns": ["id", "notes"]}',
+    "clean_categories": '{"op": "clean_categories", "columns": ["region"], "merge_similar": true}  (case, spaces, Unicode; rare near-identical spellings merged into a frequent one when merge_similar)',
     "impute": '{"op": "impute", "columns": ["age"], "strategy": "median"}  (mean, median, most_frequent, constant + "value")',
     "drop_duplicates": '{"op": "drop_duplicates"}  (training rows only)',
     "remove_outliers": '{"op": "remove_outliers", "columns": ["income"], "method": "iqr", "threshold": 1.5}  (or zscore, 3; training rows only)',
@@ -313,7 +331,7 @@ def compile_recipe(steps: list[dict] | None, *, frame: pd.DataFrame, target: str
     from sklearn.decomposition import PCA
     from sklearn.feature_selection import SelectKBest, f_classif, f_regression
 
-    from datasets.transformers import AgeFromDate, ColumnDropper, Ratio, UppercaseRatio
+    from datasets.transformers import AgeFromDate, CategoryCleaner, ColumnDropper, Ratio, UppercaseRatio
 
     steps = validate_steps(steps)
     features = frame.drop(columns=[target], errors="ignore")
@@ -363,6 +381,28 @@ def compile_recipe(steps: list[dict] | None, *, frame: pd.DataFrame, target: str
                         field=f"steps[{i}].strategy",
                     )
                 spec(c).impute, spec(c).fill_value = strategy, step.get("value")
+        elif op == "clean_categories":
+            cols = _columns_field(step, i, available, target) or [c for c in available if kinds[c] == CATEGORICAL]
+            for c in cols:
+                if kinds[c] not in (CATEGORICAL, TEXT, ID_LIKE):
+                    raise RecipeError(
+                        f"{c!r} is {kinds[c]}; clean_categories works on text categories.",
+                        step=i,
+                        field=f"steps[{i}].columns",
+                    )
+            merge = step.get("merge_similar", True)
+            if not isinstance(merge, bool):
+                raise RecipeError("Must be true or false.", step=i, field=f"steps[{i}].merge_similar")
+            if cols:
+                derive.append((f"clean_{i}", CategoryCleaner(columns=tuple(cols), merge_similar=merge)))
+                sources.update(c for c in cols if c in features.columns)
+                notes.append(
+                    "Categories of "
+                    + ", ".join(repr(c) for c in cols)
+                    + " are cleaned (case, spaces"
+                    + (", near-identical spellings" if merge else "")
+                    + "), learned on training rows."
+                )
         elif op == "drop_duplicates":
             dedup = True
         elif op == "remove_outliers":
@@ -532,4 +572,16 @@ def preview(steps: list[dict] | None, *, frame: pd.DataFrame, target: str, rows:
         "before": X.head(rows),
         "after": after,
         "notes": plan.notes,
+        "category_mappings": category_mappings(plan.preprocessor),
     }
+
+
+def category_mappings(preprocessor: Any) -> dict[str, list[dict]]:
+    """What the fitted clean_categories steps merge, per column (shown next to the step)."""
+    from datasets.transformers import CategoryCleaner
+
+    out: dict[str, list[dict]] = {}
+    for _name, step in getattr(preprocessor, "steps", []):
+        if isinstance(step, CategoryCleaner) and hasattr(step, "changes_"):
+            out.update(step.changes_)
+    return out

@@ -11,7 +11,7 @@ from projects.metrics import METRICS, metrics_for
 class ExperimentForm(forms.Form):
     name = forms.CharField(max_length=120, required=False)
     dataset_version = forms.ChoiceField(help_text="Only versions with a train / validation / test split.")
-    target = forms.CharField(max_length=200)
+    target = forms.ChoiceField(label="Target column", help_text="The column the model learns to predict.")
     metric = forms.ChoiceField(required=False, help_text="Defaults to the project's success metric.")
     cv_folds = forms.IntegerField(min_value=2, max_value=20, initial=5)
     cv_strategy = forms.ChoiceField(
@@ -31,12 +31,33 @@ class ExperimentForm(forms.Form):
         required=False,
         help_text='Edit search spaces as JSON, e.g. {"random_forest": {"n_estimators": {"type": "int", "low": 50, "high": 200}}}.',
     )
+    # The recipe editor writes its steps here (JSON); `recipe_base` names the saved recipe they
+    # came from when unchanged, so the experiment reuses it instead of saving a copy.
+    recipe = forms.CharField(
+        widget=forms.HiddenInput(attrs={"data-recipe-output": "experiment-recipe"}), required=False
+    )
+    recipe_base = forms.IntegerField(
+        widget=forms.HiddenInput(attrs={"data-recipe-base": "experiment-recipe"}), required=False
+    )
+    recipe_name = forms.CharField(
+        max_length=120,
+        required=False,
+        widget=forms.TextInput(attrs={"data-recipe-name": "experiment-recipe"}),
+        label="Save the recipe as",
+        help_text="Edited recipes are saved (versioned by name) with the experiment; empty: a name from the data.",
+    )
 
     def __init__(self, *args, project, versions, **kwargs):
         super().__init__(*args, **kwargs)
         task = project.task_type
         self.fields["dataset_version"].choices = [
-            (v.pk, f"{v.dataset.name} v{v.number} ({v.row_count} rows)") for v in versions
+            (v.pk, f"{v.dataset.name} v{v.number} ({v.row_count:,} rows)") for v in versions
+        ]
+        chosen = str(self.data.get("dataset_version") or self.initial.get("dataset_version") or "")
+        version = next((v for v in versions if str(v.pk) == chosen), versions[0] if versions else None)
+        self.columns = {str(v.pk): [c["name"] for c in v.schema or [] if c.get("name")] for v in versions}
+        self.fields["target"].choices = [("", "— choose —")] + [
+            (c, c) for c in (self.columns.get(str(version.pk), []) if version else [])
         ]
         self.fields["metric"].choices = [("", "Project default")] + [(m, METRICS[m].label) for m in metrics_for(task)]
         self.fields["algorithms"].choices = [

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mlplatform.csp.ContentSecurityPolicyMiddleware",
     "mlplatform.middleware.RequestTooLargeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -88,7 +89,10 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "mlplatform.csp.csp_nonce",
             ],
+            # Number, time and icon helpers every template uses (mlplatform/templatefilters.py).
+            "builtins": ["mlplatform.templatefilters"],
         },
     },
 ]
