@@ -51,6 +51,10 @@ def _names(columns: list[str]) -> str:
     return shown + (f" and {len(columns) - 4} more" if len(columns) > 4 else "")
 
 
+def _verb(columns: list[str], one: str, many: str) -> str:
+    return one if len(columns) == 1 else many
+
+
 def _drops(columns: list[dict], warnings: list[dict], target: str) -> tuple[list[str], list[str]]:
     reasons: dict[str, str] = {}
     for c in columns:
@@ -86,7 +90,7 @@ def suggest(
             out.append(
                 Suggestion(
                     {"op": "clean_categories", "columns": messy, "merge_similar": True},
-                    f"{_names(messy)} spell some categories several ways (case, spaces or typos): "
+                    f"{_names(messy)} {_verb(messy, 'spells', 'spell')} some categories several ways (case, spaces or typos): "
                     "one spelling per category, learned on training rows.",
                 )
             )
@@ -123,7 +127,7 @@ def suggest(
         out.append(
             Suggestion(
                 {"op": "drop_columns", "columns": text},
-                f"{_names(text)} is free text: dropped (replace this step by tfidf to use the words).",
+                f"{_names(text)} {_verb(text, 'is', 'are')} free text: dropped (replace this step by tfidf to use the words).",
             )
         )
     return out
@@ -145,7 +149,7 @@ def _encodings(features: list[dict], categorical: list[str]) -> list[Suggestion]
         out.append(
             Suggestion(
                 {"op": "encode", "columns": many, "method": "ordinal"},
-                f"{_names(many)} have more than {HIGH_CARDINALITY} categories: one number per category.",
+                f"{_names(many)} {_verb(many, 'has', 'have')} more than {HIGH_CARDINALITY} categories: one number per category.",
             )
         )
     return out
@@ -170,7 +174,7 @@ def _scaling(features: list[dict], warnings: list[dict]) -> list[Suggestion]:
         out.append(
             Suggestion(
                 {"op": "scale", "columns": robust, "method": "robust"},
-                f"{_names(robust)} have outliers or a strong skew: scaled by median and quartiles.",
+                f"{_names(robust)} {_verb(robust, 'has', 'have')} outliers or a strong skew: scaled by median and quartiles.",
             )
         )
     return out

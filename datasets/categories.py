@@ -139,12 +139,14 @@ def learn(values: pd.Series | list[Any], *, merge_similar: bool = True) -> Categ
 
 
 def mapping_table(cleaning: CategoryCleaning) -> list[dict[str, Any]]:
-    """The spellings that change, for people: [{"from": [...], "to": "...", "merged": bool}]."""
+    """The spellings that change, for people: [{"to", "from": [...], "similar": [...]}], where
+    `similar` lists the spellings merged as near-identical (typos), the rest differ only by
+    case, spaces or Unicode form."""
     rows = []
     for spelling, raw in cleaning.variants.items():
         changed = [r for r in raw if r != spelling]
         if not changed:
             continue
-        fuzzy = any(key_of(r) in cleaning.merged for r in changed)
-        rows.append({"to": spelling, "from": changed, "similar": fuzzy})
+        similar = [r for r in changed if key_of(r) in cleaning.merged]
+        rows.append({"to": spelling, "from": changed, "similar": similar})
     return rows

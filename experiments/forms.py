@@ -13,18 +13,31 @@ class ExperimentForm(forms.Form):
     dataset_version = forms.ChoiceField(help_text="Only versions with a train / validation / test split.")
     target = forms.ChoiceField(label="Target column", help_text="The column the model learns to predict.")
     metric = forms.ChoiceField(required=False, help_text="Defaults to the project's success metric.")
-    cv_folds = forms.IntegerField(min_value=2, max_value=20, initial=5)
+    cv_folds = forms.IntegerField(min_value=2, max_value=20, initial=5, label="CV folds")
     cv_strategy = forms.ChoiceField(
-        choices=[(s, s) for s in training.CV_STRATEGIES], initial="auto", help_text="auto matches the split."
+        choices=[(s, s) for s in training.CV_STRATEGIES],
+        initial="auto",
+        label="CV strategy",
+        help_text="auto matches the split.",
     )
     algorithms = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple, required=False)
     method = forms.ChoiceField(
-        choices=[("tpe", "Bayesian (Optuna TPE)"), ("random", "Random"), ("grid", "Grid")], initial="tpe"
+        choices=[("tpe", "Bayesian (Optuna TPE)"), ("random", "Random"), ("grid", "Grid")],
+        initial="tpe",
+        label="Search",
     )
-    n_trials = forms.IntegerField(min_value=0, max_value=500, initial=10, help_text="Candidate trials (budget).")
-    timeout_seconds = forms.IntegerField(min_value=1, required=False, help_text="Wall-time budget (optional).")
+    n_trials = forms.IntegerField(
+        min_value=0, max_value=500, initial=10, label="Trials", help_text="Candidate trials (budget)."
+    )
+    timeout_seconds = forms.IntegerField(
+        min_value=1, required=False, label="Time budget (s)", help_text="Wall-time budget (optional)."
+    )
     ensemble_k = forms.IntegerField(
-        min_value=0, max_value=10, initial=3, help_text="Vote of the top k runs; 0 for none."
+        min_value=0,
+        max_value=10,
+        initial=3,
+        label="Ensemble of the top k",
+        help_text="Vote of the top k runs; 0 for none.",
     )
     spaces = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 6, "class": "mono"}),

@@ -8,6 +8,7 @@ inline SVG icon (the machines we run on have no emoji font: emoji render as empt
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
 import math
@@ -42,7 +43,7 @@ def format_number(value: Any, digits: int = 4) -> str:
     """12345.678 -> "12,346"; 0.912345 -> "0.9123"; 3 -> "3"; 1.5e-06 -> "1.5e-06"."""
     number = _number(value)
     if number is None:
-        return DASH if value is None or value == "" else str(value)
+        return DASH if value is None or value == "" or isinstance(value, float) else str(value)
     if number == 0:
         return "0"
     if float(number).is_integer() and abs(number) < 1e15:
@@ -56,6 +57,32 @@ def format_number(value: Any, digits: int = 4) -> str:
 @register.filter
 def num(value: Any, digits: int = 4) -> str:
     return format_number(value, int(digits))
+
+
+# Decimals worth rounding: four or more decimal places, or a float whose integer part has four
+# or more digits ("111300.0"). Integers are left alone (years, ids, versions).
+_LONG_DECIMAL = re.compile(r"(?<![\w.])-?(?:\d+\.\d{4,}|\d{4,}\.\d+)(?:e[-+]?\d+)?(?!\w|\.\d)")
+_DICT_REPR = re.compile(r"\{'[^{}]*\}")
+
+
+def _dict_text(match: re.Match) -> str:
+    try:
+        value = ast.literal_eval(match.group(0))  # literals only: never evaluates code
+    except (ValueError, SyntaxError):
+        return match.group(0)
+    if isinstance(value, dict) and isinstance(value.get("text"), str):
+        return value["text"]
+    return readable_text(value) if isinstance(value, dict) else match.group(0)
+
+
+@register.filter
+def tidy_numbers(value: Any) -> str:
+    """A sentence made elsewhere, for reading: long decimals rounded ("(0.8214056776556776 to
+    1.0)" reads "(0.821 to 1.0)") and a Python dict printed inside it ("verdict: {'text': ...}")
+    replaced by its text."""
+    text = _DICT_REPR.sub(_dict_text, str(value if value is not None else ""))
+    text = re.sub(r"(?<!\.)\.\.(?!\.)", ".", text)  # a quoted sentence's period before the outer one
+    return _LONG_DECIMAL.sub(lambda m: format_number(float(m.group(0)), 3), text)
 
 
 @register.filter
@@ -96,6 +123,7 @@ def ago(value: Any) -> str:
     return timesince(value, now, depth=1) + " ago"
 
 
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 _TRACEBACK = "Traceback (most recent call last):"
 _EXC_PREFIX = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Warning|Failure)\s*:\s*")
 # scikit-learn's advice to developers inside "All the N fits failed" messages.
@@ -162,6 +190,16 @@ def readable_text(value: Any, *, depth: int = 0) -> str:
         return "yes" if value else "no"
     if isinstance(value, int | float):
         return format_number(value)
+    if isinstance(value, dict | list | tuple) and not value:
+        return "none"
+    if isinstance(value, str) and _ISO.match(value):
+        moment = iso(value)
+        if isinstance(moment, dt.datetime):
+            return (
+                timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+                if timezone.is_aware(moment)
+                else moment.strftime("%Y-%m-%d %H:%M")
+            )
     if isinstance(value, dict):
         if depth >= 2:
             return f"{len(value)} fields"

@@ -67,7 +67,7 @@ def run_loop(*, project: Project, owner: Any, log: Callable[[str], None] = print
     from deployments.registry import model_version_register
     from deployments.services import api_key_create, deployment_create
     from experiments.models import Experiment
-    from experiments.selectors import leaderboard
+    from experiments.selectors import best_candidate
     from experiments.services import ExperimentConfig, evaluate_request, experiment_create
 
     if Deployment.objects.filter(project=project).exists():
@@ -108,7 +108,7 @@ def run_loop(*, project: Project, owner: Any, log: Callable[[str], None] = print
         timeout,
         "training",
     )
-    best = next(r for r in leaderboard(experiment) if r.status == "succeeded" and r.kind != "baseline")
+    best = best_candidate(experiment)  # what the leaderboard ranks first: baselines are references
     log(f"demo: evaluating {best.algorithm} once on the locked test set")
     evaluate_request(experiment=experiment, run=best, actor=owner)
     experiment = _wait(

@@ -96,7 +96,7 @@ def audit_rows(*, project: Project, limit: int = 200) -> list[AuditRow]:
     rows = []
     names = _verbose_names()
     for e in audit_list(project=project, limit=limit):
-        kind = names.get(e.object_type, e.object_type.replace("_", " "))
+        kind = re.sub(r"\bapi\b", "API", names.get(e.object_type, e.object_type.replace("_", " ")))
         kind = kind[:1].upper() + kind[1:]
         name = "" if _DEFAULT_REPR.match(e.object_repr or "") else e.object_repr
         if e.object_type:

@@ -146,9 +146,15 @@
       const body = make("tbody");
       rows.forEach(function (r) {
         const tr = make("tr");
-        tr.appendChild(make("td", "", r.from.map((v) => "“" + v + "”").join(", ")));
+        const from = make("td");
+        r.from.forEach(function (v, i) {
+          if (i) from.appendChild(document.createTextNode(", "));
+          from.appendChild(make("span", "mono", "“" + v + "”"));
+          if ((r.similar || []).indexOf(v) >= 0) from.appendChild(make("span", "badge warn", "spelling"));
+        });
+        tr.appendChild(from);
         tr.appendChild(make("td", "", "→"));
-        tr.appendChild(make("td", "", "“" + r.to + "”" + (r.similar ? " (near-identical spelling)" : "")));
+        tr.appendChild(make("td", "", "“" + r.to + "”"));
         body.appendChild(tr);
       });
       table.appendChild(body);

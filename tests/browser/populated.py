@@ -34,8 +34,9 @@ def messy_loans(n: int = 360, seed: int = 3) -> pd.DataFrame:
     """Loan applications with the mess a person meets: one region spelled six ways, missing
     values, an id column, a date column, duplicate rows."""
     rng = np.random.default_rng(seed)
-    regions = np.array([r for r, k in MESSY_REGIONS.items() for _ in range(k)], dtype=object)
-    region = rng.permutation(np.resize(regions, n))
+    total = sum(MESSY_REGIONS.values())
+    regions = [r for r, k in MESSY_REGIONS.items() for _ in range(max(2, round(k * n / total)))]
+    region = rng.permutation(np.resize(np.array(regions, dtype=object), n))
     income = np.round(rng.lognormal(10.6, 0.35, n), -2)
     debt = np.round(np.clip(rng.normal(0.3, 0.12, n), 0, None) * income, -1)
     age = rng.integers(19, 75, n).astype(float)

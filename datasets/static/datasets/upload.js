@@ -11,8 +11,9 @@
     const bar = form.querySelector(".progress");
     let file = null;
     function fieldError(control, text) {
-      const holder = control.closest(".field") || control.parentNode;
-      let list = holder.querySelector(".errorlist");
+      // Under the field's label and control, or inside the drop zone for the file.
+      const holder = control.classList.contains("dropzone") ? control : control.closest(".field") || control.parentNode;
+      let list = holder.querySelector(":scope > .errorlist");
       if (!list) { list = document.createElement("ul"); list.className = "errorlist"; holder.appendChild(list); }
       list.replaceChildren();
       if (text) { const li = document.createElement("li"); li.textContent = text; list.appendChild(li); }

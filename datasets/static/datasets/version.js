@@ -59,12 +59,12 @@
   // --- correlations -----------------------------------------------------------------------------
   const corr = charts.correlations || {};
   if (corr.numeric) {
-    Plotly.react("chart-corr", [{ type: "heatmap", z: corr.numeric.matrix, x: corr.numeric.columns, y: corr.numeric.columns, zmin: -1, zmax: 1, colorscale: "RdBu", reversescale: true,
+    Plotly.react("chart-corr", [{ type: "heatmap", z: corr.numeric.matrix, x: corr.numeric.columns, y: corr.numeric.columns, zmin: -1, zmax: 1, colorscale: "RdBu", reversescale: true, texttemplate: corr.numeric.columns.length <= 12 ? "%{z:.2f}" : "",
       colorbar: { title: { text: "r" }, tickvals: [-1, 0, 1], ticktext: ["−1 opposite", "0 none", "+1 together"] }, hovertemplate: "%{y} × %{x}: r = %{z:.2f}<extra></extra>" }],
     layout({ title: { text: "Pearson correlation (numeric)", font: { size: 14 } }, yaxis: axis("", { autorange: "reversed" }) }), config);
   } else { empty("chart-corr", "Fewer than two numeric columns."); }
   if (corr.categorical) {
-    Plotly.react("chart-cramer", [{ type: "heatmap", z: corr.categorical.matrix, x: corr.categorical.columns, y: corr.categorical.columns, zmin: 0, zmax: 1, colorscale: "Viridis",
+    Plotly.react("chart-cramer", [{ type: "heatmap", z: corr.categorical.matrix, x: corr.categorical.columns, y: corr.categorical.columns, zmin: 0, zmax: 1, colorscale: "Viridis", texttemplate: corr.categorical.columns.length <= 12 ? "%{z:.2f}" : "",
       colorbar: { title: { text: "V" }, tickvals: [0, 1], ticktext: ["0 independent", "1 one decides the other"] }, hovertemplate: "%{y} × %{x}: V = %{z:.2f}<extra></extra>" }],
     layout({ title: { text: "Cramér's V (categorical)", font: { size: 14 } }, yaxis: axis("", { autorange: "reversed" }) }), config);
   } else { document.getElementById("chart-cramer").hidden = true; }

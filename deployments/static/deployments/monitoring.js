@@ -16,7 +16,8 @@
     Plotly.newPlot("chart-traffic", [
       { x: t, y: s.map((r) => r.predictions), type: "bar", name: "predictions" },
       { x: t, y: s.map((r) => (r.latency_ms || {}).p95), yaxis: "y2", mode: "lines+markers", name: "p95 latency (ms)" },
-    ], lay({ yaxis: axis("predictions"), yaxis2: axis("ms", { overlaying: "y", side: "right" }) }), cfg);
+    ], lay({ xaxis: axis("", { type: "date", tickformat: "%b %d %H:%M" }), yaxis: axis("predictions", { rangemode: "tozero" }),
+      yaxis2: axis("p95 ms", { overlaying: "y", side: "right", rangemode: "tozero", showgrid: false }) }), cfg);
   } else {
     empty("chart-traffic", "No snapshot yet.");
   }
@@ -32,7 +33,7 @@
     traces.push({ x: t, y: s.map((r) => (r.performance || {})[primary]), mode: "lines+markers", name: "live " + primary });
   }
   if (traces.length && s.some((r) => (r.performance || {})[primary] != null)) {
-    Plotly.newPlot("chart-performance", traces, lay({ yaxis: axis(primary) }), cfg);
+    Plotly.newPlot("chart-performance", traces, lay({ xaxis: axis("", { type: "date", tickformat: "%b %d %H:%M" }), yaxis: axis(primary) }), cfg);
   } else {
     empty("chart-performance", "No ground truth yet: post feedback to see live performance.");
   }

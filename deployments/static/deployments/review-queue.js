@@ -26,5 +26,12 @@
       if (btn && document.querySelector("input[name=ids]:checked")) { btn.click(); ev.preventDefault(); }
     }
   });
+  // Tapping a row opens it (tablets have no keyboard); the checkbox and links keep their job.
+  rows.forEach(function (row) {
+    row.addEventListener("click", function (ev) {
+      if (ev.target.closest("a, input, button, label")) return;
+      window.location = row.getAttribute("data-href");
+    });
+  });
   show();
 })();
