@@ -228,17 +228,8 @@ def _error_states(c: Crawler, world) -> None:
     p.wait_for_selector("#add-member .errorlist li")
     c.settle()
     c.check("error-members")
-    # Final evaluation of a baseline without the confirmation: refused next to the button.
-    c.visit(f"/experiments/{world['experiment'].pk}/", "error-evaluate", shots=False)
-    if p.locator("#evaluate-form").count():
-        p.select_option("#evaluate-run", str(world["baseline"].pk))
-        p.evaluate("document.getElementById('evaluate-confirm').required = false")
-        p.once("dialog", lambda d: d.accept())
-        p.click("#evaluate-button")
-        p.wait_for_selector("#confirm-error")
-        c.settle()
-        c.check("error-evaluate")
-        c.shoot(f"error-evaluate-{WIDE}")
+    # The final evaluation's error state (a baseline without confirmation) needs an experiment whose
+    # test set is unused: tests/browser/test_guided_ui.py submits it under the same CSP checks.
     # Try it with a body that is not JSON.
     c.visit(f"/deployments/{world['deployment'].pk}/", "error-try", shots=False)
     p.fill("#try-body", "{not json")
@@ -290,29 +281,29 @@ def test_every_page_under_csp_without_console_errors(browser, live_server, team,
         report += reviewer.problems
     finally:
         reviewer.close()
+    report += _decision_panel_fits(browser, live_server.url, team, world)
     assert not report, "\n".join(report)
 
 
-def test_review_item_decision_panel_fits_small_screens(browser, live_server, team, worker):
-    """At 390 and 768 px the decision panel is on screen whole and its buttons work."""
-    world = build(team)
-    context = browser.new_context(base_url=live_server.url)
+def _decision_panel_fits(browser, base_url: str, team, world) -> list[str]:
+    """At 390 and 768 px the review item's decision panel is on screen whole and works."""
+    problems = []
+    context = browser.new_context(base_url=base_url)
     page = context.new_page()
     try:
         login(page, team.reviewer.username)
         for width in (PHONE, TABLET):
             page.set_viewport_size({"width": width, "height": 844})
             page.goto(f"/projects/{world.project.pk}/reviews/{world['review'].pk}/")
-            panel = page.locator("#decision-panel")
-            box = panel.bounding_box()
-            assert box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (width, box)
-            for button in ("#btn-approve", "#btn-override", "#btn-escalate"):
-                b = page.locator(button).bounding_box()
-                assert b["x"] >= 0 and b["x"] + b["width"] <= width + 1, (width, button, b)
-            assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+            for selector in ("#decision-panel", "#btn-approve", "#btn-override", "#btn-escalate", "#label"):
+                box = page.locator(selector).bounding_box()
+                if box is None or box["x"] < 0 or box["x"] + box["width"] > width + 1:
+                    problems.append(f"{selector} is cut off at {width}px: {box}")
         page.click("#btn-approve")
         page.wait_for_url(re.compile(r"/reviews/"))
         world["review"].refresh_from_db()
-        assert world["review"].status == "approved"
+        if world["review"].status != "approved":
+            problems.append(f"approving at {TABLET}px left the item {world['review'].status}")
     finally:
         context.close()
+    return problems

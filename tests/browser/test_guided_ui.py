@@ -20,6 +20,23 @@ from tests.experiments.test_leaderboard import board  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+WATCH = """window.__csp = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.violatedDirective + " " + e.sourceFile));"""
+
+
+@pytest.fixture
+def page(page):
+    """The browser page, failing the test on any CSP violation or console error it saw."""
+    errors: list[str] = []
+    page.context.add_init_script(WATCH)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    yield page
+    violations = page.evaluate("window.__csp || []")
+    # A refused form answers 400 with its errors in the page; Chromium logs that status.
+    errors = [e for e in errors if "status of 400" not in e]
+    assert not violations and not errors, violations + errors
+
 
 @pytest.fixture
 def messy_version(team):
