@@ -132,7 +132,6 @@ def experiment_create_view(request: HttpRequest, pk: int) -> HttpResponse:
                 str(v.pk): {"columns": form.columns[str(v.pk)], "target": v.target_column} for v in versions
             },
         ),
-        status=400 if request.method == "POST" else 200,
     )
 
 
@@ -314,8 +313,8 @@ def experiment_tune_view(request: HttpRequest, experiment_id: int) -> HttpRespon
 @require_POST
 def experiment_evaluate_view(request: HttpRequest, experiment_id: int) -> HttpResponse:
     """The one look at the locked test set. A baseline or an overfitting run needs an explicit
-    `confirm` (the form's "evaluate it anyway" box): a refusal names the problem next to the
-    button, and nothing is spent."""
+    `confirm` (the form's "evaluate it anyway" box): a refusal shows the page again with the
+    problem at its control, and nothing is spent."""
     experiment = access(
         request.user,
         Experiment.objects.select_related("project", "dataset_version__dataset", "job", "evaluation_job"),
@@ -335,9 +334,8 @@ def experiment_evaluate_view(request: HttpRequest, experiment_id: int) -> HttpRe
         services.evaluate_request(experiment=experiment, run=run, actor=request.user)
     except DomainError as exc:
         field = exc.field if exc.field in ("run", "confirm") else "form"
-        return _render_detail(
-            request, experiment, evaluate={"run": raw, "errors": {field: exc.message}}, status=exc.status_code
-        )
+        # The page again with the error at its control (200, like every re-rendered form of the UI).
+        return _render_detail(request, experiment, evaluate={"run": raw, "errors": {field: exc.message}})
     messages.success(request, "Final evaluation started: the locked test set is now used.")
     return redirect("experiments:detail", experiment.pk)
 

@@ -112,7 +112,7 @@ def test_evaluating_a_baseline_needs_confirm_server_side(board, team):
     exp, runs = board
     client = _client(team.editor)
     refused = client.post(f"/experiments/{exp.pk}/evaluate/", {"run": runs["logistic"].pk})
-    assert refused.status_code == 400
+    assert refused.status_code == 200  # the page again, the error at the confirmation box
     assert refused.context["evaluate_errors"]["confirm"].startswith(
         f"Run #{runs['logistic'].pk} (logistic) is a baseline"
     )
@@ -127,13 +127,15 @@ def test_evaluating_a_baseline_needs_confirm_server_side(board, team):
 def test_evaluating_the_best_candidate_needs_no_confirm_unless_it_overfits(board, team):
     exp, runs = board
     client = _client(team.editor)
-    assert client.post(f"/experiments/{exp.pk}/evaluate/", {"run": runs["forest"].pk}).status_code == 400
+    overfits = client.post(f"/experiments/{exp.pk}/evaluate/", {"run": runs["forest"].pk})
+    assert overfits.status_code == 200 and "overfits" in overfits.context["evaluate_errors"]["confirm"]
     assert client.post(f"/experiments/{exp.pk}/evaluate/", {"run": runs["tree"].pk}).status_code == 302
 
 
 def test_evaluate_form_errors_and_permissions(board, team):
     exp, runs = board
-    assert _client(team.editor).post(f"/experiments/{exp.pk}/evaluate/", {"run": "abc"}).status_code == 400
+    bad = _client(team.editor).post(f"/experiments/{exp.pk}/evaluate/", {"run": "abc"})
+    assert bad.context["evaluate_errors"] == {"run": "Choose a run of this experiment."}
     assert _client(team.viewer).post(f"/experiments/{exp.pk}/evaluate/", {"run": runs["tree"].pk}).status_code == 403
     assert _client(team.outsider).post(f"/experiments/{exp.pk}/evaluate/", {"run": runs["tree"].pk}).status_code == 404
     exp.refresh_from_db()

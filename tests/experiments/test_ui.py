@@ -39,7 +39,9 @@ def test_create_form_shows_the_reason_and_creates_nothing(client, team, cancer_v
         },
     )
     assert resp.status_code == 200
-    assert "is not in this dataset version" in resp.content.decode()
+    # the target is chosen from the version's columns: a stranger is refused under that field
+    assert "nope is not one of the available choices" in resp.context["form"].errors["target"][0]
+    assert 'id="field-target"' in resp.content.decode()
     assert not Experiment.objects.exists()
 
 
