@@ -109,15 +109,35 @@ def automatic(version: DatasetVersion, *, target: str) -> dict[str, Any]:
     target = _target(version, target)
     profile = version.profile or {}
     sample = selectors.version_sample(version, rows=SAMPLE_ROWS)
-    suggestions = auto_recipe.suggest(
-        columns=profile.get("columns", []), warnings=version.warnings or [], target=target, sample=sample
-    )
+    columns = profile.get("columns") or _sample_facts(sample)
+    suggestions = auto_recipe.suggest(columns=columns, warnings=version.warnings or [], target=target, sample=sample)
     return {
         "version": version.pk,
         "target": target,
         "columns": version_columns(version),
         "steps": [s.as_dict() for s in suggestions],
     }
+
+
+def _sample_facts(sample) -> list[dict[str, Any]]:
+    """Column facts from the sample when the version has no profile (yet): kind, missing, unique."""
+    from datasets.kinds import infer_kind
+
+    n = max(1, len(sample))
+    facts = []
+    for name in sample.columns:
+        col = sample[name]
+        missing = int(col.isna().sum())
+        facts.append(
+            {
+                "name": str(name),
+                "kind": infer_kind(col),
+                "missing": missing,
+                "missing_share": missing / n,
+                "unique": int(col.nunique()),
+            }
+        )
+    return facts
 
 
 def parse_steps(raw: Any, *, field: str = "recipe_steps") -> list[dict]:

@@ -174,6 +174,7 @@ def build(team) -> Populated:
         model_version=model_version,
         deployment=deployment,
         review=items[1],
+        fresh=items[2],  # opened by nobody before the decision panel check
         decided=items[0],
         job=experiment.job,
     )

@@ -294,16 +294,16 @@ def _decision_panel_fits(browser, base_url: str, team, world) -> list[str]:
         login(page, team.reviewer.username)
         for width in (PHONE, TABLET):
             page.set_viewport_size({"width": width, "height": 844})
-            page.goto(f"/projects/{world.project.pk}/reviews/{world['review'].pk}/")
+            page.goto(f"/projects/{world.project.pk}/reviews/{world['fresh'].pk}/")
             for selector in ("#decision-panel", "#btn-approve", "#btn-override", "#btn-escalate", "#label"):
                 box = page.locator(selector).bounding_box()
                 if box is None or box["x"] < 0 or box["x"] + box["width"] > width + 1:
                     problems.append(f"{selector} is cut off at {width}px: {box}")
         page.click("#btn-approve")
         page.wait_for_url(re.compile(r"/reviews/"))
-        world["review"].refresh_from_db()
-        if world["review"].status != "approved":
-            problems.append(f"approving at {TABLET}px left the item {world['review'].status}")
+        world["fresh"].refresh_from_db()
+        if world["fresh"].status != "approved":
+            problems.append(f"approving at {TABLET}px left the item {world['fresh'].status}")
     finally:
         context.close()
     return problems
