@@ -12,7 +12,7 @@ TEST_ENV := SECRET_KEY=test-only-secret-key-not-used-anywhere-else-4f9c2a7b1e \
 	DIAGNOSTIC_CRASH_JOBS=1 PREDICTION_LOG_QUEUE=0 EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend \
 	DJANGO_ALLOW_ASYNC_UNSAFE=true
 
-.PHONY: demo test test-fast test-faults pytest lint format services install bench clean
+.PHONY: demo test test-fast test-faults pytest lint format services chromium install bench clean
 
 $(VENV)/.installed: requirements.txt clients/python/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,11 +25,21 @@ $(VENV)/.installed: requirements.txt clients/python/pyproject.toml
 
 install: $(VENV)/.installed
 
+# The demo's settings stay for every command of this checkout (`python manage.py createsuperuser`):
+# settings read var/demo.env only when the environment configures nothing (see README).
+DATA_DIR := $${MLPLATFORM_DATA_DIR:-var}
+
 demo: $(VENV)/.installed
+	@mkdir -p "$(DATA_DIR)" && printf 'DEBUG=1\n' > "$(DATA_DIR)/demo.env"
 	DEBUG=1 $(PY) manage.py demo
 
 services:
 	@bash scripts/services.sh
+
+# Debian's Chromium for the browser tests: installed with apt-get when missing (as root), or a
+# clear message saying how.
+chromium:
+	@bash scripts/chromium.sh
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -42,7 +52,7 @@ format: $(VENV)/.installed
 
 # Two sessions: the fault tests start, kill and restart real workers and services, which must
 # not share a process with the in-thread worker of the other tests.
-test: $(VENV)/.installed services lint
+test: $(VENV)/.installed services chromium lint
 	$(TEST_ENV) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 	$(TEST_ENV) $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
@@ -50,10 +60,10 @@ test-fast: $(VENV)/.installed services
 	$(TEST_ENV) $(PY) -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 # Any selection of the main session's tests, browser included: make pytest PYTEST_ARGS="tests/datasets -q"
-pytest: $(VENV)/.installed services
+pytest: $(VENV)/.installed services chromium
 	$(TEST_ENV) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-faults: $(VENV)/.installed services
+test-faults: $(VENV)/.installed services chromium
 	$(TEST_ENV) $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed services

@@ -181,3 +181,42 @@ class TextColumn(BaseEstimator, TransformerMixin):
 
     def get_feature_names_out(self, input_features=None):
         return np.asarray(input_features, dtype=object) if input_features is not None else None
+
+
+class CategoryCleaner(BaseEstimator, TransformerMixin):
+    """The recipe's clean_categories step: one spelling per category (datasets/categories.py).
+
+    Learns on the training rows, per column, which spellings are one category (case, spaces,
+    Unicode forms, and with `merge_similar` rare near-identical spellings) and writes the
+    category's most frequent spelling. Its state is plain dicts (saved with the model by skops):
+    `mappings_[column][key] = spelling`, and `changes_[column]` the mapping shown to people.
+    """
+
+    def __init__(self, columns: tuple[str, ...] = (), merge_similar: bool = True):
+        self.columns = columns
+        self.merge_similar = merge_similar
+
+    def fit(self, X, y=None):
+        from datasets import categories
+
+        frame = pd.DataFrame(X)
+        self.mappings_: dict[str, dict[str, str]] = {}
+        self.changes_: dict[str, list[dict]] = {}
+        for column in self.columns:
+            cleaning = categories.learn(frame[column], merge_similar=self.merge_similar)
+            self.mappings_[column] = {k: cleaning.canonical[cleaning.merged.get(k, k)] for k in cleaning.canonical}
+            self.changes_[column] = categories.mapping_table(cleaning)
+        return self
+
+    def transform(self, X):
+        from datasets.categories import is_missing, key_of, tidy
+
+        frame = pd.DataFrame(X).copy()
+        for column, mapping in self.mappings_.items():
+            # Clean each distinct value once: a million rows of one column have few categories.
+            codes, uniques = pd.factorize(frame[column], use_na_sentinel=True)
+            cleaned = np.array(
+                [v if is_missing(v) else mapping.get(key_of(v), tidy(v)) for v in uniques] + [np.nan], dtype=object
+            )
+            frame[column] = pd.Series(cleaned[codes], index=frame.index, dtype=object)
+        return frame

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from datasets import selectors, services
+from datasets import recipe_ui, selectors, services
 from datasets.apis import frame_rows, version_job
 from datasets.models import Dataset, DatasetVersion, Recipe, VersionStatus
-from datasets.recipes import DATE_PARTS, ENCODE, IMPUTE, OPS, OUTLIERS, SCALE, STEP_REFERENCE
 from mlplatform.errors import DomainError
 from mlplatform.ui import report
 from projects.access import access, project_for, require
@@ -41,11 +38,22 @@ class ConnectionForm(forms.Form):
 
 
 class SplitForm(forms.Form):
-    strategy = forms.ChoiceField(choices=[(s, s) for s in ("stratified", "random", "group", "time")])
-    column = forms.CharField(required=False, max_length=200, help_text="Target (stratified), group or time column")
-    test_size = forms.FloatField(initial=0.2, min_value=0.01, max_value=0.8)
-    val_size = forms.FloatField(initial=0.2, min_value=0, max_value=0.8)
-    seed = forms.IntegerField(initial=42, min_value=0)
+    strategy = forms.ChoiceField(
+        choices=[
+            ("stratified", "Stratified (keep class shares)"),
+            ("random", "Random"),
+            ("group", "Group (each group in one part)"),
+            ("time", "Time (latest rows in test)"),
+        ]
+    )
+    column = forms.ChoiceField(required=False, help_text="The target (stratified), group or time column.")
+    test_size = forms.FloatField(initial=0.2, min_value=0.01, max_value=0.8, label="Test share")
+    val_size = forms.FloatField(initial=0.2, min_value=0, max_value=0.8, label="Validation share")
+    seed = forms.IntegerField(initial=42, min_value=0, label="Random seed")
+
+    def __init__(self, *args, columns: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["column"].choices = [("", "— none (random) —")] + [(c, c) for c in columns]
 
 
 @login_required
@@ -114,12 +122,44 @@ def dataset_detail_view(request: HttpRequest, dataset_id: int) -> HttpResponse:
     )
 
 
+def default_chart_column(columns: list[dict], correlations: dict, target: str) -> str:
+    """The column whose distribution is worth seeing first: never an id-like, free-text or
+    constant column; the one most associated with the target when the profile measured it;
+    otherwise the first numeric column with a real spread, then the first small categorical."""
+    usable = [
+        c
+        for c in columns
+        if c["name"] != target
+        and c.get("kind") not in ("id_like", "text")
+        and (c.get("unique") or 0) > 1
+        and (c.get("histogram") or c.get("top_values"))
+    ]
+    names = {c["name"] for c in usable}
+    for key in ("numeric", "categorical"):
+        block = correlations.get(key) or {}
+        cols = block.get("columns") or []
+        if target in cols:
+            row = (block.get("matrix") or [])[cols.index(target)]
+            scored = [(abs(v), c) for c, v in zip(cols, row, strict=False) if c in names and v is not None]
+            if scored:
+                return max(scored)[1]
+    for c in usable:
+        if c.get("kind") == "numeric" and (c.get("unique") or 0) >= 10:
+            return c["name"]
+    for c in usable:
+        if c.get("kind") in ("categorical", "boolean") and (c.get("unique") or 0) <= 50:
+            return c["name"]
+    return usable[0]["name"] if usable else ""
+
+
 def _charts_payload(version: DatasetVersion) -> dict:
     profile = version.profile or {}
+    correlations = (profile.get("table") or {}).get("correlations") or {}
     payload: dict = {
         "columns": profile.get("columns", []),
-        "correlations": (profile.get("table") or {}).get("correlations") or {},
+        "correlations": correlations,
         "target": profile.get("target"),
+        "default_column": default_chart_column(profile.get("columns", []), correlations, version.target_column),
         "scatter": None,
     }
     if version.status == VersionStatus.READY and version.storage_key:
@@ -144,11 +184,13 @@ def version_detail_view(request: HttpRequest, version_id: int) -> HttpResponse:
     project = version.project
     split_form = SplitForm(
         request.POST if request.POST.get("form") == "split" else None,
+        columns=[c["name"] for c in version.schema or [] if c.get("name")],
         initial={
             "strategy": "stratified" if project.task_type == "classification" else "random",
             "column": version.target_column,
         },
     )
+    recipe_error = None
     if request.method == "POST":
         require(request.user, project, Action.EDIT_DATA)
         kind = request.POST.get("form")
@@ -164,10 +206,8 @@ def version_detail_view(request: HttpRequest, version_id: int) -> HttpResponse:
                 messages.success(request, "Split saved. The test set is locked.")
                 return redirect("datasets:version", version.pk)
             if kind == "recipe":
-                try:
-                    steps = json.loads(request.POST.get("steps") or "[]")
-                except json.JSONDecodeError as exc:
-                    raise services.InvalidInput(f"The steps are not valid JSON: {exc}", field="steps") from None
+                posted_steps = request.POST.get("steps") or "[]"
+                steps = recipe_ui.parse_steps(posted_steps, field="steps")
                 recipe = services.recipe_save(
                     project=project,
                     name=request.POST.get("name", ""),
@@ -182,11 +222,17 @@ def version_detail_view(request: HttpRequest, version_id: int) -> HttpResponse:
                     return redirect("datasets:version", new.pk)
                 return redirect("datasets:version", version.pk)
         except DomainError as exc:
-            report(request, exc, split_form if kind == "split" else None)
-    recipes = Recipe.objects.filter(project=project).order_by("name", "-version")
-    recipe_choices = [
-        {"id": r.pk, "label": f"{r.name} v{r.version}", "name": r.name, "steps": r.steps} for r in recipes
-    ]
+            if kind == "recipe":
+                # The editor shows the error at the step (or field) it names, with the steps sent.
+                recipe_error = {"detail": exc.message, "field": exc.field or "steps"}
+            else:
+                report(request, exc, split_form if kind == "split" else None)
+    recipe_config = recipe_ui.editor_config(version)
+    recipe_config.update(
+        {"version": version.pk, "target": version.target_column, "columns": recipe_ui.version_columns(version)}
+    )
+    if recipe_error:
+        recipe_config.update({"error": recipe_error, "initial": _posted_steps(request)})
     return render(
         request,
         "datasets/version.html",
@@ -199,20 +245,46 @@ def version_detail_view(request: HttpRequest, version_id: int) -> HttpResponse:
             job=version_job(version),
             split_form=split_form,
             charts=_charts_payload(version),
-            recipe_ui={
-                "ops": OPS,
-                "impute": IMPUTE,
-                "encode": ENCODE,
-                "scale": SCALE,
-                "outliers": OUTLIERS,
-                "date_parts": DATE_PARTS,
-                "reference": STEP_REFERENCE,
-                "recipes": recipe_choices,
-                "columns": [c["name"] for c in version.schema],
-                "target": version.target_column,
-                "version": version.pk,
-            },
+            recipe_ui=recipe_config,
             columns=(version.profile or {}).get("columns", []),
             table=(version.profile or {}).get("table", {}),
         ),
     )
+
+
+def _posted_steps(request: HttpRequest) -> list:
+    try:
+        return recipe_ui.parse_steps(request.POST.get("steps"), field="steps")
+    except DomainError:
+        return []
+
+
+def _json_error(exc: DomainError) -> JsonResponse:
+    return JsonResponse({"detail": exc.message, "code": exc.code, "errors": exc.errors or {}}, status=exc.status_code)
+
+
+@login_required
+@require_GET
+def recipe_auto_view(request: HttpRequest, version_id: int) -> HttpResponse:
+    """The automatic recipe of a version for a target, as JSON for the recipe editor."""
+    version = access(request.user, DatasetVersion, version_id, Action.EDIT_DATA)
+    try:
+        return JsonResponse(recipe_ui.automatic(version, target=request.GET.get("target", "")))
+    except DomainError as exc:
+        return _json_error(exc)
+
+
+@login_required
+@require_POST
+def recipe_preview_view(request: HttpRequest, version_id: int) -> HttpResponse:
+    """`{"steps": [...], "target": "..."}` fitted on a sample of training rows: before / after."""
+    version = access(request.user, DatasetVersion, version_id, Action.EDIT_DATA)
+    try:
+        body = recipe_ui.parse_body(request.body)
+        steps = recipe_ui.parse_steps(body.get("steps"), field="steps")
+        target = body.get("target") or ""
+        if not isinstance(target, str):
+            raise services.InvalidInput("Must be a column name.", field="target")
+        return JsonResponse(recipe_ui.preview_payload(version, steps=steps, target=target))
+    except DomainError as exc:
+        return _json_error(exc)

@@ -21,7 +21,7 @@ from deployments.reviews.services import review_policy_update
 from deployments.rollout.services import deployment_create
 from deployments.serving.services import api_key_create
 from experiments.models import Experiment, Run
-from experiments.selectors import leaderboard
+from experiments.selectors import best_candidate
 from experiments.services import ExperimentConfig, evaluate_request, experiment_create
 from projects.models import Project
 
@@ -108,7 +108,7 @@ def _data_and_model(*, project: Project, owner: Any, log: Callable[[str], None],
         timeout,
         "training",
     )
-    best = next(r for r in leaderboard(experiment) if r.status == "succeeded" and r.kind != "baseline")
+    best = best_candidate(experiment)  # what the leaderboard ranks first: baselines are references
     log(f"demo: evaluating {best.algorithm} once on the locked test set")
     evaluate_request(experiment=experiment, run=best, actor=owner)
     _wait(

@@ -22,6 +22,7 @@ from projects.viewsets import ProjectScopedViewSet
 
 class RunSerializer(serializers.ModelSerializer):
     fit = serializers.SerializerMethodField()
+    is_baseline = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
@@ -39,6 +40,7 @@ class RunSerializer(serializers.ModelSerializer):
             "cv_metrics",
             "train_metrics",
             "fit",
+            "is_baseline",
             "fit_seconds",
             "predict_seconds",
             "model_size_bytes",
@@ -50,6 +52,10 @@ class RunSerializer(serializers.ModelSerializer):
 
     def get_fit(self, run: Run) -> str:
         return selectors.fit_verdict(run, run.experiment.metric)
+
+    def get_is_baseline(self, run: Run) -> bool:
+        """Baselines are references to beat, never the best candidate."""
+        return run.kind == selectors.BASELINE
 
 
 class RunDetailSerializer(RunSerializer):
@@ -107,10 +113,20 @@ class ExperimentSerializer(serializers.ModelSerializer):
 class ExperimentDetailSerializer(ExperimentSerializer):
     runs = serializers.SerializerMethodField()
     baselines = serializers.SerializerMethodField()
+    best_run = serializers.SerializerMethodField()
+    ranking_metric = serializers.SerializerMethodField()
 
     class Meta(ExperimentSerializer.Meta):
-        fields = [*ExperimentSerializer.Meta.fields, "runs", "baselines"]
+        fields = [*ExperimentSerializer.Meta.fields, "runs", "baselines", "best_run", "ranking_metric"]
         read_only_fields = fields
+
+    def get_best_run(self, experiment: Experiment) -> int | None:
+        """The best candidate (never a baseline) by the ranking metric: what the UI pre-selects."""
+        best = selectors.best_candidate(experiment)
+        return best.pk if best else None
+
+    def get_ranking_metric(self, experiment: Experiment) -> str:
+        return selectors.ranking_metric(experiment)
 
     def get_runs(self, experiment: Experiment) -> list:
         sort = self.context.get("sort")

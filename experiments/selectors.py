@@ -1,12 +1,16 @@
-"""Reads: leaderboards sorted by any metric, comparisons."""
+"""Reads: leaderboards sorted by any metric, the best candidate, comparisons."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from experiments.ml.metrics import metric_names
 from experiments.models import Experiment, Run, RunStatus
+from mlplatform.templatefilters import format_number
 from projects.metrics import METRICS
+
+BASELINE = "baseline"
 
 
 def leaderboard(experiment: Experiment, *, sort: str | None = None) -> list[Run]:
@@ -27,6 +31,63 @@ def leaderboard(experiment: Experiment, *, sort: str | None = None) -> list[Run]
     return sorted(runs, key=key)
 
 
+def ranking_metric(experiment: Experiment) -> str:
+    """What candidates are ranked by: the project's success metric when the runs measured it
+    (the score the model must reach), else the metric the experiment optimised."""
+    success = experiment.project.success_metric
+    return success if success in metric_names(experiment.task_type) else experiment.metric
+
+
+def cv_score(run: Run, metric: str) -> float | None:
+    return ((run.cv_metrics or {}).get(metric) or {}).get("mean")
+
+
+@dataclass
+class Ranking:
+    """A leaderboard as people read it: baselines pinned as references, candidates ranked."""
+
+    metric: str  # what the candidates are ranked by
+    higher_is_better: bool
+    baselines: list[Run] = field(default_factory=list)
+    candidates: list[Run] = field(default_factory=list)  # finished, best first
+    others: list[Run] = field(default_factory=list)  # failed, queued, running candidates
+    best: Run | None = None  # the best candidate by the ranking metric
+
+
+def ranking(experiment: Experiment, *, sort: str | None = None) -> Ranking:
+    """Baselines (dummy and linear) are reference rows to beat, not candidates: they never rank
+    first and are never pre-selected. Candidates (searched runs and ensembles) are ranked by
+    `sort` (default the ranking metric) in its direction; `best` is always by the ranking
+    metric, whatever the display sort."""
+    metric = ranking_metric(experiment)
+    shown = sort if sort in metric_names(experiment.task_type) else metric
+    ordered = leaderboard(experiment, sort=shown)
+    result = Ranking(metric=shown, higher_is_better=METRICS[shown].higher_is_better)
+    for r in ordered:
+        if r.kind == BASELINE:
+            result.baselines.append(r)
+        elif r.status == RunStatus.SUCCEEDED and cv_score(r, shown) is not None:
+            result.candidates.append(r)
+        else:
+            result.others.append(r)
+    result.best = best_candidate(experiment, runs=ordered)
+    return result
+
+
+def best_candidate(experiment: Experiment, *, runs: list[Run] | None = None) -> Run | None:
+    """The finished non-baseline run with the best cross-validated ranking metric."""
+    metric = ranking_metric(experiment)
+    higher = METRICS[metric].higher_is_better
+    scored = [
+        r
+        for r in (runs if runs is not None else experiment.runs.all())
+        if r.kind != BASELINE and r.status == RunStatus.SUCCEEDED and cv_score(r, metric) is not None
+    ]
+    if not scored:
+        return None
+    return sorted(scored, key=lambda r: ((-1 if higher else 1) * cv_score(r, metric), r.trial_number, r.pk))[0]
+
+
 def fit_verdict(run: Run, metric: str) -> str:
     """Overfitting / underfitting in plain words, from train vs validation scores."""
     cv = ((run.cv_metrics or {}).get(metric) or {}).get("mean")
@@ -41,6 +102,27 @@ def fit_verdict(run: Run, metric: str) -> str:
     if metric in ("accuracy", "balanced_accuracy", "f1", "roc_auc", "r2", "precision", "recall") and tr < 0.6:
         return "underfitting"
     return "good fit"
+
+
+def evaluation_warnings(experiment: Experiment, run: Run) -> list[str]:
+    """Why evaluating `run` on the locked test set may waste the one look: a baseline, or a run
+    that overfits (the existing train-vs-validation fit label). The UI asks for an explicit
+    confirmation when this is not empty."""
+    warnings = []
+    if run.kind == BASELINE:
+        warnings.append(
+            f"Run #{run.pk} ({run.algorithm}) is a baseline: a reference the candidates must beat, not a "
+            "model to ship. Evaluating it spends the one look at the locked test set."
+        )
+    if fit_verdict(run, experiment.metric) == "overfitting":
+        tr = (run.train_metrics or {}).get(experiment.metric)
+        cv = cv_score(run, experiment.metric)
+        warnings.append(
+            f"Run #{run.pk} ({run.algorithm}) overfits: {experiment.metric} {format_number(tr, 3)} on training "
+            f"folds but {format_number(cv, 3)} on validation folds, so its test score will likely disappoint. "
+            "Regularise or tune it first, or choose another run."
+        )
+    return warnings
 
 
 def compare(runs: list[Run]) -> dict[str, Any]:

@@ -49,11 +49,14 @@ def _evaluate(project: Project, states: dict[str, StageState]) -> StageState:
         return StageState("evaluate", "Evaluate", "done", verdict.get("text", "Evaluated."), "", url)
     if Experiment.objects.filter(project=project, evaluated_run__isnull=False).exists():
         return StageState("evaluate", "Evaluate", "in_progress", "Final evaluation running.", "", url)
+    latest = (
+        Experiment.objects.filter(project=project, status=ExperimentStatus.SUCCEEDED).order_by("-created_at").first()
+    )
     return StageState(
         "evaluate",
         "Evaluate",
         "todo",
         "The locked test set is untouched.",
         "Diagnose the best run, then evaluate it once on the test set.",
-        url,
+        f"/experiments/{latest.pk}/#evaluate" if latest else url,  # the "Next step" link: where it is done
     )

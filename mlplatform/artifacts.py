@@ -62,6 +62,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "datasets.transformers.ColumnDropper",
     "datasets.transformers.TextColumn",
     "datasets.transformers.ToString",
+    "datasets.transformers.CategoryCleaner",
     "datasets.transformers.ToFloat",
     # Score functions of the recipe's select_k_best step (plain functions of numpy arrays).
     "sklearn.feature_selection._univariate_selection.f_classif",

@@ -7,6 +7,7 @@ Production sets DATABASE_URL (PostgreSQL) and REDIS_URL.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -20,6 +21,27 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("MLPLATFORM_DATA_DIR") or BASE_DIR / "var")
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
+# `make demo` leaves DATA_DIR/demo.env (DEBUG=1) so that any management command in that checkout
+# (`python manage.py createsuperuser`) runs with the demo's settings. It can never weaken a
+# configured installation: the file is read only when the environment sets none of DEBUG,
+# SECRET_KEY, DATABASE_URL and REDIS_URL (production must set SECRET_KEY, tests set all four),
+# and only the keys in DEMO_ENV_KEYS are taken from it.
+DEMO_ENV_KEYS = frozenset({"DEBUG"})
+DEMO_ENV_FILE = DATA_DIR / "demo.env"
+
+
+def _demo_env() -> None:
+    if any(os.environ.get(k) for k in ("DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL")):
+        return
+    if not DEMO_ENV_FILE.is_file():
+        return
+    for line in DEMO_ENV_FILE.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() in DEMO_ENV_KEYS:
+            os.environ.setdefault(key.strip(), value.strip())
+
+
+_demo_env()
 DEBUG = env_bool("DEBUG", False)
 
 
@@ -68,6 +90,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mlplatform.csp.ContentSecurityPolicyMiddleware",
     "mlplatform.middleware.RequestTooLargeMiddleware",
     "mlplatform.jsonguard.JsonDepthMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -91,7 +114,10 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "mlplatform.csp.csp_nonce",
             ],
+            # Number, time and icon helpers every template uses (mlplatform/templatefilters.py).
+            "builtins": ["mlplatform.templatefilters"],
         },
     },
 ]

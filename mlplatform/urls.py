@@ -5,7 +5,7 @@ import importlib
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from mlplatform import views as platform_views
@@ -31,7 +31,7 @@ for app in API_APPS:
 api_urlpatterns = [
     path("version/", VersionApi.as_view(), name="api-version"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     *extra_api_urls,
     *router.urls,
 ]
@@ -41,6 +41,7 @@ urlpatterns = [
     path("", include("accounts.root_urls")),  # /login/ (throttled): accounts owns sign-in
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz/", platform_views.healthz, name="healthz"),
+    path("favicon.ico", platform_views.favicon, name="favicon"),
     path("api/v1/", include(api_urlpatterns)),
     path("account/", include("accounts.urls")),
     path("jobs/", include("jobs.urls")),

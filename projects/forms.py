@@ -14,7 +14,7 @@ class ProjectForm(forms.Form):
     name = forms.CharField(max_length=120)
     task_type = forms.ChoiceField(choices=TaskType.choices)
     objective = forms.CharField(
-        widget=forms.Textarea, required=False, help_text="What the business wants, in plain English."
+        widget=forms.Textarea(attrs={"rows": 4}), required=False, help_text="What the business wants, in plain English."
     )
     usage = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), required=False, label="How the model will be used"

@@ -16,7 +16,7 @@ from projects.forms import DecisionForm, MemberForm, ProjectForm, RoleForm, Webh
 from projects.metrics import METRICS, metrics_for
 from projects.models import Membership, Project
 from projects.roles import Action
-from projects.selectors import audit_list, project_list
+from projects.selectors import audit_rows, project_list
 from projects.workflow import next_step, workflow_for
 
 
@@ -60,8 +60,9 @@ def project_create_view(request: HttpRequest) -> HttpResponse:
     return render(request, "projects/create.html", {"form": form, "metrics_by_task": _metrics_by_task()})
 
 
-def _metrics_by_task() -> str:
-    return json.dumps({t: [(m, METRICS[m].label) for m in metrics_for(t)] for t in ("classification", "regression")})
+def _metrics_by_task() -> dict[str, list[tuple[str, str]]]:
+    """The success metrics per task type, for the form's script (json_script)."""
+    return {t: [(m, METRICS[m].label) for m in metrics_for(t)] for t in ("classification", "regression")}
 
 
 @login_required
@@ -209,7 +210,7 @@ def member_change_view(request: HttpRequest, pk: int, user_id: int) -> HttpRespo
 def audit_view(request: HttpRequest, pk: int) -> HttpResponse:
     project = project_for(request.user, pk, Action.VIEW_AUDIT)
     return render(
-        request, "projects/audit.html", project_context(request, project, "audit", events=audit_list(project=project))
+        request, "projects/audit.html", project_context(request, project, "audit", events=audit_rows(project=project))
     )
 
 

@@ -41,36 +41,42 @@ def test_upload_explore_recipe_split(page, team, worker, tmp_path):
     page.wait_for_selector("#warnings tr[data-kind='class_imbalance']", timeout=60000)
     page.wait_for_selector("#chart-target .main-svg")
 
-    # Build a recipe with the form, preview it, save it.
-    page.select_option("#step-op", "drop_columns")
-    page.select_option("#field-columns", ["customer_id"])
-    page.click("#add-step")
-    page.select_option("#step-op", "impute")
-    page.select_option("#field-columns", ["age"])
-    page.select_option("#field-strategy", "median")
-    page.click("#add-step")
-    page.select_option("#step-op", "drop_duplicates")
-    page.click("#add-step")
-    assert page.locator("#steps li").count() == 3
-    page.click("#preview-recipe")
-    page.wait_for_selector("#preview-after tbody tr")
-    assert "customer_id" not in page.inner_text("#preview-after thead")
+    # The automatic recipe is there, each step with its reason; start from no steps instead and
+    # build one with the structured editor, preview it, save it.
+    editor = "#version-recipe"
+    page.wait_for_selector(f"{editor} .steps > li[data-op=drop_columns] .step-why")
+    assert "identifier" in page.inner_text(f"{editor} .steps > li[data-op=drop_columns]")
+    page.select_option(f"{editor}-start", "none")
+    page.click(f"{editor} [data-role=add-box] summary")
+    page.select_option(f"{editor}-op", "drop_columns")
+    page.select_option(f"{editor}-add-columns", ["customer_id"])
+    page.click(f"{editor} [data-role=add-step]")
+    page.select_option(f"{editor}-op", "impute")
+    page.select_option(f"{editor}-add-columns", ["age"])
+    page.select_option(f"{editor}-add-strategy", "median")
+    page.click(f"{editor} [data-role=add-step]")
+    page.select_option(f"{editor}-op", "drop_duplicates")
+    page.click(f"{editor} [data-role=add-step]")
+    assert page.locator(f"{editor} .steps > li").count() == 3
+    page.click(f"{editor} [data-role=preview]")
+    page.wait_for_selector(f"{editor} [data-role=after] tbody tr")
+    assert "customer_id" not in page.inner_text(f"{editor} [data-role=after] thead")
     page.fill("#recipe-name", "clean customers")
     page.click("#recipe-save button[type=submit]")
     page.wait_for_selector(".messages li.success")
     recipe = Recipe.objects.get(name="clean customers")
     assert [s["op"] for s in recipe.steps] == ["drop_columns", "impute", "drop_duplicates"]
 
-    # A recipe naming a column that does not exist is refused with the column named.
-    page.click("#recipe-editor details summary")
-    page.fill("#steps-json", '[{"op": "drop_columns", "columns": ["ghost"]}]')
-    page.click("#apply-json")
-    page.click("#preview-recipe")
-    page.wait_for_selector("#recipe-error:text('ghost')")
+    # A recipe naming a column that does not exist is refused at that step, the column named.
+    page.click(f"{editor} [data-role=json-box] summary")
+    page.fill(f"{editor}-json", '[{"op": "drop_columns", "columns": ["ghost"]}]')
+    page.click(f"{editor} [data-role=apply-json]")
+    page.click(f"{editor} [data-role=preview]")
+    page.wait_for_selector(f"{editor} .steps > li.invalid .errorlist:has-text('ghost')")
 
     # Split: stratified on the target; the test set shows as locked.
     page.select_option("#id_strategy", "stratified")
-    page.fill("#id_column", "churn")
+    page.select_option("#id_column", "churn")
     page.click("#split-form button[type=submit]")
     page.wait_for_selector("#test-locked")
     assert "locked" in page.inner_text("#split-summary")

@@ -39,7 +39,9 @@ def test_create_form_shows_the_reason_and_creates_nothing(client, team, cancer_v
         },
     )
     assert resp.status_code == 200
-    assert "is not in this dataset version" in resp.content.decode()
+    # the target is chosen from the version's columns: a stranger is refused under that field
+    assert "nope is not one of the available choices" in resp.context["form"].errors["target"][0]
+    assert 'id="field-target"' in resp.content.decode()
     assert not Experiment.objects.exists()
 
 
@@ -63,7 +65,9 @@ def test_browser_train_diagnose_compare_and_evaluate_once(page, team, worker):
     login(page, team.owner.username)
     page.goto(f"/projects/{team.project.pk}/experiments/")
     page.click("#new-experiment")
-    page.fill("#id_target", "diagnosis")
+    page.select_option("#id_target", "diagnosis")
+    # the automatic recipe of this version is shown before training
+    page.wait_for_selector("#experiment-recipe .steps > li")
     page.fill("#id_cv_folds", "3")
     for cb in page.locator("#algorithms input[type=checkbox]").all():
         cb.uncheck()
@@ -71,13 +75,14 @@ def test_browser_train_diagnose_compare_and_evaluate_once(page, team, worker):
     page.select_option("#id_method", "random")
     page.fill("#id_n_trials", "2")
     page.fill("#id_ensemble_k", "2")
-    page.click("details summary")
+    page.click("summary:has-text('Search spaces')")
     page.fill("#id_spaces", '{"decision_tree": {"max_depth": {"type": "int", "low": 2, "high": 4}}}')
     page.click("#start-training")
     page.wait_for_url(re.compile(r"/experiments/\d+/$"))
     page.wait_for_selector("#experiment-status.succeeded", timeout=60000)
-    rows = page.locator("#leaderboard tbody tr")
+    rows = page.locator("#leaderboard tr[data-run-id]")
     assert rows.count() == 5  # 2 baselines, 2 trials, 1 ensemble
+    assert page.locator("#leaderboard tr.pinned[data-kind=baseline]").count() == 2
     assert page.locator("#leaderboard").get_by_text("dummy").count() >= 1
     page.wait_for_selector("#score-chart .main-svg")
 
@@ -91,7 +96,10 @@ def test_browser_train_diagnose_compare_and_evaluate_once(page, team, worker):
     page.go_back()
 
     # Diagnose the best run.
-    page.locator("#leaderboard tbody tr").first.locator("a").first.click()
+    best = page.locator("#leaderboard tr.best")
+    best_id = best.get_attribute("data-run-id")
+    assert best.get_attribute("data-kind") != "baseline"
+    best.locator("a").first.click()
     page.click("#diagnose")
     page.wait_for_selector("#chart-confusion .main-svg", timeout=60000)
     page.wait_for_selector("#chart-roc .main-svg")
@@ -106,6 +114,9 @@ def test_browser_train_diagnose_compare_and_evaluate_once(page, team, worker):
     page.go_back()
     page.go_back()
     page.on("dialog", lambda d: d.accept())
+    assert page.input_value("#evaluate-run") == best_id  # the best candidate, pre-selected
+    if page.locator("#evaluate-confirm").is_visible():  # the best candidate may overfit small data
+        page.check("#evaluate-confirm")
     page.click("#evaluate-button")
     page.wait_for_selector("#verdict", timeout=60000)
     assert "baseline 0.6" in page.text_content("#verdict")

@@ -98,7 +98,7 @@ def test_browser_dashboard_drift_overlay_and_acknowledge(page, team):
     assert page.get_attribute("#health", "data-state") == "critical"
     page.wait_for_selector("#chart-traffic .main-svg")
     page.click("#drift tr[data-feature=color]")
-    page.wait_for_function("document.querySelector('#chart-overlay .gtitle')?.textContent === 'color'")
+    page.wait_for_selector("#chart-overlay .gtitle:text-is('color')")  # no wait_for_function: the CSP forbids eval
     assert page.locator("#drift tr[data-feature=x0] .badge").text_content() == "alert"
     page.locator("#alerts tr[data-key='drift:x0'] button.ack").click()
     page.wait_for_selector("#alerts tr[data-key='drift:x0'] >> text=eddie")
