@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from datasets import selectors, services
+from datasets import cleaning, selectors, services
 from datasets.models import Dataset, DatasetVersion, Recipe, SqlConnection, VersionStatus
 from datasets.recipes import STEP_REFERENCE, RecipeError, preview
 from datasets.row_apis import VersionRowsMixin
@@ -330,7 +330,7 @@ class DatasetVersionViewSet(VersionRowsMixin, mixins.RetrieveModelMixin, mixins.
             steps = self.related_in_project(
                 Recipe.objects.all(), body.validated_data["recipe"], version.project, "recipe"
             ).steps
-        new = services.version_clean(version=version, steps=steps, actor=request.user)
+        new = cleaning.version_clean(version=version, steps=steps, actor=request.user)
         return _started(VersionSerializer(new).data, version_job(new))
 
 

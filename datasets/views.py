@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from datasets import recipe_ui, selectors, services
+from datasets import cleaning, recipe_ui, selectors, services
 from datasets.apis import frame_rows, version_job
 from datasets.models import Dataset, DatasetVersion, Recipe, VersionStatus
 from mlplatform.errors import DomainError
@@ -217,7 +217,7 @@ def version_detail_view(request: HttpRequest, version_id: int) -> HttpResponse:
                 )
                 messages.success(request, f"Recipe {recipe.name} v{recipe.version} saved.")
                 if request.POST.get("apply_cleaning"):
-                    new = services.version_clean(version=version, steps=steps, actor=request.user)
+                    new = cleaning.version_clean(version=version, steps=steps, actor=request.user)
                     messages.success(request, f"Cleaning applied as v{new.number}.")
                     return redirect("datasets:version", new.pk)
                 return redirect("datasets:version", version.pk)

@@ -242,22 +242,13 @@ def job_fail(job: Job, error: str, trace: str = "") -> None:
     _finish(job.pk, None, JobStatus.FAILED, error=error[:5000], traceback=trace)
 
 
-def execute(job_id: int) -> str:
-    """Run one delivery of a job. Returns what happened: done, busy, ran, retry, gone."""
-    job = Job.objects.filter(pk=job_id).first()
-    if job is None:
-        return "gone"
-    if job.status in TERMINAL:
-        return "done"
-    if job.status == JobStatus.QUEUED and job.cancel_requested:
-        _finish(job.pk, None, JobStatus.CANCELLED, message="Cancelled before it started")
-        return "done"
-
+def _claim(job: Job) -> uuid.UUID | None:
+    """Take the job for this delivery: queued, or running with a heartbeat gone stale."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
     token = uuid.uuid4()
     claimed = (
-        Job.objects.filter(pk=job_id)
+        Job.objects.filter(pk=job.pk)
         .filter(Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale))
         .update(
             status=JobStatus.RUNNING,
@@ -268,7 +259,21 @@ def execute(job_id: int) -> str:
             message="Running",
         )
     )
-    if not claimed:
+    return token if claimed else None
+
+
+def execute(job_id: int) -> str:
+    """Run one delivery of a job. Returns what happened: done, busy, ran, retry, gone."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return "gone"
+    if job.status in TERMINAL:
+        return "done"
+    if job.status == JobStatus.QUEUED and job.cancel_requested:
+        _finish(job.pk, None, JobStatus.CANCELLED, message="Cancelled before it started")
+        return "done"
+    token = _claim(job)
+    if token is None:
         # Either another worker is running it right now (a duplicate delivery, or our own
         # redelivery after a child was killed, whose heartbeat has not gone stale yet), or it
         # has finished in the meantime.
@@ -286,13 +291,16 @@ def execute(job_id: int) -> str:
             "(killed or out of memory).",
         )
         return "done"
-
     try:
         spec = get_handler(job.kind)
     except KeyError:
         _finish(job.pk, token, JobStatus.FAILED, error=f"No handler for job kind {job.kind!r}.")
         return "done"
+    return _run(job, token, spec)
 
+
+def _run(job: Job, token: uuid.UUID, spec: HandlerSpec) -> str:
+    """Call the handler with a heartbeat running; record how it ended (or queue a retry)."""
     ctx = JobContext(job, token)
     ctx.start()
     try:
