@@ -12,7 +12,7 @@ from datasets import cleaning, selectors, services
 from datasets.models import Dataset, DatasetVersion, Recipe, SqlConnection, VersionStatus
 from datasets.recipes import STEP_REFERENCE, RecipeError, preview
 from datasets.row_apis import VersionRowsMixin
-from datasets.rows import PART_NAMES, escape_formula, frame_rows  # noqa: F401 - re-exported for older importers
+from datasets.rows import frame_rows
 from datasets.split_jobs import split_request
 from jobs.models import TERMINAL, Job
 from mlplatform.api import ChoiceField, accepted, accepted_schema, location_header

@@ -12,9 +12,9 @@ import json
 from typing import Any
 
 from datasets import auto_recipe, selectors
-from datasets.apis import frame_rows
 from datasets.models import DatasetVersion, Recipe, VersionStatus
 from datasets.recipes import DATE_PARTS, ENCODE, IMPUTE, OUTLIERS, SCALE, STEP_REFERENCE, RecipeError, preview
+from datasets.rows import frame_rows
 from mlplatform.errors import InvalidInput
 
 SAMPLE_ROWS = 2000  # rows read for previews and for spotting messy categories

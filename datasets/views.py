@@ -10,8 +10,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from datasets import cleaning, recipe_ui, selectors, services
-from datasets.apis import frame_rows, version_job
+from datasets.apis import version_job
 from datasets.models import Dataset, DatasetVersion, Recipe, VersionStatus
+from datasets.rows import frame_rows
 from mlplatform.errors import DomainError
 from mlplatform.ui import report
 from projects.access import access, project_for, require
