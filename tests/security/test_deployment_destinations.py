@@ -147,6 +147,9 @@ def test_an_editor_cannot_slip_the_url_into_the_settings_forms(team, world, name
         page = editor.get(path).content.decode()
         assert 'name="alert_webhook_url"' not in page and 'name="review_webhook_url"' not in page, path
     owner = _page_client(team.owner)
+    for path, name in ((base + "monitoring/", "alert_webhook_url"), (reviews, "review_webhook_url")):
+        page = owner.get(path)
+        assert page.status_code == 200 and f'name="{name}"' in page.content.decode(), path
     owner.post(base + "monitoring/settings/", {**form, "alert_webhook_url": PUBLIC})
     assert monitoring_settings(Deployment.objects.get(pk=deployment.pk))["alert_webhook_url"] == PUBLIC
     assert PUBLIC not in editor.get(base + "monitoring/").content.decode().replace("&amp;", "&")
