@@ -15,6 +15,7 @@ from datasets import auto_recipe, selectors
 from datasets.models import DatasetVersion, Recipe, VersionStatus
 from datasets.recipes import DATE_PARTS, ENCODE, IMPUTE, OUTLIERS, SCALE, STEP_REFERENCE, RecipeError, preview
 from datasets.rows import frame_rows
+from mlplatform import jsonguard
 from mlplatform.errors import InvalidInput
 
 SAMPLE_ROWS = 2000  # rows read for previews and for spotting messy categories
@@ -150,8 +151,8 @@ def parse_steps(raw: Any, *, field: str = "recipe_steps") -> list[dict]:
     if len(text) > MAX_STEPS_BYTES:
         raise InvalidInput(f"The recipe is longer than {MAX_STEPS_BYTES} characters.", field=field)
     try:
-        steps = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+        steps = jsonguard.loads(text)
+    except (ValueError, RecursionError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise InvalidInput(f"The recipe is not valid JSON{where}.", field=field) from None
     if not isinstance(steps, list):
@@ -175,8 +176,8 @@ def check_steps(version: DatasetVersion, *, steps: list[dict], target: str) -> N
 def parse_body(raw: bytes) -> dict[str, Any]:
     """A JSON object body, or a 400 (too deep nesting included, never a 500)."""
     try:
-        body = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        body = jsonguard.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidInput("The request body is not valid JSON.", field="body") from None
     if not isinstance(body, dict):
         raise InvalidInput("Send a JSON object.", field="body")

@@ -395,3 +395,44 @@ def run_cancelled(run_id: int) -> None:
     Run.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
         status=RunStatus.CANCELLED, finished_at=timezone.now(), error="Cancelled"
     )
+
+
+# --- a job that ended without doing its work (the runner's on_failure hooks) ------------------------
+
+
+def trial_job_ended(*, run_id: Any, cancelled: bool, error: str) -> None:
+    """A trial job failed or was cancelled by any path (the handler raised, its worker died on
+    every attempt, the sweep gave up, a user cancelled it): its run ends failed (or cancelled)
+    with the job's error, and the coordinator takes its step, so the next trials are queued or
+    the experiment finishes with the right status, never "running" forever."""
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return
+    status = RunStatus.CANCELLED if cancelled else RunStatus.FAILED
+    what = "was cancelled" if cancelled else "failed"
+    Run.objects.filter(pk=run.pk).exclude(status__in=RUN_TERMINAL).update(
+        status=status, error=f"The trial job {what}: {error}"[:5000], finished_at=timezone.now()
+    )
+    experiment_advance(experiment_id=run.experiment_id)
+
+
+def train_job_ended(*, experiment_id: Any, cancelled: bool, error: str) -> None:
+    """The experiment's own job ended without success. Before its first step (no run queued) the
+    experiment ends failed or cancelled with the error; after it, the trials carry on."""
+    with transaction.atomic():
+        experiment = Experiment.objects.select_for_update().filter(pk=experiment_id).first()
+        if experiment is None or experiment.status in EXPERIMENT_TERMINAL:
+            return
+        started = experiment.runs.exists()
+        if not started:
+            _end_unstarted(experiment, cancelled=cancelled, error=error)
+    if started:
+        experiment_advance(experiment_id=experiment_id)
+
+
+def _end_unstarted(experiment: Experiment, *, cancelled: bool, error: str) -> None:
+    experiment.status = ExperimentStatus.CANCELLED if cancelled else ExperimentStatus.FAILED
+    experiment.error = "" if cancelled else f"The experiment's job failed: {error}"[:5000]
+    experiment.finished_at = timezone.now()
+    experiment.progress = 100
+    experiment.save(update_fields=["status", "error", "finished_at", "progress"])

@@ -5,6 +5,7 @@ import json
 from django import forms
 
 from experiments.ml import catalogue, search, training
+from mlplatform import jsonguard
 from projects.metrics import METRICS, metrics_for
 
 
@@ -87,8 +88,8 @@ class ExperimentForm(forms.Form):
         if not raw.strip():
             return {}
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
+            value = jsonguard.loads(raw)
+        except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}") from None
         if not isinstance(value, dict):
             raise forms.ValidationError("An object keyed by algorithm.")

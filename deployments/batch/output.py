@@ -9,6 +9,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from django.core.files import File
 
+from datasets.rows import escape_formula
 from deployments.batch.arrow_json import decoded, json_values
 
 # A cell a spreadsheet would run as a formula: = + - @ tab or CR first.
@@ -16,7 +17,10 @@ _FORMULA_RE = "^[=+\\-@\t\r]"
 
 
 def csv_safe(table: pa.Table) -> pa.Table:
-    """Strings that a spreadsheet would run as formulas (= + - @ tab CR first) get a leading apostrophe."""
+    """Strings that a spreadsheet would run as formulas (= + - @ tab CR first) get a leading
+    apostrophe: every text cell, and every header (input column names, `proba_<class>`), the
+    headers by the same rule as the dataset export (`datasets.rows.escape_formula`)."""
+    table = table.rename_columns([escape_formula(name) for name in table.column_names])
     for j, field in enumerate(table.schema):
         col = decoded(table.column(j))
         if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):

@@ -33,6 +33,7 @@ from django.db import connection, transaction
 from threadpoolctl import threadpool_limits
 
 from datasets.models import DatasetVersion
+from deployments.batch.limits import Counter, upload_check
 from deployments.batch.log_source import (
     LogChunk,
     LogSourceWriter,
@@ -102,6 +103,7 @@ def batch_start(
         if upload.size == 0:
             raise InvalidInput("The file is empty.", field="file")
         fmt = _sniff_format(upload)
+        upload_check(upload, fmt)  # the ingest limits: 413 naming the file before any job
         key = default_storage.save(f"projects/{deployment.project_id}/batch-inputs/{uuid.uuid4().hex}.{fmt}", upload)
         params.update(input_key=key, input_format=fmt)
     else:
@@ -134,15 +136,15 @@ def _chunks(job: Job, schema: list[dict[str, Any]]):
         key, fmt = dv.storage_key, "parquet"
     else:
         key, fmt = p["input_key"], p["input_format"]
+    counter = Counter()  # rows and decoded bytes against the ingest limits, chunk by chunk
     with default_storage.open(key, "rb") as fh:
         if fmt == "parquet":
             pf = pq.ParquetFile(fh)
             total = max(1, pf.metadata.num_rows)
-            done = 0
             for batch in pf.iter_batches(batch_size=CHUNK_ROWS):
                 table = pa.Table.from_batches([batch])
-                done += table.num_rows
-                yield table, table.to_pandas(), done / total
+                counter.add(table)
+                yield table, table.to_pandas(), counter.rows / total
         else:
             size = max(1, default_storage.size(key))
             text_cols = {
@@ -151,7 +153,9 @@ def _chunks(job: Job, schema: list[dict[str, Any]]):
                 if f["type"] in ("categorical", "text") and f.get("dtype") in ("object", "str", "string")
             }
             for frame in pd.read_csv(fh, chunksize=CHUNK_ROWS, dtype=text_cols, low_memory=False):
-                yield _arrow(frame), frame, min(0.99, fh.tell() / size)
+                table = _arrow(frame)
+                counter.add(table)
+                yield table, frame, min(0.99, fh.tell() / size)
 
 
 def _arrow(frame: pd.DataFrame) -> pa.Table:

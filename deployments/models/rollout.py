@@ -33,7 +33,6 @@ class Deployment(models.Model):
     review_policy = models.JSONField(default=dict, blank=True)  # {"class_thresholds", "always_review", "sample_rate"}
     review_sla_minutes = models.PositiveIntegerField(default=240)
     review_webhook_url = models.URLField(blank=True)
-    webhook_secret = models.CharField(max_length=80, blank=True)
     # Monitoring
     monitoring = models.JSONField(default=dict, blank=True)  # {"psi_warn", "psi_alert", "interval_minutes", ...}
     auto_retrain = models.BooleanField(default=False)

@@ -33,7 +33,7 @@ from deployments.monitoring.services import alerts, config, feedback, retrain, s
 from deployments.serving import services as serving_services
 from jobs.apis import JobSerializer
 from mlplatform.errors import InvalidInput
-from projects.access import access, scope
+from projects.access import access, can, scope
 from projects.roles import Action
 
 # Feedback also accepts the deployment's API key (rate-limited like its predict calls).
@@ -89,13 +89,13 @@ def _retrain_payload(job) -> dict[str, Any]:
     }
 
 
-def monitoring_payload(deployment: Deployment) -> dict[str, Any]:
+def monitoring_payload(deployment: Deployment, *, show_destinations: bool = False) -> dict[str, Any]:
     snap = selectors.snapshot_latest(deployment)
     return {
         "deployment": deployment.pk,
         "model_version": {"id": deployment.model_version_id, "version": deployment.model_version.version},
         "health": selectors.health(deployment),
-        "settings": config.monitoring_settings(deployment),
+        "settings": config.monitoring_settings_shown(deployment, show_destinations=show_destinations),
         "auto_retrain": deployment.auto_retrain,
         "latest": None
         if snap is None
@@ -162,11 +162,15 @@ class FeedbackApi(APIView):
         return Response(result, status=status.HTTP_200_OK)
 
 
+def _shows_destinations(request, deployment: Deployment) -> bool:
+    return can(request.user, deployment.project_id, Action.MANAGE_CONNECTIONS)
+
+
 class MonitoringApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, pk: int):
         deployment = deployment_for(request, pk, Action.VIEW)
-        return Response(monitoring_payload(deployment))
+        return Response(monitoring_payload(deployment, show_destinations=_shows_destinations(request, deployment)))
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def patch(self, request, pk: int):
@@ -178,7 +182,8 @@ class MonitoringApi(APIView):
         deployment = config.monitoring_settings_update(
             deployment=deployment, actor=request.user, values=values, auto_retrain=auto
         )
-        return Response({"settings": config.monitoring_settings(deployment), "auto_retrain": deployment.auto_retrain})
+        shown = config.monitoring_settings_shown(deployment, show_destinations=_shows_destinations(request, deployment))
+        return Response({"settings": shown, "auto_retrain": deployment.auto_retrain})
 
 
 class SnapshotApi(APIView):

@@ -14,7 +14,7 @@ from deployments.monitoring import selectors
 from deployments.monitoring.services import alerts, config, retrain, snapshots
 from mlplatform.errors import DomainError, InvalidInput
 from mlplatform.ui import report
-from projects.access import access
+from projects.access import access, can
 from projects.roles import Action
 from projects.views import project_context
 
@@ -97,7 +97,9 @@ def dashboard_view(request: HttpRequest, pk: int, deployment_id: int) -> HttpRes
         health=selectors.health(deployment),
         alerts=alerts,
         firing=[a for a in alerts if a.state == AlertState.FIRING],
-        settings=config.monitoring_settings(deployment),
+        settings=config.monitoring_settings_shown(
+            deployment, show_destinations=can(request.user, deployment.project_id, Action.MANAGE_CONNECTIONS)
+        ),
         retrains=retrains,
         comparison=comparison,
         comparison_rows=comparison_rows,
@@ -179,8 +181,9 @@ def settings_view(request: HttpRequest, pk: int, deployment_id: int) -> HttpResp
             "psi_alert": _float(post.get("psi_alert", ""), "psi_alert"),
             "interval_minutes": int(_float(post.get("interval_minutes", ""), "interval_minutes")),
             "alert_email": [e.strip() for e in post.get("alert_email", "").split(",") if e.strip()],
-            "alert_webhook_url": post.get("alert_webhook_url", "").strip(),
         }
+        if "alert_webhook_url" in post:  # the field owners see (roles that manage connections)
+            values["alert_webhook_url"] = post["alert_webhook_url"].strip()
         config.monitoring_settings_update(
             deployment=deployment, actor=request.user, values=values, auto_retrain=post.get("auto_retrain") == "on"
         )

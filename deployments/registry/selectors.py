@@ -109,24 +109,30 @@ def gate_check(model_version: ModelVersion, project: Project) -> GateResult:
 
 
 def usage_snippet(version: ModelVersion, filename: str | None = None) -> str:
-    """Python that loads the downloaded file with skops (allowlist, hash check) and predicts."""
+    """Python that loads the downloaded file with skops (allowlist, hash check) and predicts.
+
+    Safe to paste: every value that comes from data (the sample row, built from column names and
+    category values, the file name, the hash) is a Python literal made by `repr` of a `str`, so no
+    quote, backslash or newline in a name can end its string; the row is JSON read by `json.loads`."""
     filename = filename or f"model-v{version.version}.skops"
     instance = sample_instance(version.input_schema)
     predict = "predict_proba" if version.task_type == "classification" else "predict"
+    row = json.dumps([instance])
     return (
         "import hashlib\n"
+        "import json\n\n"
         "import pandas as pd\n"
         "import skops.io as sio\n\n"
-        f'path = "{filename}"\n'
-        f'expected_sha256 = "{version.sha256}"\n'
+        f"path = {str(filename)!r}\n"
+        f"expected_sha256 = {str(version.sha256)!r}\n"
         'with open(path, "rb") as fh:\n'
         "    data = fh.read()\n"
         'assert hashlib.sha256(data).hexdigest() == expected_sha256, "file changed since registration"\n'
         "# Review the types skops reports before trusting them; never trust them blindly.\n"
         "print(sio.get_untrusted_types(data=data))\n"
         "model = sio.loads(data, trusted=[...])  # paste the reviewed list here\n\n"
-        f"X = pd.DataFrame([{json.dumps(instance)}])\n"
-        f"print(model.predict(X))\n" + (f"print(model.{predict}(X))\n" if predict != "predict" else "")
+        f"X = pd.DataFrame(json.loads({row!r}))\n"
+        "print(model.predict(X))\n" + (f"print(model.{predict}(X))\n" if predict != "predict" else "")
     )
 
 

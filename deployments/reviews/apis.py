@@ -216,7 +216,9 @@ class ReviewPolicyApi(APIView):
 
     Body fields (all optional): review_threshold (0..1 or null), review_mode (hold|flag),
     review_policy {class_thresholds, always_review, sample_rate}, review_sla_minutes,
-    review_webhook_url. The webhook secret is returned to those who may change the policy.
+    review_webhook_url (owners only: roles that manage connections). Deliveries are signed with
+    the project's webhook secret; the URL is shown only to those who may change it (it often
+    carries the receiver's token), others read null and review_webhook_set.
     """
 
     @extend_schema(responses={200: dict})
@@ -240,8 +242,8 @@ class ReviewPolicyApi(APIView):
         from projects.access import can
 
         body = selectors.review_policy_of(deployment)
-        if can(request.user, deployment.project_id, Action.MANAGE_DEPLOYMENTS):
-            body["webhook_secret"] = deployment.webhook_secret
+        if not can(request.user, deployment.project_id, Action.MANAGE_CONNECTIONS):
+            body["review_webhook_url"] = None
         return body
 
 

@@ -47,7 +47,7 @@ def review_policy_of(deployment: Deployment) -> dict[str, Any]:
         "review_policy": deployment.review_policy or {},
         "review_sla_minutes": deployment.review_sla_minutes,
         "review_webhook_url": deployment.review_webhook_url,
-        "webhook_secret_set": bool(deployment.webhook_secret),
+        "review_webhook_set": bool(deployment.review_webhook_url),
     }
 
 

@@ -11,10 +11,8 @@ same item: the loser gets 0 rows and a 409.
 from __future__ import annotations
 
 import math
-import secrets
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
 from django.db.models import Min
@@ -37,6 +35,7 @@ from deployments.reviews.selectors import DECIDED, claim_free, review_public
 from jobs.webhooks import project_event, webhook_enqueue
 from mlplatform.errors import Conflict, InvalidInput, PermissionDenied
 from projects.access import can, scope
+from projects.destinations import destination_audit, destination_check
 from projects.roles import Action
 
 ACTIONS = ("approve", "override", "escalate")
@@ -181,7 +180,7 @@ def _announce(item: ReviewItem, actor: Any, status: str, comment: str) -> None:
         webhook_enqueue(
             project=item.project,
             url=deployment.review_webhook_url,
-            secret=deployment.webhook_secret,
+            secret=item.project.webhook_secret,
             event="review.decided",
             payload=review_public(item),
         )
@@ -308,18 +307,9 @@ def review_bulk_approve(*, user: Any, ids: list[int], comment: str = "") -> dict
 _UNSET: Any = object()
 
 
-def _webhook_url_validate(url: str) -> str:
-    url = (url or "").strip()
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    if len(url) > 200 or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("An http(s) URL of at most 200 characters.", field="review_webhook_url")
-    if parts.username or parts.password:
-        raise InvalidInput("Credentials in the URL are not allowed.", field="review_webhook_url")
-    # Private and loopback addresses are refused at delivery time (netguard), where DNS is
-    # resolved and pinned: checking here too would be defeated by DNS rebinding anyway.
-    return url
+def _url_differs(value: Any, current: str) -> bool:
+    """An unchanged URL sent back (a form posting every field) is not a change of destination."""
+    return not (isinstance(value, str) or value is None) or (value or "").strip() != (current or "")
 
 
 def review_policy_update(
@@ -334,8 +324,10 @@ def review_policy_update(
 ) -> Deployment:
     """Change a deployment's review policy (the caller checked Action.MANAGE_DEPLOYMENTS).
 
-    Validates everything before writing anything; audits what changed. A webhook URL without a
-    secret gets a generated one (the receiver needs it to check signatures).
+    Validates everything before writing anything; audits what changed. The decision webhook's URL
+    changes only through `projects.destinations` (roles that manage connections, netguard at save,
+    audited as `destination.changed` with old and new value); deliveries are signed with the
+    project's webhook secret (shown once to owners, rotatable: `projects.webhook_settings`).
     """
     changes: dict[str, Any] = {}
     if review_threshold is not _UNSET:
@@ -363,8 +355,11 @@ def review_policy_update(
         if sla < 1 or sla > 60 * 24 * 90 or isinstance(review_sla_minutes, bool):
             raise InvalidInput("Whole minutes, between 1 and 129600 (90 days).", field="review_sla_minutes")
         changes["review_sla_minutes"] = sla
-    if review_webhook_url is not _UNSET:
-        changes["review_webhook_url"] = _webhook_url_validate(review_webhook_url)
+    if review_webhook_url is not _UNSET and _url_differs(review_webhook_url, deployment.review_webhook_url):
+        # Where decisions go is an owner's decision: 403 for other roles, netguard's policy at save.
+        changes["review_webhook_url"] = destination_check(
+            actor=actor, project=deployment.project, field="review_webhook_url", value=review_webhook_url
+        )
     before = {k: getattr(deployment, k) for k in changes}
     changed = {k: {"from": before[k], "to": v} for k, v in changes.items() if before[k] != v}
     if not changed:
@@ -372,12 +367,19 @@ def review_policy_update(
     with transaction.atomic():
         for k in changed:
             setattr(deployment, k, changes[k])
-        fields = [*changed, "updated_at"]
-        if deployment.review_webhook_url and not deployment.webhook_secret:
-            deployment.webhook_secret = secrets.token_urlsafe(32)
-            fields.append("webhook_secret")
-        deployment.save(update_fields=fields)
-        review_policy_updated_event(actor=actor, deployment=deployment, changed=changed)
+        deployment.save(update_fields=[*changed, "updated_at"])
+        if "review_webhook_url" in changed:
+            url = changed.pop("review_webhook_url")
+            destination_audit(
+                actor=actor,
+                project=deployment.project,
+                obj=deployment,
+                field="review_webhook_url",
+                old=url["from"],
+                new=url["to"],
+            )
+        if changed:
+            review_policy_updated_event(actor=actor, deployment=deployment, changed=changed)
     return deployment
 
 

@@ -4,6 +4,7 @@ returns to, the curl example of its page."""
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 from django.db.models import QuerySet
@@ -33,10 +34,15 @@ def previous_version(deployment: Deployment) -> ModelVersion | None:
 
 
 def curl_example(deployment: Deployment, base_url: str) -> str:
+    """A curl command safe to paste: every piece that comes from data (the body, built from column
+    names and category values, and the URL) is one shell word through `shlex.quote`, so no quote,
+    `$(...)`, backtick or newline in a name can end the quoting. `$API_KEY` is the one expansion,
+    on purpose: the reader's own environment variable."""
     instance = sample_instance(deployment.model_version.input_schema)
     body = json.dumps({"instances": [instance]})
+    url = f"{base_url}/api/v1/deployments/{deployment.pk}/predict/"
     return (
-        f"curl -s -X POST {base_url}/api/v1/deployments/{deployment.pk}/predict/ \\\n"
+        f"curl -s -X POST {shlex.quote(url)} \\\n"
         '  -H "Authorization: Api-Key $API_KEY" -H "Content-Type: application/json" \\\n'
-        f"  -d '{body}'"
+        f"  -d {shlex.quote(body)}"
     )

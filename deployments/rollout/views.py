@@ -21,6 +21,7 @@ from deployments.registry.selectors import gate_check
 from deployments.rollout import selectors, services
 from deployments.serving import services as serving_services
 from deployments.serving.selectors import deployment_keys, recent_predictions
+from mlplatform import jsonguard
 from mlplatform.errors import DomainError
 from mlplatform.ui import report
 from projects.access import access, project_for, require
@@ -213,7 +214,7 @@ def try_view(request: HttpRequest, pk: int) -> HttpResponse:
     )
     raw = request.POST.get("body", "")
     try:
-        body = json.loads(raw)
+        body = jsonguard.loads(raw)
         instances = body.get("instances") if isinstance(body, dict) else None
         result = serving_services.predict(deployment=deployment, instances=instances, caller=f"user:{request.user.pk}")
     except ValueError as exc:

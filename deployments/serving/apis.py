@@ -27,6 +27,7 @@ from accounts.authentication import TokenAuthentication
 from deployments.authentication import ApiKeyAuthentication
 from deployments.models import ApiKey, Deployment
 from deployments.serving import keys, selectors, services
+from mlplatform import jsonguard
 from mlplatform.errors import InvalidInput, PayloadTooLarge
 from projects.access import access
 from projects.roles import Action
@@ -192,7 +193,8 @@ def _json_body(request, deployment: Deployment) -> dict[str, Any]:
         services.error_count(deployment=deployment, kind="validation")
         raise PayloadTooLarge(f"The request body is larger than {limit:,} bytes.", field="instances")
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
+        # The nesting limit before the parser recurses: 50,000 "[" is a 400, never a 500.
+        body = jsonguard.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         services.error_count(deployment=deployment, kind="validation")
         raise InvalidInput(f"The body is not valid JSON: {exc}", field="body") from None

@@ -27,8 +27,8 @@ def test_reviewer_works_through_queue_with_keyboard(page, browser, live_server, 
     receiver = Receiver()
     try:
         loan.deployment.review_webhook_url = receiver.url
-        loan.deployment.webhook_secret = "caller-secret"
         loan.deployment.save()
+        type(team.project).objects.filter(pk=team.project.pk).update(webhook_secret="caller-secret")
         preds, items = loan.predict(uncertain_rows(loan, 4))
         assert [p.status for p in preds] == ["pending_review"] * 4
         ids = [i.pk for i in items]

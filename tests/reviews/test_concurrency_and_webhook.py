@@ -149,8 +149,8 @@ def test_hold_mode_decision_reaches_the_caller_signed_and_retried(team, loan, wo
     receiver = Receiver(fail_first=1)
     try:
         loan.deployment.review_webhook_url = receiver.url
-        loan.deployment.webhook_secret = "s3cret-for-callers"
         loan.deployment.save()
+        type(team.project).objects.filter(pk=team.project.pk).update(webhook_secret="s3cret-for-callers")
         preds, items = loan.predict(uncertain_rows(loan, 2))
         assert all(p.status == "pending_review" for p in preds)
         rita = api_client_for(team.reviewer)

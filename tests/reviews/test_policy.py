@@ -19,12 +19,11 @@ def test_editor_sets_policy_and_routing_follows(api, loan):
         "review_mode": "flag",
         "review_policy": {"class_thresholds": {"reject": 0.9}, "always_review": [], "sample_rate": 0.05},
         "review_sla_minutes": 30,
-        "review_webhook_url": "https://loans.example.com/decisions",
     }
     r = api("editor").patch(url(loan), body, format="json")
     assert r.status_code == 200, r.data
     assert r.data["review_threshold"] == 0.7 and r.data["review_mode"] == "flag"
-    assert len(r.data["webhook_secret"]) >= 32  # generated: the receiver needs it
+    assert "webhook_secret" not in r.data  # decisions are signed with the project's secret
     d = Deployment.objects.get(pk=loan.deployment.pk)
     assert d.review_sla_minutes == 30 and d.review_policy["class_thresholds"] == {"reject": 0.9}
     plan = review_plan(deployment=d, labels=["reject", "approve"], confidences=[0.85, 0.85])
@@ -35,7 +34,7 @@ def test_editor_sets_policy_and_routing_follows(api, loan):
 
 def test_viewer_reads_policy_without_secret_and_cannot_change(api, loan):
     r = api("viewer").get(url(loan))
-    assert r.status_code == 200 and "webhook_secret" not in r.data
+    assert r.status_code == 200 and "webhook_secret" not in r.data and r.data["review_webhook_url"] is None
     assert api("viewer").patch(url(loan), {"review_threshold": 0.5}, format="json").status_code == 403
     assert api("reviewer").patch(url(loan), {"review_threshold": 0.5}, format="json").status_code == 403
     assert api("outsider").get(url(loan)).status_code == 404

@@ -236,7 +236,7 @@ def _notify(deployment: Deployment, alert: Alert, conf: dict[str, Any], event: s
     url = conf.get("alert_webhook_url") or ""
     if url:
         webhook_enqueue(
-            project=deployment.project, url=url, secret=deployment.webhook_secret, event=event, payload=payload
+            project=deployment.project, url=url, secret=deployment.project.webhook_secret, event=event, payload=payload
         )
     recipients = [r for r in conf.get("alert_email") or [] if isinstance(r, str)]
     if recipients and event == "alert.firing":

@@ -9,6 +9,9 @@ from django.db import transaction
 from deployments.events import monitoring_updated_event
 from deployments.models import Deployment
 from mlplatform.errors import InvalidInput
+from projects.destinations import destination_audit, destination_check
+
+_UNSET: Any = object()
 
 DEFAULTS: dict[str, Any] = {
     "psi_warn": 0.1,  # industry convention: < 0.1 stable, 0.1-0.2 moderate, > 0.2 significant
@@ -64,21 +67,46 @@ def monitoring_settings_validate(values: dict[str, Any]) -> dict[str, Any]:
 def monitoring_settings_update(
     *, deployment: Deployment, actor: Any, values: dict[str, Any], auto_retrain: bool | None = None
 ) -> Deployment:
+    """Change the settings (the caller checked Action.MANAGE_DEPLOYMENTS). The alert webhook's URL
+    changes only through `projects.destinations` (roles that manage connections, netguard at save,
+    audited as `destination.changed` with old and new value); sending back the current URL is no
+    change. Alert deliveries are signed with the project's webhook secret."""
     if auto_retrain is not None and not isinstance(auto_retrain, bool):
         raise InvalidInput("true or false.", field="auto_retrain")
+    values = dict(values)
+    url = values.pop("alert_webhook_url", _UNSET)
     clean = monitoring_settings_validate(values)
+    old_url = monitoring_settings(deployment)["alert_webhook_url"] or ""
+    if url is not _UNSET and (not isinstance(url, str) or url.strip() != old_url):
+        url = destination_check(actor=actor, project=deployment.project, field="alert_webhook_url", value=url)
+    else:
+        url = _UNSET
     auto = auto_retrain
     with transaction.atomic():
         deployment = Deployment.objects.select_for_update().get(pk=deployment.pk)
         deployment.monitoring = (deployment.monitoring or {}) | clean
+        if url is not _UNSET:
+            old_url = (deployment.monitoring or {}).get("alert_webhook_url") or ""
+            deployment.monitoring["alert_webhook_url"] = url
+            destination_audit(
+                actor=actor, project=deployment.project, obj=deployment, field="alert_webhook_url", old=old_url, new=url
+            )
         fields = ["monitoring", "updated_at"]
         if isinstance(auto, bool):
             deployment.auto_retrain = auto
             fields.append("auto_retrain")
         deployment.save(update_fields=fields)
-        monitoring_updated_event(
-            actor=actor,
-            deployment=deployment,
-            changes=clean | ({"auto_retrain": auto} if isinstance(auto, bool) else {}),
-        )
+        changes = clean | ({"auto_retrain": auto} if isinstance(auto, bool) else {})
+        if changes:
+            monitoring_updated_event(actor=actor, deployment=deployment, changes=changes)
     return deployment
+
+
+def monitoring_settings_shown(deployment: Deployment, *, show_destinations: bool) -> dict[str, Any]:
+    """The settings as a role sees them: the alert webhook's URL (it often carries the receiver's
+    token) only to roles that manage connections; others read whether one is set."""
+    out = monitoring_settings(deployment)
+    out["alert_webhook_set"] = bool(out["alert_webhook_url"])
+    if not show_destinations:
+        out["alert_webhook_url"] = None
+    return out
