@@ -117,6 +117,10 @@ def threshold_effect(deployment: Deployment) -> dict[str, Any]:
         r["best_f1"] = r is best
     out |= {"available": True, "n_val": n, "best_f1": best}
     out["at_current"] = effect_at(out, out["effective"])
+    # Not advice on noise: when the current F1 lies inside the best one's interval, say so.
+    out["advice_uncertain"] = any(
+        (r["f1"]["value"] or 0.0) >= (best["f1"]["ci_low"] or 0.0) for r in out["at_current"] if r is not best
+    )
     return out
 
 

@@ -37,7 +37,7 @@ from deployments.reviews import services as review_services
 from deployments.serving import keys, prediction_log
 from deployments.serving.keys import KeyAuth, KeyGate
 from deployments.serving.selectors import model_for, version_cached
-from mlplatform.errors import Gone, InvalidInput, PayloadTooLarge, Unavailable
+from mlplatform.errors import Conflict, Gone, InvalidInput, PayloadTooLarge, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ def api_key_create(
 
     Without `rate_per_minute` the key gets the installation's default (`API_KEY_RATE`).
     """
+    if deployment.status == DeploymentStatus.RETIRED:
+        raise Conflict(f"The deployment “{deployment.name}” is retired: it takes no new key.", field="deployment")
     name = (name or "").strip()
     if not name:
         raise InvalidInput("Name the key after the application that uses it.", field="name")
