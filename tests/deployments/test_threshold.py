@@ -168,3 +168,45 @@ def test_the_threshold_page_form_applies_and_reports_bad_input(team, client, dep
     client.force_login(team.viewer)
     assert client.post(f"/deployments/{deployment.pk}/threshold/", {"threshold": "0.3"}).status_code == 403
     assert Deployment.objects.get().active_threshold == 0.45
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_through_the_log_queue_carry_their_threshold(team, api, deployment):
+    from django.test import override_settings
+
+    from deployments.serving import prediction_log
+
+    set_threshold(api("editor"), deployment, {"threshold": 0.3})
+    client, _ = key_client(deployment, team.editor)
+    with override_settings(PREDICTION_LOG_QUEUE=True):
+        assert prediction_log.enabled()
+        r = post(client, deployment, {"instances": INSTANCES})
+        prediction_log.flush()
+    ids = [p["id"] for p in r.json()["predictions"]]
+    rows = Prediction.objects.filter(pk__in=ids)
+    assert rows.count() == 3 and {row.decision_threshold for row in rows} == {0.3}
+    assert [p["prediction"] for p in r.json()["predictions"]] == ["yes" if p >= 0.3 else "no" for p in p_yes(r)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_decides_with_the_threshold_and_logs_it(team, api, deployment, worker):
+    import io
+
+    import pandas as pd
+
+    from tests.conftest import wait_for_job
+
+    set_threshold(api("editor"), deployment, {"threshold": 0.15})
+    dv = deployment.model_version.dataset_version
+    r = api("editor").post(f"/api/v1/deployments/{deployment.pk}/batch/", {"dataset_version": dv.pk}, format="json")
+    assert r.status_code == 202, r.content
+    job = wait_for_job(r.json()["id"])
+    assert job.status == "succeeded", job.error
+    url = f"/api/v1/deployments/{deployment.pk}/batch/{job.pk}/download/"
+    out = pd.read_csv(io.BytesIO(b"".join(api("editor").get(url).streaming_content)))
+    assert (out["prediction"] == out["proba_yes"].ge(0.15).map({True: "yes", False: "no"})).all()
+    assert (out["proba_yes"] < 0.5).any() and (out["prediction"] == "yes").sum() > (out["proba_yes"] >= 0.5).sum()
+    log = wait_for_job(job.result["logging_job_id"])
+    assert log.status == "succeeded", log.error
+    logged = Prediction.objects.filter(deployment=deployment, source="batch")
+    assert logged.count() == 300 and set(logged.values_list("decision_threshold", flat=True)) == {0.15}
