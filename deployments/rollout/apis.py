@@ -4,6 +4,8 @@ endpoints under the same paths (deployments.serving.apis, deployments.batch.apis
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -214,6 +216,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
         d = services.deployment_set_shadow(deployment=deployment, actor=request.user, model_version=version)
         return Response(DeploymentSerializer(d).data)
 
+    @extend_schema(request=ThresholdSerializer, responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get", "post"])
     def threshold(self, request, pk=None):
         """GET: the decision threshold, its history and its expected effect on validation rows.
@@ -243,6 +246,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
             }
         )
 
+    @extend_schema(request=RetireSerializer, responses=DeploymentSerializer)
     @action(detail=True, methods=["post"])
     def retire(self, request, pk=None):
         """Shut the deployment down for good (owner): predict answers 410 from now on."""

@@ -136,3 +136,11 @@ def test_retire_page_needs_the_name_typed(team, client, deployment):
     assert client.post(f"/deployments/{deployment.pk}/retire/", {"confirm_name": "loans"}).status_code == 403
     client.force_login(team.outsider)
     assert client.post(f"/deployments/{deployment.pk}/retire/", {"confirm_name": "loans"}).status_code == 404
+
+
+def test_the_workflow_picture_asks_for_a_new_deployment_not_a_resume(team, api, deployment):
+    assert retire(api("owner"), deployment).status_code == 200
+    stages = {s["key"]: s for s in api("viewer").get(f"/api/v1/projects/{team.project.pk}/workflow/").json()}
+    deploy = stages["deploy"]
+    assert deploy["state"] == "in_progress" and deploy["next_step"] == "Deploy it.", deploy
+    assert "paused" not in deploy["detail"]
