@@ -84,6 +84,7 @@ def test_a_retired_deployment_cannot_be_restarted_or_changed(team, api, register
     for url, body in attempts:
         r = client.post(url, body, format="json")
         assert r.status_code == 409, (url, r.content)
+    assert client.post(f"{base}/retrain/", {}, format="json").status_code == 409
     r = client.patch(f"{base}/", {"review_threshold": 0.5}, format="json")
     assert r.status_code == 409
     r = client.post(f"{base}/batch/", {"dataset_version": v2.dataset_version_id}, format="json")
@@ -92,7 +93,7 @@ def test_a_retired_deployment_cannot_be_restarted_or_changed(team, api, register
     assert deployment.status == "retired" and deployment.model_version.version == 1
     assert deployment.api_keys.count() == 0
     assert DeploymentChange.objects.filter(deployment=deployment).count() == 2  # deploy, retire
-    assert not Job.objects.filter(kind="deployment.batch").exists()
+    assert not Job.objects.filter(kind__in=["deployment.batch", "monitoring.retrain"]).exists()
 
 
 def test_retire_closes_waiting_review_items_and_keeps_decided_ones(team, api, deployment):
