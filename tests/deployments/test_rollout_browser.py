@@ -17,6 +17,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def _watch(page) -> list[str]:
+    from tests.browser.test_crawl import WATCH  # collects CSP violations on each page
+
+    page.context.add_init_script(WATCH)
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
@@ -66,6 +69,7 @@ def test_owner_applies_the_threshold_advice_sets_one_and_retires(page, team, dep
     assert page.text_content("#threshold-current").strip() == "0.42"
     assert page.locator("#threshold-history tbody tr").count() == 2
     assert "fewer missed approvals" in page.text_content("#threshold-history")
+    assert page.evaluate("window.__csp") == []
     screenshots(page, "deployment-threshold")
     # retire: the confirm step names the deployment
     page.fill("#retire-reason", "Replaced by the new scoring service.")
@@ -82,6 +86,7 @@ def test_owner_applies_the_threshold_advice_sets_one_and_retires(page, team, dep
     assert page.locator("#retire-form, #promote-form, #threshold-form, #try-form, #key-form, #batch-form").count() == 0
     assert page.locator("#history tr[data-action='threshold']").first.text_content().count("0.42") == 1
     assert page.locator("#history tr[data-action='retire']").count() == 1
+    assert page.evaluate("window.__csp") == []
     screenshots(page, "deployment-retired")
     assert not problems, problems
     assert DeploymentChange.objects.filter(action="threshold").count() == 2
