@@ -120,6 +120,35 @@ def deployment_shadow_set_event(*, actor: Any, deployment: Deployment, shadow: M
     )
 
 
+def deployment_threshold_set_event(
+    *, actor: Any, deployment: Deployment, before: float | None, after: float | None, reason: str
+) -> AuditEvent:
+    """The decision threshold of a binary classifier changed (None: the most probable class)."""
+    return audit_record(
+        actor=actor,
+        action=AuditAction.DEPLOYMENT_THRESHOLD_SET,
+        project=deployment.project,
+        obj=deployment,
+        data={
+            "before": before,
+            "after": after,
+            "version": deployment.model_version.version,
+            "positive_class": deployment.model_version.positive_class,
+            "reason": reason,
+        },
+    )
+
+
+def deployment_retired_event(*, actor: Any, deployment: Deployment, reason: str, reviews_closed: int) -> AuditEvent:
+    return audit_record(
+        actor=actor,
+        action=AuditAction.DEPLOYMENT_RETIRED,
+        project=deployment.project,
+        obj=deployment,
+        data={"version": deployment.model_version.version, "reason": reason, "reviews_closed": reviews_closed},
+    )
+
+
 def gate_overridden_event(*, deployment: Deployment, override: dict[str, Any]) -> AuditEvent:
     """An owner deployed a version the gate refused; `override` holds who, when, why and the gate."""
     return audit_record(

@@ -36,6 +36,13 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Gone(DomainError):
+    """The thing existed and was shut down for good (a retired deployment): 410, not 404."""
+
+    status_code = 410
+    code = "gone"
+
+
 class PayloadTooLarge(DomainError):
     status_code = 413
     code = "too_large"

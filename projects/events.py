@@ -55,6 +55,8 @@ class AuditAction(StrEnum):
     DEPLOYMENT_PAUSED = "deployment.paused"
     DEPLOYMENT_RESUMED = "deployment.resumed"
     DEPLOYMENT_SHADOW_SET = "deployment.shadow_set"
+    DEPLOYMENT_THRESHOLD_SET = "deployment.threshold_set"
+    DEPLOYMENT_RETIRED = "deployment.retired"
     GATE_OVERRIDDEN = "gate.overridden"
     # deployments: serving and batch
     API_KEY_CREATED = "api_key.created"

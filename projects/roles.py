@@ -30,6 +30,7 @@ class Action(StrEnum):
     RUN_EXPERIMENTS = "run_experiments"  # train, tune, evaluate, register
     MANAGE_DEPLOYMENTS = "manage_deployments"  # deploy, rollback, pause, keys, batch
     OVERRIDE_GATE = "override_gate"  # deploy a version that fails the promotion gate
+    RETIRE_DEPLOYMENT = "retire_deployment"  # shut a deployment down for good (no way back)
     PREDICT = "predict"  # call a deployment with a user token
     REVIEW = "review"  # decide review items
     CANCEL_JOB = "cancel_job"
@@ -50,6 +51,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.RUN_EXPERIMENTS: frozenset({OWN, EDI}),
     Action.MANAGE_DEPLOYMENTS: frozenset({OWN, EDI}),
     Action.OVERRIDE_GATE: frozenset({OWN}),
+    Action.RETIRE_DEPLOYMENT: frozenset({OWN}),
     Action.PREDICT: frozenset({OWN, EDI}),
     Action.REVIEW: frozenset({OWN, EDI, REV}),
     Action.CANCEL_JOB: frozenset({OWN, EDI}),

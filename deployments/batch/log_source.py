@@ -54,6 +54,7 @@ class LogTarget:
     version: ModelVersion
     job: Job
     classes: list[str]
+    threshold: float | None = None  # the decision threshold that decided the batch's labels
 
     @property
     def caller(self) -> str:
@@ -75,6 +76,9 @@ def log_table(target: LogTarget, chunk: LogChunk, now: Any) -> pa.Table:
         "probabilities": json_probabilities(chunk.proba, target.classes)
         if chunk.proba is not None
         else pa.nulls(n, pa.string()),
+        "decision_threshold": pa.repeat(target.threshold, n)
+        if target.threshold is not None and chunk.proba is not None
+        else pa.nulls(n, pa.float64()),
         "status": pa.repeat("accepted", n),
         "caller": pa.repeat(target.caller, n),
         "latency_ms": pa.repeat(float(chunk.latency_ms), n),

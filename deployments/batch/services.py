@@ -52,7 +52,7 @@ from deployments.serving.selectors import model_for
 from jobs.models import Job
 from jobs.runner import JobContext, job_enqueue
 from mlplatform.concurrency import Ahead, Background
-from mlplatform.errors import InvalidInput, PayloadTooLarge, Unavailable
+from mlplatform.errors import Gone, InvalidInput, PayloadTooLarge, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +89,15 @@ def batch_start(
         raise InvalidInput("Choose csv or parquet.", field="output_format")
     if (upload is None) == (dataset_version is None):
         raise InvalidInput("Send either a file or a dataset version.", field="file")
+    if deployment.status == DeploymentStatus.RETIRED:
+        raise Gone(f"The deployment “{deployment.name}” was retired and no longer scores.", field="deployment")
     if deployment.status != DeploymentStatus.ACTIVE:
         raise Unavailable(f"The deployment “{deployment.name}” is paused.")
     params: dict[str, Any] = {
         "deployment_id": deployment.pk,
         "model_version_id": deployment.model_version_id,
+        # The decision threshold in force when the batch was asked for decides all its rows.
+        "decision_threshold": deployment.active_threshold,
         "output_format": output_format,
         "log_predictions": bool(log_predictions),
     }
@@ -307,7 +311,13 @@ def _score_all(
             table, ok, row_errors = chunk.table, chunk.ok, chunk.row_errors
             labels = conf = proba = None
             if chunk.features is not None:
-                labels, conf, proba = scoring.score_arrays(chunk.scorer, chunk.features, task_type=version.task_type)
+                labels, conf, proba = scoring.score_arrays(
+                    chunk.scorer,
+                    chunk.features,
+                    task_type=version.task_type,
+                    threshold=job.params.get("decision_threshold"),
+                    positive=version.positive_class,
+                )
             elapsed = (time.perf_counter() - started) * 1000 + chunk.prepare_ms
             write(
                 _scored_table(
@@ -426,7 +436,8 @@ def batch_log_run(*, job: Job, ctx: JobContext) -> dict[str, Any]:
         # The files go only once every chunk is committed: an earlier delivery finished the work.
         return {"logged": logged_count(deployment, batch), "batch_job_id": batch.pk}
     logged_delete(deployment=deployment, job=batch)  # a re-delivered job starts over
-    logger = prediction_logger(LogTarget(deployment, version, batch, classes))
+    threshold = batch.params.get("decision_threshold") if len(classes) == 2 else None
+    logger = prediction_logger(LogTarget(deployment, version, batch, classes, threshold))
     rows = 0
     try:
         for i, key in enumerate(p["keys"]):

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from experiments.ml.metrics import positive_index
+
 # --- scoring ----------------------------------------------------------------------------------
 
 
@@ -23,24 +25,46 @@ class Scored:
     labels: list[Any]
     confidences: list[float | None]
     probabilities: list[dict[str, float] | None]
+    threshold: float | None = None  # the decision threshold that decided the labels (None: argmax)
+
+
+def decide(proba: np.ndarray, classes: list[Any], threshold: float | None, positive: Any) -> tuple[np.ndarray, bool]:
+    """The index of the decided class per row, and whether `threshold` decided it.
+
+    Binary with a threshold: the positive class when its probability is at least `threshold`
+    (`positive_index`: the same positive class as every metric); otherwise the most probable class.
+    """
+    if threshold is None or proba.ndim != 2 or proba.shape[1] != 2 or len(classes) != 2:
+        return proba.argmax(axis=1), False
+    j = positive_index(classes, positive)
+    return np.where(proba[:, j] >= threshold, j, 1 - j), True
 
 
 def label(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def score(model: Any, X: pd.DataFrame, *, task_type: str, classes: list[Any]) -> Scored:
-    """One call to the pipeline for the whole request (or chunk)."""
+def score(
+    model: Any,
+    X: pd.DataFrame,
+    *,
+    task_type: str,
+    classes: list[Any],
+    threshold: float | None = None,
+    positive: Any = None,
+) -> Scored:
+    """One call to the pipeline for the whole request (or chunk). `threshold` (binary only): see `decide`."""
     if task_type == "classification" and hasattr(model, "predict_proba"):
         proba = np.asarray(model.predict_proba(X), dtype=np.float64)
         model_classes = list(classes) if classes else [label(c) for c in model.classes_]
-        best = proba.argmax(axis=1)
+        best, applied = decide(proba, model_classes, threshold, positive)
         labels = [label(model_classes[i]) for i in best.tolist()]
+        # The confidence stays the probability of the class returned (review routing reads it).
         conf = proba[np.arange(len(best)), best].tolist()
         names = [str(label(c)) for c in model_classes]
         rounded = np.round(proba, 6).tolist()
         probs = [dict(zip(names, row, strict=True)) for row in rounded]
-        return Scored(labels, conf, probs)
+        return Scored(labels, conf, probs, threshold if applied else None)
     pred = model.predict(X)
     if task_type == "classification":
         return Scored([label(v) for v in pred.tolist()], [None] * len(pred), [None] * len(pred))
@@ -50,12 +74,12 @@ def score(model: Any, X: pd.DataFrame, *, task_type: str, classes: list[Any]) ->
 
 
 def score_arrays(
-    model: Any, X: pd.DataFrame, *, task_type: str
+    model: Any, X: pd.DataFrame, *, task_type: str, threshold: float | None = None, positive: Any = None
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Batch scoring: (labels, confidences, probability matrix) as arrays, no per-row objects."""
     if task_type == "classification" and hasattr(model, "predict_proba"):
         proba = np.asarray(model.predict_proba(X), dtype=np.float64)
-        best = proba.argmax(axis=1)
+        best, _ = decide(proba, [label(c) for c in model.classes_], threshold, positive)
         labels = np.asarray(model.classes_)[best]
         return labels, proba[np.arange(len(best)), best], proba
     return np.asarray(model.predict(X)), None, None

@@ -17,6 +17,7 @@ class ReviewStatus(models.TextChoices):
     APPROVED = "approved", "Approved"
     OVERRIDDEN = "overridden", "Overridden"
     ESCALATED = "escalated", "Escalated to an owner"
+    CLOSED = "closed", "Closed: the deployment was retired"
 
 
 class ReviewItem(models.Model):

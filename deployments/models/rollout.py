@@ -13,6 +13,8 @@ from deployments.models.reviews import ReviewMode
 class DeploymentStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     PAUSED = "paused", "Paused"
+    # For good: predict answers 410, nothing restarts it; its log, reviews and history stay readable.
+    RETIRED = "retired", "Retired"
 
 
 class Deployment(models.Model):
@@ -37,6 +39,14 @@ class Deployment(models.Model):
     monitoring = models.JSONField(default=dict, blank=True)  # {"psi_warn", "psi_alert", "interval_minutes", ...}
     auto_retrain = models.BooleanField(default=False)
     last_snapshot_at = models.DateTimeField(null=True, blank=True)
+    # Binary classifiers: the positive class is decided when its probability reaches this threshold
+    # (None: the most probable class, i.e. 0.5). It was tuned for one version's probabilities, so it
+    # applies only while that version is active; a promoted or rolled-back version gets argmax.
+    decision_threshold = models.FloatField(null=True, blank=True)
+    decision_threshold_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    retired_at = models.DateTimeField(null=True, blank=True)
     # Promotion gate override, shown on the deployment
     gate_override = models.JSONField(null=True, blank=True)  # {"by", "at", "justification", "gate"}
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -51,10 +61,21 @@ class Deployment(models.Model):
                 condition=Q(review_threshold__isnull=True) | Q(review_threshold__gte=0, review_threshold__lte=1),
                 name="deployment_review_threshold_in_0_1",
             ),
+            models.CheckConstraint(
+                condition=Q(decision_threshold__isnull=True) | Q(decision_threshold__gt=0, decision_threshold__lt=1),
+                name="deployment_decision_threshold_in_0_1",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def active_threshold(self) -> float | None:
+        """The decision threshold serving applies now: set, and set for the active version."""
+        if self.decision_threshold is not None and self.decision_threshold_version_id == self.model_version_id:
+            return self.decision_threshold
+        return None
 
 
 class DeploymentChange(models.Model):
@@ -62,11 +83,12 @@ class DeploymentChange(models.Model):
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="changes")
-    action = models.CharField(max_length=20)  # deploy, promote, rollback, pause, resume, shadow
+    action = models.CharField(max_length=20)  # deploy, promote, rollback, pause, resume, shadow, threshold, retire
     from_version = models.ForeignKey(ModelVersion, null=True, on_delete=models.SET_NULL, related_name="+")
     to_version = models.ForeignKey(ModelVersion, null=True, on_delete=models.SET_NULL, related_name="+")
     reason = models.TextField(blank=True)
     gate = models.JSONField(null=True, blank=True)
+    details = models.JSONField(null=True, blank=True)  # threshold: {"from", "to", "version"}
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

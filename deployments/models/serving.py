@@ -61,6 +61,8 @@ class Prediction(models.Model):
     prediction = models.JSONField()
     confidence = models.FloatField(null=True, blank=True)
     probabilities = models.JSONField(null=True, blank=True)
+    # The decision threshold on the positive class that decided `prediction` (None: argmax).
+    decision_threshold = models.FloatField(null=True, blank=True)
     interval = models.JSONField(null=True, blank=True)  # regression: [low, high]
     status = models.CharField(max_length=15, choices=PredictionStatus.choices, default=PredictionStatus.ACCEPTED)
     final_prediction = models.JSONField(null=True, blank=True)  # after review
@@ -93,6 +95,7 @@ LOGGED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("prediction", "jsonb"),
     ("confidence", "double precision"),
     ("probabilities", "jsonb"),
+    ("decision_threshold", "double precision"),
     ("status", "text"),
     ("caller", "text"),
     ("latency_ms", "double precision"),
@@ -126,6 +129,7 @@ def logged_prediction(
     caller: str,
     latency_ms: float | None,
     created_at: Any,
+    decision_threshold: float | None = None,
 ) -> dict[str, Any]:
     """One logged prediction as {column: value}, in LOGGED_COLUMNS order."""
     return {
@@ -138,6 +142,7 @@ def logged_prediction(
         "prediction": prediction,
         "confidence": confidence,
         "probabilities": probabilities,
+        "decision_threshold": decision_threshold,
         "status": status,
         "caller": caller[:CALLER_MAX],
         "latency_ms": latency_ms,

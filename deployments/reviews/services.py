@@ -431,3 +431,29 @@ def review_sla_check_all() -> int:
     for deployment in Deployment.objects.filter(pk__in=ids):
         review_sla_check(deployment=deployment)
     return len(ids)
+
+
+# --- retirement -------------------------------------------------------------------------------
+
+
+def review_items_close(*, deployment: Deployment, actor: Any, reason: str) -> int:
+    """Close every waiting item (pending or escalated) of a deployment being retired; returns how many.
+
+    Closed is not a decision: no label is recorded, the prediction keeps its model label and
+    status, and queue health (override rates, threshold advice) counts only approved and
+    overridden items. The SLA alert, with nothing left waiting, is resolved. Call inside the
+    retirement's transaction.
+    """
+    now = timezone.now()
+    closed = ReviewItem.objects.filter(
+        deployment=deployment, status__in=[ReviewStatus.PENDING, ReviewStatus.ESCALATED]
+    ).update(
+        status=ReviewStatus.CLOSED,
+        decided_at=now,
+        decided_by=actor,
+        claimed_by=None,
+        claimed_until=None,
+        comment=f"Closed without a decision: the deployment was retired. {reason}".strip()[:MAX_COMMENT],
+    )
+    review_sla_check(deployment=deployment)
+    return closed

@@ -1,9 +1,11 @@
 """REST API of rollout: deployments (list, create gated, detail with history and gate, policy
-edits, promote, rollback, pause, resume, shadow). Keys and batch jobs have their own rooms'
+edits, promote, rollback, pause, resume, shadow, decision threshold, retire). Keys and batch jobs have their own rooms'
 endpoints under the same paths (deployments.serving.apis, deployments.batch.apis)."""
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -22,6 +24,7 @@ class ChangeSerializer(serializers.Serializer):
     to_version = serializers.IntegerField(source="to_version.version", allow_null=True, default=None)
     reason = serializers.CharField()
     gate = serializers.JSONField()
+    details = serializers.JSONField()
     actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
     created_at = serializers.DateTimeField()
 
@@ -31,6 +34,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
     shadow_version = serializers.IntegerField(source="shadow_model_version.version", read_only=True, default=None)
     predict_url = serializers.SerializerMethodField()
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # The threshold serving applies now (None: the most probable class), see Deployment.active_threshold.
+    decision_threshold = serializers.FloatField(source="active_threshold", read_only=True, allow_null=True)
 
     class Meta:
         model = Deployment
@@ -49,6 +54,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "review_threshold",
             "review_mode",
             "gate_override",
+            "decision_threshold",
+            "retired_at",
             "predict_url",
             "created_by",
             "created_at",
@@ -88,6 +95,21 @@ class PromoteSerializer(ReasonSerializer):
     justification = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
 
 
+class ThresholdSerializer(serializers.Serializer):
+    threshold = serializers.FloatField(allow_null=True)  # None: back to the most probable class
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class RetireSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+def _only(request, serializer_class) -> None:
+    unknown = [k for k in request.data if k not in serializer_class().fields]
+    if unknown:
+        raise InvalidInput(f"Unexpected field {unknown[0]!r}.", field=str(unknown[0])[:100])
+
+
 class ShadowSerializer(serializers.Serializer):
     model_version = serializers.IntegerField(allow_null=True)
 
@@ -98,6 +120,7 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
     write_permission = Action.MANAGE_DEPLOYMENTS
     filterset_fields = ["project", "status"]
     ordering_fields = ["created_at", "name"]
+    action_permissions = {"retire": Action.RETIRE_DEPLOYMENT}
 
     def create(self, request):
         data = DeploymentCreateSerializer(data=request.data)
@@ -191,6 +214,47 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
             else None
         )
         d = services.deployment_set_shadow(deployment=deployment, actor=request.user, model_version=version)
+        return Response(DeploymentSerializer(d).data)
+
+    @extend_schema(request=ThresholdSerializer, responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get", "post"])
+    def threshold(self, request, pk=None):
+        """GET: the decision threshold, its history and its expected effect on validation rows.
+        POST {"threshold": 0.35, "reason"?}: set it (null: back to the most probable class)."""
+        deployment = self.get_object()
+        if request.method == "POST":
+            _only(request, ThresholdSerializer)
+            body = ThresholdSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            deployment = services.deployment_set_threshold(
+                deployment=deployment,
+                actor=request.user,
+                threshold=body.validated_data["threshold"],
+                reason=body.validated_data["reason"],
+            )
+        effect = selectors.threshold_effect(deployment)
+        history = ChangeSerializer(selectors.threshold_history(deployment)[:100], many=True).data
+        return Response(
+            {
+                "deployment": deployment.pk,
+                "threshold": deployment.active_threshold,
+                "effective_threshold": effect["effective"],
+                "positive_class": effect["positive_class"],
+                "binary": effect["binary"],
+                "validation": {k: effect.get(k) for k in ("available", "why", "n_val", "rows", "best_f1")},
+                "history": history,
+            }
+        )
+
+    @extend_schema(request=RetireSerializer, responses=DeploymentSerializer)
+    @action(detail=True, methods=["post"])
+    def retire(self, request, pk=None):
+        """Shut the deployment down for good (owner): predict answers 410 from now on."""
+        deployment = self.get_object()
+        _only(request, RetireSerializer)
+        body = RetireSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        d = services.deployment_retire(deployment=deployment, actor=request.user, reason=body.validated_data["reason"])
         return Response(DeploymentSerializer(d).data)
 
 

@@ -1,5 +1,5 @@
 """Rollout's reads: deployments of my projects, a deployment's history, the version a rollback
-returns to, the curl example of its page."""
+returns to, the curl example of its page, the decision threshold's expected effect."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from django.db.models import QuerySet
 
 from deployments.ml.schema import sample_instance
 from deployments.models import Deployment, DeploymentChange, ModelVersion
+from experiments.ml.metrics import binary_counts_ci
 from projects.access import scope
+
+DEFAULT_THRESHOLD = 0.5  # a binary classifier without one decides the most probable class
 
 
 def deployment_list(*, user: Any, project: Any = None) -> QuerySet[Deployment]:
@@ -46,3 +49,93 @@ def curl_example(deployment: Deployment, base_url: str) -> str:
         '  -H "Authorization: Api-Key $API_KEY" -H "Content-Type: application/json" \\\n'
         f"  -d {shlex.quote(body)}"
     )
+
+
+def is_binary(version: ModelVersion) -> bool:
+    """A classifier of exactly two classes: the only kind a decision threshold applies to."""
+    return version.task_type == "classification" and len(version.classes or []) == 2
+
+
+def threshold_history(deployment: Deployment) -> QuerySet[DeploymentChange]:
+    return deployment.changes.filter(action="threshold").select_related("to_version", "actor")
+
+
+def _counts(row: dict[str, Any], n: int) -> tuple[int, int, int, int] | None:
+    """A threshold-table row's confusion counts (tp, fp, fn, tn), rebuilt from its rounded shares."""
+    pp = int(row.get("predicted_positive", -1))
+    precision, accuracy = row.get("precision"), row.get("accuracy")
+    if pp < 0 or precision is None or accuracy is None:
+        return None
+    tp = round(float(precision) * pp)
+    tn = round(float(accuracy) * n) - tp
+    fp = pp - tp
+    fn = n - tp - fp - tn
+    return (tp, fp, fn, tn) if min(tp, fp, fn, tn) >= 0 else None
+
+
+def threshold_effect(deployment: Deployment) -> dict[str, Any]:
+    """What each decision threshold would do, on the validation rows of the version's run.
+
+    The run's diagnostics scored its validation rows with the model fitted on the training rows
+    (the deployed model is refit on train + validation, so these are the honest out-of-sample
+    figures) and stored precision, recall, F1 and accuracy at thresholds 0.05 to 0.95. The
+    confusion counts are rebuilt from them and every figure gets a 95% bootstrap interval.
+    """
+    version = deployment.model_version
+    current = deployment.active_threshold
+    out: dict[str, Any] = {
+        "binary": is_binary(version),
+        "current": current,
+        "effective": current if current is not None else DEFAULT_THRESHOLD,
+        "positive_class": version.positive_class,
+        "rows": [],
+        "available": False,
+        "why": "",
+    }
+    if not out["binary"]:
+        out["why"] = "Only a binary classifier has a decision threshold."
+        return out
+    diagnostics = (version.run.diagnostics if version.run_id and version.run else None) or {}
+    table, n = diagnostics.get("thresholds") or [], int(diagnostics.get("n_val") or 0)
+    if not table or n <= 0:
+        out["why"] = "No validation threshold table for this version (run its diagnostics on the experiment page)."
+        return out
+    table_positive = diagnostics.get("positive_class")
+    if (
+        table_positive is not None
+        and version.positive_class is not None
+        and str(table_positive) != str(version.positive_class)
+    ):
+        out["why"] = f"The validation table is about class {table_positive!r}, not {version.positive_class!r}."
+        return out
+    for row in table:
+        counts = _counts(row, n)
+        if counts is None:
+            continue
+        t = float(row["threshold"])
+        out["rows"].append({"threshold": t, "predicted_positive": counts[0] + counts[1], **binary_counts_ci(*counts)})
+    if not out["rows"]:
+        out["why"] = "The validation threshold table could not be read."
+        return out
+    best = max(out["rows"], key=lambda r: (r["f1"]["value"] or 0.0, -abs(r["threshold"] - DEFAULT_THRESHOLD)))
+    for r in out["rows"]:
+        r["current"] = abs(r["threshold"] - out["effective"]) < 1e-9
+        r["best_f1"] = r is best
+    out |= {"available": True, "n_val": n, "best_f1": best}
+    out["at_current"] = effect_at(out, out["effective"])
+    # Not advice on noise: when the current F1 lies inside the best one's interval, say so.
+    out["advice_uncertain"] = any(
+        (r["f1"]["value"] or 0.0) >= (best["f1"]["ci_low"] or 0.0) for r in out["at_current"] if r is not best
+    )
+    return out
+
+
+def effect_at(effect: dict[str, Any], threshold: float) -> list[dict[str, Any]]:
+    """The table row at `threshold`, or the two rows around it (the table has steps of 0.05)."""
+    rows = effect.get("rows") or []
+    exact = [r for r in rows if abs(r["threshold"] - threshold) < 1e-9]
+    if exact:
+        return exact
+    below = [r for r in rows if r["threshold"] < threshold]
+    above = [r for r in rows if r["threshold"] > threshold]
+    return ([below[-1]] if below else []) + ([above[0]] if above else [])

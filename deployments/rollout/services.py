@@ -1,5 +1,5 @@
 """Rollout's writes: deploy a version (gated), promote another, roll back, pause, resume, shadow,
-and change the serving policy. Every change is one transaction with its history row, its audit
+change the serving policy and the decision threshold, retire. Every change is one transaction with its history row, its audit
 event and (after commit) its webhook."""
 
 from __future__ import annotations
@@ -13,15 +13,26 @@ from django.utils import timezone
 from deployments.events import (
     deployment_created_event,
     deployment_promoted_event,
+    deployment_retired_event,
     deployment_rolled_back_event,
     deployment_shadow_set_event,
     deployment_status_event,
+    deployment_threshold_set_event,
     deployment_updated_event,
     gate_overridden_event,
 )
-from deployments.models import Deployment, DeploymentChange, DeploymentStatus, ModelVersion, ReviewMode
+from deployments.models import (
+    Alert,
+    AlertState,
+    Deployment,
+    DeploymentChange,
+    DeploymentStatus,
+    ModelVersion,
+    ReviewMode,
+)
 from deployments.registry.selectors import GateResult, gate_check, version_unready_reason
-from deployments.rollout.selectors import previous_version
+from deployments.reviews.services import review_items_close
+from deployments.rollout.selectors import is_binary, previous_version
 from jobs.webhooks import project_event
 from mlplatform.errors import Conflict, InvalidInput, PermissionDenied
 from projects.access import can
@@ -37,6 +48,16 @@ def _require_ready(model_version: ModelVersion, field: str) -> None:
     why = version_unready_reason(model_version)
     if why:
         raise Conflict(why, field=field)
+
+
+def _require_live(deployment: Deployment) -> None:
+    """A retired deployment is shut down for good: nothing changes it again (read the row locked)."""
+    if deployment.status == DeploymentStatus.RETIRED:
+        raise Conflict(
+            f"The deployment “{deployment.name}” is retired: it cannot be changed or restarted. "
+            "Deploy the version again under a new name.",
+            field="status",
+        )
 
 
 def _gate_or_override(
@@ -155,6 +176,7 @@ def deployment_promote(
     )
     with transaction.atomic():
         d = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        _require_live(d)
         previous = d.model_version
         d.model_version = model_version
         if override:
@@ -191,6 +213,7 @@ def deployment_update(*, deployment: Deployment, actor: Any, **changes: Any) -> 
         raise InvalidInput("Choose hold or flag.", field="review_mode")
     with transaction.atomic():
         d = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        _require_live(d)
         before = {k: getattr(d, k) for k in changes}
         for k, v in changes.items():
             setattr(d, k, v)
@@ -204,6 +227,7 @@ def deployment_rollback(*, deployment: Deployment, actor: Any, reason: str = "")
     project = deployment.project
     with transaction.atomic():
         d = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        _require_live(d)
         target = previous_version(d)
         if target is None:
             raise Conflict("There is no previous version to roll back to.", field="deployment")
@@ -230,10 +254,11 @@ def deployment_rollback(*, deployment: Deployment, actor: Any, reason: str = "")
 
 
 def deployment_set_status(*, deployment: Deployment, actor: Any, status: str, reason: str = "") -> Deployment:
-    if status not in DeploymentStatus.values:
-        raise InvalidInput("Choose active or paused.", field="status")
+    if status not in (DeploymentStatus.ACTIVE, DeploymentStatus.PAUSED):
+        raise InvalidInput("Choose active or paused (retiring is its own, owner-only action).", field="status")
     with transaction.atomic():
         d = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        _require_live(d)
         if d.status == status:
             return d
         d.status = status
@@ -262,6 +287,7 @@ def deployment_set_shadow(*, deployment: Deployment, actor: Any, model_version: 
         _require_ready(model_version, "shadow_model_version")
     with transaction.atomic():
         d = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        _require_live(d)
         d.shadow_model_version = model_version
         d.save(update_fields=["shadow_model_version", "updated_at"])
         DeploymentChange.objects.create(
@@ -273,4 +299,86 @@ def deployment_set_shadow(*, deployment: Deployment, actor: Any, model_version: 
             actor=actor,
         )
         deployment_shadow_set_event(actor=actor, deployment=d, shadow=model_version)
+    return d
+
+
+def deployment_set_threshold(*, deployment: Deployment, actor: Any, threshold: Any, reason: str = "") -> Deployment:
+    """Set (or, with None, clear) the decision threshold of a deployed binary classifier.
+
+    The positive class (the version's `positive_class`) is predicted when its probability is at
+    least `threshold`; None goes back to the most probable class. It applies to the next
+    prediction: the save bumps the serving generation (deployments.apps), so every process drops
+    its cached deployment. Recorded in the history with old and new value, and audited.
+    """
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
+            raise InvalidInput("The threshold is a probability strictly between 0 and 1.", field="threshold")
+        threshold = float(threshold)
+    with transaction.atomic():
+        d = Deployment.objects.select_for_update().select_related("model_version").get(pk=deployment.pk)
+        _require_live(d)
+        version = d.model_version
+        if not is_binary(version):
+            raise InvalidInput(
+                "A decision threshold applies to a binary classifier with probabilities; "
+                f"v{version.version} is a {version.task_type} model with {len(version.classes or [])} classes.",
+                field="threshold",
+            )
+        before = d.active_threshold
+        if before == threshold:
+            return d
+        d.decision_threshold = threshold
+        d.decision_threshold_version = version if threshold is not None else None
+        d.save(update_fields=["decision_threshold", "decision_threshold_version", "updated_at"])
+        reason = (reason or "").strip()
+        DeploymentChange.objects.create(
+            project=d.project,
+            deployment=d,
+            action="threshold",
+            from_version=version,
+            to_version=version,
+            reason=reason,
+            details={"from": before, "to": threshold, "positive_class": version.positive_class},
+            actor=actor,
+        )
+        deployment_threshold_set_event(actor=actor, deployment=d, before=before, after=threshold, reason=reason)
+    return d
+
+
+def deployment_retire(*, deployment: Deployment, actor: Any, reason: str) -> Deployment:
+    """Shut a deployment down for good (owner only; the caller checks RETIRE_DEPLOYMENT).
+
+    Unlike pause (503, resumable), a retired deployment answers predict with 410 Gone and no
+    write changes it again. Its prediction log, review items, monitoring snapshots, alerts,
+    history and audit stay readable. Waiting review items are closed without a decision;
+    firing alerts are resolved; the monitoring beat skips it (it only schedules active ones),
+    and so does auto-retrain. Its API keys stay (a caller gets 410, not 401).
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Say why this deployment is retired (it is recorded and audited).", field="reason")
+    with transaction.atomic():
+        d = Deployment.objects.select_for_update().select_related("model_version", "project").get(pk=deployment.pk)
+        _require_live(d)
+        d.status = DeploymentStatus.RETIRED
+        d.retired_at = timezone.now()
+        d.auto_retrain = False
+        d.save(update_fields=["status", "retired_at", "auto_retrain", "updated_at"])
+        closed = review_items_close(deployment=d, actor=actor, reason=reason)
+        # Nothing will refresh its firing alerts again (monitoring imports rollout: resolved here).
+        now = timezone.now()
+        Alert.objects.filter(deployment=d, state=AlertState.FIRING).update(
+            state=AlertState.RESOLVED, resolved_at=now, last_seen_at=now
+        )
+        DeploymentChange.objects.create(
+            project=d.project,
+            deployment=d,
+            action="retire",
+            from_version=d.model_version,
+            reason=reason,
+            details={"reviews_closed": closed},
+            actor=actor,
+        )
+        deployment_retired_event(actor=actor, deployment=d, reason=reason, reviews_closed=closed)
+        _notify(deployment=d, event="deployment.retired", version=d.model_version, extra={"reason": reason})
     return d

@@ -1,5 +1,5 @@
 """UI of rollout: the project's deployments (deploy a version) and a deployment's page with
-every form on it (promote, roll back, pause, API keys, try it). Every write calls the same
+every form on it (promote, roll back, pause, decision threshold, retire, API keys, try it). Every write calls the same
 service as the API; other rooms' data on the page comes from their selectors."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from datasets.models import DatasetVersion
@@ -107,6 +107,9 @@ def _render_detail(request: HttpRequest, deployment: Deployment, **extra) -> Htt
             recent=recent_predictions(deployment),
             batches=batch_jobs_with_logging(deployment, limit=5),
             dataset_versions=_dataset_versions(deployment),
+            threshold=selectors.threshold_effect(deployment),
+            threshold_history=selectors.threshold_history(deployment)[:20],
+            retirement=deployment.changes.filter(action="retire").select_related("actor").first(),
             **extra,
         ),
     )
@@ -177,6 +180,58 @@ def status_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("deployments:detail", pk)
 
 
+def _to_card(pk: int, card: str) -> HttpResponse:
+    return redirect(reverse("deployments:detail", args=[pk]) + f"#{card}")
+
+
+@login_required
+@require_POST
+def threshold_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set the decision threshold (a typed value, or one click on a row of the validation table);
+    an empty value goes back to the most probable class."""
+    deployment = _manage(request, pk)
+    raw = (request.POST.get("threshold") or "").strip()
+    try:
+        threshold = float(raw) if raw else None
+    except ValueError:
+        messages.error(request, "threshold: a probability between 0 and 1, such as 0.35.")
+        return _to_card(pk, "threshold")
+    try:
+        d = services.deployment_set_threshold(
+            deployment=deployment, actor=request.user, threshold=threshold, reason=request.POST.get("reason", "")
+        )
+    except DomainError as exc:
+        report(request, exc)
+    else:
+        now = d.active_threshold
+        messages.success(
+            request,
+            f"Decision threshold {now:g}: new predictions are decided with it."
+            if now is not None
+            else "No decision threshold: new predictions take the most probable class.",
+        )
+    return _to_card(pk, "threshold")
+
+
+@login_required
+@require_POST
+def retire_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Retire for good (owner), confirmed by typing the deployment's name."""
+    deployment = access(
+        request.user, Deployment.objects.select_related("project", "model_version"), pk, Action.RETIRE_DEPLOYMENT
+    )
+    if request.POST.get("confirm_name", "") != deployment.name:
+        messages.error(request, f"confirm_name: type “{deployment.name}” exactly to confirm the retirement.")
+        return _to_card(pk, "retire")
+    try:
+        services.deployment_retire(deployment=deployment, actor=request.user, reason=request.POST.get("reason", ""))
+    except DomainError as exc:
+        report(request, exc)
+        return _to_card(pk, "retire")
+    messages.success(request, f"“{deployment.name}” is retired: predict answers 410 Gone from now on.")
+    return redirect("deployments:detail", pk)
+
+
 @login_required
 @require_POST
 def key_create_view(request: HttpRequest, pk: int) -> HttpResponse:
@@ -232,6 +287,8 @@ urlpatterns = [
     path("deployments/<int:pk>/rollback/", rollback_view, name="rollback"),
     path("deployments/<int:pk>/promote/", promote_view, name="promote"),
     path("deployments/<int:pk>/status/", status_view, name="status"),
+    path("deployments/<int:pk>/threshold/", threshold_view, name="threshold"),
+    path("deployments/<int:pk>/retire/", retire_view, name="retire"),
     path("deployments/<int:pk>/keys/", key_create_view, name="key_create"),
     path("deployments/<int:pk>/keys/<int:key_id>/revoke/", key_revoke_view, name="key_revoke"),
     path("deployments/<int:pk>/try/", try_view, name="try"),

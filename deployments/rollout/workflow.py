@@ -24,8 +24,9 @@ def _deploy(project: Project, states: dict[str, StageState]) -> StageState:
             "",
             url,
         )
-    if Deployment.objects.filter(project=project).exists():
+    if Deployment.objects.filter(project=project, status=DeploymentStatus.PAUSED).exists():
         return StageState("deploy", "Deploy", "blocked", "Every deployment is paused.", "Resume a deployment.", url)
+    # Only retired deployments (or none): as good as none, deploying a version is the next step.
     versions = ModelVersion.objects.filter(project=project)
     if not versions.exists():
         return StageState(

@@ -37,7 +37,7 @@ from deployments.reviews import services as review_services
 from deployments.serving import keys, prediction_log
 from deployments.serving.keys import KeyAuth, KeyGate
 from deployments.serving.selectors import model_for, version_cached
-from mlplatform.errors import InvalidInput, PayloadTooLarge, Unavailable
+from mlplatform.errors import Conflict, Gone, InvalidInput, PayloadTooLarge, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ def api_key_create(
 
     Without `rate_per_minute` the key gets the installation's default (`API_KEY_RATE`).
     """
+    if deployment.status == DeploymentStatus.RETIRED:
+        raise Conflict(f"The deployment “{deployment.name}” is retired: it takes no new key.", field="deployment")
     name = (name or "").strip()
     if not name:
         raise InvalidInput("Name the key after the application that uses it.", field="name")
@@ -160,7 +162,13 @@ def _validator(deployment: Deployment, version: ModelVersion) -> schema.Validato
 
 
 def _refuse_request(deployment: Deployment, instances: Any) -> None:
-    """A paused deployment, no instances or too many: refused (and counted) before any work."""
+    """A retired or paused deployment, no instances or too many: refused (and counted) before any work."""
+    if deployment.status == DeploymentStatus.RETIRED:
+        raise Gone(
+            f"The deployment “{deployment.name}” was retired and no longer serves predictions. "
+            "Ask its project for the deployment that replaced it.",
+            field="deployment",
+        )
     if deployment.status != DeploymentStatus.ACTIVE:
         error_count(deployment=deployment, kind="paused")
         raise Unavailable(
@@ -201,6 +209,14 @@ def predict(
         first_key = next(iter(errors))
         first_msgs = next(iter(errors[first_key].values()))
         raise InvalidInput(f"{len(errors)} invalid instance(s); {first_key}: {first_msgs[0]}", errors=errors)
+    # The decision threshold is read from the deployment the request holds: a change saves the
+    # deployment, which bumps the serving generation and drops every process's cached copy.
+    decide = {
+        "task_type": version.task_type,
+        "classes": version.classes,
+        "threshold": deployment.active_threshold,
+        "positive": version.positive_class,
+    }
     try:
         model = model_for(version)
         compiled = (
@@ -209,13 +225,9 @@ def predict(
             else None
         )
         if compiled is not None:
-            scored = scoring.score(
-                compiled, validator.arrays(columns), task_type=version.task_type, classes=version.classes
-            )
+            scored = scoring.score(compiled, validator.arrays(columns), **decide)
         else:
-            scored = scoring.score(
-                model, validator.frame(columns), task_type=version.task_type, classes=version.classes
-            )
+            scored = scoring.score(model, validator.frame(columns), **decide)
     except Exception:
         error_count(deployment=deployment, kind="server")
         raise
@@ -242,6 +254,7 @@ class _Call:
     source: str
     latency_ms: float | None
     now: datetime
+    threshold: float | None = None
 
 
 def _log_and_shape(*, deployment, version, instances, scored, caller, source, started, frame, gate) -> PredictResult:
@@ -261,7 +274,8 @@ def _log_and_shape(*, deployment, version, instances, scored, caller, source, st
             }
         )
     if settings.PREDICTION_LOGGING:
-        call = _Call(deployment, version, caller, source, (time.perf_counter() - started) * 1000, timezone.now())
+        latency = (time.perf_counter() - started) * 1000
+        call = _Call(deployment, version, caller, source, latency, timezone.now(), scored.threshold)
         reviewed = any(r is not None for r in plan)
         # The API's calls go through the queue (no transaction in the request); a call with
         # predictions to review writes them here, so that the answer can name its review items.
@@ -300,6 +314,7 @@ def _rows(call: _Call, instances: list[Any], out: list[dict[str, Any]], created_
             caller=call.caller,
             latency_ms=call.latency_ms,
             created_at=created_at,
+            decision_threshold=call.threshold,
         )
         for inst, o in zip(instances, out, strict=True)
     ]

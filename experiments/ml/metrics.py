@@ -262,3 +262,40 @@ def bootstrap_ci(
                 "ci_high": float(np.quantile(vals, 1 - alpha / 2)),
             }
     return out
+
+
+def binary_counts_ci(
+    tp: int, fp: int, fn: int, tn: int, *, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
+) -> dict[str, dict[str, float | None]]:
+    """Precision, recall, F1 and accuracy of a binary confusion matrix, each with a percentile
+    bootstrap interval, when only the counts are stored (a threshold table of validation rows).
+
+    Resampling the n rows with replacement draws the four counts from a multinomial with the
+    observed shares: the same bootstrap as `bootstrap_ci`, without the rows. Definitions as
+    `fast_classification_metrics` (an empty denominator gives 0).
+    """
+    counts = np.array([tp, fp, fn, tn], dtype=np.int64)
+    n = int(counts.sum())
+
+    def of(c: np.ndarray) -> dict[str, np.ndarray]:
+        c = np.atleast_2d(c).astype(float)
+        t, f_p, f_n, t_n = c.T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            precision = np.where(t + f_p > 0, t / (t + f_p), 0.0)
+            recall = np.where(t + f_n > 0, t / (t + f_n), 0.0)
+            f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+            accuracy = np.where(c.sum(axis=1) > 0, (t + t_n) / c.sum(axis=1), 0.0)
+        return {"precision": precision, "recall": recall, "f1": f1, "accuracy": accuracy}
+
+    point = {k: float(v[0]) for k, v in of(counts).items()}
+    if n == 0:
+        return {k: {"value": None, "ci_low": None, "ci_high": None} for k in point}
+    draws = of(np.random.default_rng(seed).multinomial(n, counts / n, size=n_boot))
+    return {
+        k: {
+            "value": v,
+            "ci_low": float(np.quantile(draws[k], alpha / 2)),
+            "ci_high": float(np.quantile(draws[k], 1 - alpha / 2)),
+        }
+        for k, v in point.items()
+    }

@@ -79,6 +79,8 @@ NOT_PAGES = {
     "deployments:rollback": "POST only",
     "deployments:promote": "POST only",
     "deployments:status": "POST only",
+    "deployments:threshold": "POST only (tests/deployments/test_rollout_browser.py)",
+    "deployments:retire": "POST only (tests/deployments/test_rollout_browser.py)",
     "deployments:key_create": "POST only",
     "deployments:key_revoke": "POST only",
     "deployments:try": "POST only; its error state is below",

@@ -97,6 +97,11 @@ EXEMPLARS: dict[Action, Exemplar] = {
             "justification": "Regulator deadline: shipping with the current model, reviewed weekly.",
         },
     ),
+    Action.RETIRE_DEPLOYMENT: Exemplar(
+        "post",
+        lambda w, t: f"/api/v1/deployments/{w['deployment'].pk}/retire/",
+        lambda w, t, r: {"reason": f"replaced by the new scoring service ({r})"},
+    ),
     Action.PREDICT: Exemplar(
         "post",
         lambda w, t: f"/api/v1/deployments/{w['deployment'].pk}/predict/",

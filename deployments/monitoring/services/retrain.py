@@ -32,7 +32,7 @@ from datasets.models import DatasetVersion, VersionSource
 from datasets.selectors import split_frames
 from datasets.services import version_create_from_frame, version_split_assigned
 from deployments.events import model_retrain_registered_event, retrain_started_event
-from deployments.models import Deployment, ModelVersion, Prediction
+from deployments.models import Deployment, DeploymentStatus, ModelVersion, Prediction
 from deployments.monitoring.selectors import RETRAIN_JOB
 from deployments.registry.selectors import gate_check
 from deployments.registry.services import model_version_prepare, model_version_register
@@ -53,6 +53,8 @@ MIN_HOLDOUT = 10
 
 def retrain_start(*, deployment: Deployment, actor: Any, reason: str = "manual", holdout_fraction: float = 0.3):
     """Queue a retrain job: new data version, challenger experiment, comparison on a fresh holdout."""
+    if deployment.status == DeploymentStatus.RETIRED:  # its challenger could never be promoted
+        raise Conflict(f"The deployment “{deployment.name}” is retired: nothing to retrain.", field="deployment")
     if not isinstance(holdout_fraction, (int, float)) or isinstance(holdout_fraction, bool):
         raise InvalidInput("A number between 0.1 and 0.5.", field="holdout_fraction")
     if not 0.1 <= holdout_fraction <= 0.5:
