@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deployments', '0004_model_version_reference_status_positive_class'),
+        ('deployments', '0005_deployment_webhook_secret_dropped'),
         ('projects', '0003_webhook_secrets'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
