@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import skops.io as sio
 from django.core.files.storage import default_storage
+from django.test import Client
 from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
@@ -117,6 +118,11 @@ def test_a_lightgbm_pipeline_is_checked_scored_on_validation_and_stored_by_us(te
     assert [r["id"] for r in listed["results"]] == [run.pk]
     # Not refit by the platform: no diagnostics.
     assert api("editor").post(f"/api/v1/runs/{run.pk}/diagnose/").status_code == 409
+    browser = Client()
+    browser.force_login(team.viewer)
+    page = browser.get(f"/experiments/{experiment.pk}/").content.decode()
+    assert f'data-run-id="{run.pk}" data-status="succeeded" data-kind="external"' in page and ">external</span>" in page
+    assert browser.get(f"/runs/{run.pk}/").status_code == 200
 
 
 def _refused(resp, field: str, *words: str, status: int = 400) -> None:
