@@ -28,4 +28,4 @@ def main(base_url: str, token: str, experiment_id: int) -> dict:
     print(experiment.evaluate(run)["verdict"]["text"])  # the platform judges it on the locked test set
     deployment = run.register().deploy("tumours-lightgbm")
     predictions = deployment.predict(version.rows(split="validation").drop(columns=[experiment.target, "_split"]))
-    return {"run": run, "experiment": experiment, "predictions": predictions}
+    return {"run": run, "experiment": experiment, "deployment": deployment, "predictions": predictions}

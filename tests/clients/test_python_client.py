@@ -124,6 +124,9 @@ def test_bring_your_own_lightgbm_model_evaluated_and_served_by_the_platform(live
     with pytest.raises(mlp.ValidationError) as bad:  # errors carry the field
         out["experiment"].log_run(b"\x80\x04not a model", algorithm="lightgbm", cv_metrics={"roc_auc": 0.9})
     assert "never loaded" in bad.value.errors["model"][0]
+    with pytest.raises(mlp.ValidationError) as no_retrain:  # the platform cannot retrain what it did not train
+        out["deployment"].retrain()
+    assert "external run" in no_retrain.value.errors["deployment"][0]
     project.add_member(team.viewer.username, "viewer")
     with pytest.raises(mlp.PermissionDenied):
         client_for(live_server, team.viewer).experiments.get(experiment.id).log_run(
