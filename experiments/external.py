@@ -166,7 +166,9 @@ def load_model(data: bytes) -> Any:
     try:
         model = model_loads(data)
     except UntrustedModelFile as exc:
-        raise InvalidInput(f"{exc} Only scikit-learn, LightGBM and the platform's own types load.", field="model")
+        raise InvalidInput(
+            f"{exc} Only scikit-learn, LightGBM and the platform's own types load.", field="model"
+        ) from None
     if not isinstance(model, BaseEstimator) or not hasattr(model, "predict"):
         raise InvalidInput(
             f"The file holds a {type(model).__name__}, not a scikit-learn estimator or Pipeline.", field="model"
