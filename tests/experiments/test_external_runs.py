@@ -231,3 +231,31 @@ def test_the_platform_evaluates_the_external_run_once_on_the_locked_test_set(tea
     reg = api("editor").post(f"/api/v1/runs/{run_id}/register/")
     assert reg.status_code == 202, reg.json()
     assert wait_for_job(reg.json()["job_id"]).status == "succeeded"
+
+
+def test_a_regression_run_is_scored_by_the_platform_too(regression_team, api, diabetes_version):
+    team = regression_team
+    config = services.ExperimentConfig(
+        dataset_version=diabetes_version,
+        target="target",
+        algorithms=["ridge"],
+        search={"method": "random", "n_trials": 1, "ensemble_k": 0},
+    )
+    experiment = services.experiment_create(project=team.project, created_by=team.owner, config=config)
+    assert experiment.metric == "rmse"
+    resp = api("editor").get(f"/api/v1/dataset-versions/{diabetes_version.pk}/export/?split=train&format=parquet")
+    content = b"".join(resp.streaming_content) if resp.streaming else resp.content
+    train = pd.read_parquet(io.BytesIO(content)).drop(columns=META, errors="ignore")
+    X, y = train.drop(columns=["target"]), train["target"]
+    prep = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["sex"])], remainder="passthrough")
+    model = Pipeline([("prep", prep), ("model", LGBMRegressor(n_estimators=40, verbose=-1))]).fit(X, y)
+    wrong = post_run(
+        api("editor"), experiment, sio.dumps(model)
+    )  # the form's default claims f1: a classification metric
+    _refused(wrong, "cv_metrics", "'f1'", "rmse")
+    resp = post_run(api("editor"), experiment, sio.dumps(model), cv_metrics='{"rmse": 58.0, "r2": 0.4}')
+    assert resp.status_code == 201, resp.json()
+    body = resp.json()
+    assert body["score"] == 58.0 and body["cv_metrics"]["r2"] == {"mean": 0.4, "std": None}
+    platform = body["external"]["validation_metrics"]
+    assert 20 < platform["rmse"] < 120 and set(platform) >= {"rmse", "mae", "r2"}
