@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
+from rest_framework import status as http_status
 from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from datasets.models import DatasetVersion, Recipe
-from experiments import run_queries, selectors, services
+from experiments import external, run_queries, selectors, services
 from experiments.ml import catalogue
 from experiments.ml.metrics import metric_names
 from experiments.models import Experiment, Run
@@ -44,6 +46,7 @@ class RunSerializer(serializers.ModelSerializer):
             "fit_seconds",
             "predict_seconds",
             "model_size_bytes",
+            "external",
             "created_at",
             "started_at",
             "finished_at",
@@ -180,6 +183,18 @@ class ExperimentCreateSerializer(serializers.Serializer):
     positive_class = serializers.JSONField(required=False, default=None)
 
 
+class ExternalRunSerializer(serializers.Serializer):
+    """Multipart: `model` is the skops file; `params` and `cv_metrics` are JSON text."""
+
+    algorithm = serializers.CharField(max_length=60, help_text="A label, e.g. lightgbm.")
+    name = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    params = serializers.JSONField(required=False, default=dict, help_text="JSON object of parameters.")
+    cv_metrics = serializers.JSONField(
+        help_text='JSON object {metric: number} or {metric: {"mean", "std"}}; must include the experiment\'s metric.'
+    )
+    model = serializers.FileField(help_text="The fitted model, saved with skops.io.dump (never a pickle).")
+
+
 class EvaluateSerializer(serializers.Serializer):
     run = serializers.IntegerField()
 
@@ -293,6 +308,40 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
         child = services.experiment_tune(experiment=experiment, created_by=request.user, **body.validated_data)
         return accepted(ExperimentSerializer(child).data, child.job)
 
+    @extend_schema(request={"multipart/form-data": ExternalRunSerializer}, responses={201: RunDetailSerializer})
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="runs/external",
+        parser_classes=[MultiPartParser, FormParser, JSONParser],
+    )
+    def external_run(self, request, pk=None):
+        """Log a model trained elsewhere as a run (checked, scored on validation rows, stored by us);
+        the experiment's one final evaluation can then judge it on the locked test set."""
+        experiment = self.get_object()
+        body = ExternalRunSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        upload = data["model"]
+        external.check_size(upload.size)
+        run = external.external_run_log(
+            experiment=experiment,
+            actor=request.user,
+            upload=external.ExternalRun(
+                name=data["name"],
+                algorithm=data["algorithm"],
+                params=external.parse_json_field(data["params"], "params"),
+                cv_metrics=external.parse_json_field(data["cv_metrics"], "cv_metrics"),
+                filename=upload.name or "",
+                data=upload.read(),
+            ),
+        )
+        return Response(
+            RunDetailSerializer(run).data,
+            status=http_status.HTTP_201_CREATED,
+            headers={"Location": f"/api/v1/runs/{run.pk}/"},
+        )
+
     @extend_schema(request=None, responses=ExperimentSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
@@ -346,8 +395,11 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScoped
         algorithm = self.request.query_params.get("algorithm")
         if algorithm:
             known = sorted({a.key for a in catalogue.CATALOGUE.values()} | {"ensemble"})
-            if algorithm not in known:
-                raise InvalidInput(f"Unknown algorithm {algorithm!r}: use {valid_list(known)}.", field="algorithm")
+            if algorithm not in known and not queryset.filter(kind=external.EXTERNAL, algorithm=algorithm).exists():
+                raise InvalidInput(
+                    f"Unknown algorithm {algorithm!r}: use {valid_list(known)} or an external run's label.",
+                    field="algorithm",
+                )
         return run_queries.apply_ranges(queryset, self.request.query_params, self._task_type())
 
     def retrieve(self, request, pk=None):

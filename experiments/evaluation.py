@@ -110,10 +110,24 @@ def verdict_for(project: Project, metric: str, metrics: dict[str, dict[str, Any]
     return {"metric": bar_metric, "beats_baseline": beats_baseline, "meets_threshold": meets, "text": text}
 
 
+def _final_model(experiment: Experiment, run: Run, data: Any) -> tuple[Any, Any, int | None]:
+    """The model the test set judges, its file and how many rows it was fitted on here: a platform
+    run refit on train + validation; an external run as uploaded (the platform cannot refit it),
+    loaded from its recorded file with the hash check."""
+    from mlplatform.artifacts import StoredArtifact, model_load, model_save
+
+    if run.kind == "external":
+        model = model_load(run.artifact_key, run.artifact_sha256)
+        return model, StoredArtifact(run.artifact_key, run.artifact_sha256, run.model_size_bytes or 0), None
+    X_fit, y_fit = data.plan.row_filter(data.X, data.y)
+    model = build_model(experiment, run, data.plan)
+    model.fit(X_fit, y_fit)
+    return model, model_save(model, prefix=f"projects/{experiment.project_id}/models"), len(y_fit)
+
+
 def evaluate_execute(*, experiment_id: int, ctx: Any = None) -> dict[str, Any]:
     """Refit on train + validation, predict the locked test rows once, bootstrap the metrics."""
     from datasets.selectors import locked_test_frame, split_frames
-    from mlplatform.artifacts import model_save
 
     experiment = Experiment.objects.select_related("project", "dataset_version", "evaluated_run").get(pk=experiment_id)
     run = experiment.evaluated_run
@@ -122,14 +136,11 @@ def evaluate_execute(*, experiment_id: int, ctx: Any = None) -> dict[str, Any]:
     if experiment.test_evaluation:
         return {"already": True}
     if ctx:
-        ctx.progress(5, "Refitting on train + validation")
+        ctx.progress(5, "Loading the uploaded model" if run.kind == "external" else "Refitting on train + validation")
     frames = split_frames(experiment.dataset_version)
     full = pd.concat([frames.train, frames.val], ignore_index=True)
     data = training_data(experiment, full)
-    X_fit, y_fit = data.plan.row_filter(data.X, data.y)
-    model = build_model(experiment, run, data.plan)
-    model.fit(X_fit, y_fit)
-    stored = model_save(model, prefix=f"projects/{experiment.project_id}/models")
+    model, stored, n_fit = _final_model(experiment, run, data)
     if ctx:
         ctx.progress(60, "Evaluating once on the locked test set")
     DatasetVersion.objects.filter(pk=experiment.dataset_version_id, test_used_at__isnull=True).update(
@@ -162,7 +173,8 @@ def evaluate_execute(*, experiment_id: int, ctx: Any = None) -> dict[str, Any]:
         "classes": [] if classes is None else [training.json_label(c) for c in model.classes_],
         "positive_class": experiment.positive_class,
         "n_test": len(y_test),
-        "n_fit": len(y_fit),
+        "n_fit": n_fit,
+        "external": run.kind == "external",
         "predict_seconds": predict_seconds,
         "verdict": verdict_for(experiment.project, experiment.metric, metrics),
         "cv_score": run.score,

@@ -51,3 +51,19 @@ def experiment_evaluated_event(*, actor: Any, experiment: Experiment, run_id: in
         obj=experiment,
         data={"run": run_id, "verdict": verdict},
     )
+
+
+def external_run_logged_event(*, actor: Any, run: Any) -> AuditEvent:
+    """A client uploaded a model trained elsewhere as a run of this experiment."""
+    return audit_record(
+        actor=actor,
+        action=AuditAction.RUN_EXTERNAL_LOGGED,
+        project=run.project,
+        obj=run,
+        data={
+            "experiment": run.experiment_id,
+            "algorithm": run.algorithm,
+            "name": run.external.get("name", ""),
+            "sha256": run.artifact_sha256,
+        },
+    )

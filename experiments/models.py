@@ -82,7 +82,7 @@ class Run(models.Model):
     algorithm = models.CharField(max_length=60)
     params = models.JSONField(default=dict, blank=True)
     trial_number = models.PositiveIntegerField(default=0)
-    kind = models.CharField(max_length=12, default="candidate")  # baseline, candidate, ensemble
+    kind = models.CharField(max_length=12, default="candidate")  # baseline, candidate, ensemble, external
     members = models.JSONField(default=list, blank=True)  # ensemble: run ids
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
     error = models.TextField(blank=True)
@@ -101,6 +101,9 @@ class Run(models.Model):
     final_artifact_key = models.CharField(max_length=300, blank=True)
     final_artifact_sha256 = models.CharField(max_length=64, blank=True)
     job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # An external run (kind "external", trained by a client and uploaded): its name, the uploaded
+    # file's name, who logged it, and the platform's own scores on the validation rows.
+    external = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -350,6 +350,12 @@ def experiment_retrain(
     existing = Experiment.objects.filter(parent=parent, dataset_version=dataset_version).first()
     if existing is not None:
         return existing
+    if champion_run.kind == "external":
+        raise InvalidInput(
+            "The champion is an external run: the platform does not know how to retrain it. Log a new external "
+            "run on the new data instead.",
+            field="run",
+        )
     candidates, ensemble_k = _fixed_candidates(champion_run)
     algorithms = sorted({c["algorithm"] for c in candidates})
     with transaction.atomic():
@@ -414,6 +420,11 @@ def experiment_cancel(*, experiment: Experiment, actor: Any) -> Experiment:
 def diagnose_request(*, run: Run, actor: Any) -> Run:
     if run.status != RunStatus.SUCCEEDED:
         raise Conflict("Only a run that finished can be diagnosed.")
+    if run.kind == "external":
+        raise Conflict(
+            "An external run is not refit by the platform, so it has no diagnostics; its scores on "
+            "the validation rows are in its `external` field."
+        )
     with transaction.atomic():
         run = Run.objects.select_for_update(of=("self",)).select_related("diagnostics_job").get(pk=run.pk)
         if run.diagnostics_job and not run.diagnostics_job.is_terminal:

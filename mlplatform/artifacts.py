@@ -67,6 +67,12 @@ TRUSTED_TYPES: tuple[str, ...] = (
     # Score functions of the recipe's select_k_best step (plain functions of numpy arrays).
     "sklearn.feature_selection._univariate_selection.f_classif",
     "sklearn.feature_selection._univariate_selection.f_regression",
+    # LightGBM (catalogue key "lightgbm", and external runs). The estimators are plain attribute
+    # holders; the Booster's state is LightGBM's own text model format, which __setstate__ parses
+    # with LGBM_BoosterLoadModelFromString (no code, no pickle). Nothing else of lightgbm is trusted.
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+    "lightgbm.basic.Booster",
 )
 
 

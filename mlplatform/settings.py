@@ -203,6 +203,9 @@ MAX_ROWS = env_int("MAX_ROWS", 5_000_000, minimum=1)
 # Decompressed size of a table (Parquet's uncompressed column chunks, Arrow's buffers).
 MAX_TABLE_BYTES = env_int("MAX_TABLE_BYTES", 2 * 1024**3, minimum=1024)
 PROFILE_MAX_BYTES = env_int("PROFILE_MAX_BYTES", 32 * 1024**2, minimum=1024)
+# External runs (experiments/external.py): the uploaded skops file, and what its zip unpacks to.
+EXTERNAL_MODEL_MAX_BYTES = env_int("EXTERNAL_MODEL_MAX_BYTES", 100 * 1024**2, minimum=1024)
+EXTERNAL_MODEL_MAX_UNPACKED_BYTES = env_int("EXTERNAL_MODEL_MAX_UNPACKED_BYTES", 512 * 1024**2, minimum=1024)
 
 # --- Accounts -------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]

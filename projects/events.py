@@ -44,6 +44,7 @@ class AuditAction(StrEnum):
     EXPERIMENT_CANCELLED = "experiment.cancelled"
     EXPERIMENT_EVALUATION_STARTED = "experiment.evaluation_started"
     EXPERIMENT_EVALUATED = "experiment.evaluated"
+    RUN_EXTERNAL_LOGGED = "run.external_logged"
     # deployments: registry
     MODEL_REGISTERED = "model.registered"
     MODEL_RETRAIN_REGISTERED = "model.retrain_register"

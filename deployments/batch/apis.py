@@ -14,7 +14,7 @@ from django.http import FileResponse, Http404
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +23,7 @@ from datasets.models import DatasetVersion
 from deployments.batch import selectors, services
 from deployments.models import Deployment
 from jobs.models import Job
+from mlplatform.api import ChoiceField, accepted, location_header
 from mlplatform.errors import InvalidInput
 from projects.access import access
 from projects.roles import Action
@@ -31,7 +32,7 @@ from projects.roles import Action
 class BatchSerializer(serializers.Serializer):
     file = serializers.FileField(required=False)
     dataset_version = serializers.IntegerField(required=False)
-    output_format = serializers.ChoiceField(choices=["csv", "parquet"], default="csv")
+    output_format = ChoiceField(choices=["csv", "parquet"], default="csv")
     log_predictions = serializers.BooleanField(default=True)
 
 
@@ -68,7 +69,7 @@ class BatchApi(APIView):
         jobs = selectors.batch_jobs(deployment)[:50]
         return Response([batch_job_payload(j, deployment) for j in jobs])
 
-    @extend_schema(request=BatchSerializer, responses={202: OpenApiTypes.OBJECT})
+    @extend_schema(request=BatchSerializer, responses={202: OpenApiTypes.OBJECT}, parameters=[location_header()])
     def post(self, request, pk: int):
         deployment = _deployment(request, pk, Action.MANAGE_DEPLOYMENTS)
         body = BatchSerializer(data=request.data)
@@ -89,7 +90,7 @@ class BatchApi(APIView):
             output_format=v["output_format"],
             log_predictions=v["log_predictions"],
         )
-        return Response(batch_job_payload(job, deployment), status=status.HTTP_202_ACCEPTED)
+        return accepted(batch_job_payload(job, deployment), job)
 
 
 class BatchDownloadApi(APIView):

@@ -32,6 +32,7 @@ from deployments.monitoring import selectors
 from deployments.monitoring.services import alerts, config, feedback, retrain, snapshots
 from deployments.serving import services as serving_services
 from jobs.apis import JobSerializer
+from mlplatform.api import accepted, accepted_schema, location_header
 from mlplatform.errors import InvalidInput
 from projects.access import access, can, scope
 from projects.roles import Action
@@ -187,17 +188,17 @@ class MonitoringApi(APIView):
 
 
 class SnapshotApi(APIView):
-    @extend_schema(request=WindowIn, responses={202: JobSerializer})
+    @extend_schema(request=WindowIn, responses={202: accepted_schema(JobSerializer)}, parameters=[location_header()])
     def post(self, request, pk: int):
         deployment = deployment_for(request, pk, Action.MANAGE_DEPLOYMENTS)
         job = snapshots.snapshot_request(
             deployment=deployment, actor=request.user, window_minutes=request.data.get("window_minutes")
         )
-        return Response(JobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+        return accepted(JobSerializer(job, context={"request": request}).data, job)
 
 
 class RetrainApi(APIView):
-    @extend_schema(request=RetrainIn, responses={202: JobSerializer})
+    @extend_schema(request=RetrainIn, responses={202: accepted_schema(JobSerializer)}, parameters=[location_header()])
     def post(self, request, pk: int):
         deployment = deployment_for(request, pk, Action.MANAGE_DEPLOYMENTS)
         job = retrain.retrain_start(
@@ -205,7 +206,7 @@ class RetrainApi(APIView):
             actor=request.user,
             holdout_fraction=request.data.get("holdout_fraction", 0.3),
         )
-        return Response(JobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+        return accepted(JobSerializer(job, context={"request": request}).data, job)
 
 
 class ChallengerPromoteApi(APIView):

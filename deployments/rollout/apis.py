@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from deployments.models import Deployment, ModelVersion
 from deployments.registry.selectors import gate_check
 from deployments.rollout import selectors, services
+from mlplatform.api import ChoiceField
 from mlplatform.errors import InvalidInput
 from projects.roles import Action
 from projects.viewsets import ProjectScopedViewSet
@@ -72,18 +73,18 @@ class DeploymentCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=120)
     model_version = serializers.IntegerField()
     review_threshold = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
-    unknown_category_policy = serializers.ChoiceField(choices=services.UNKNOWN_POLICIES, default="error")
+    unknown_category_policy = ChoiceField(choices=services.UNKNOWN_POLICIES, default="error")
     allow_missing = serializers.BooleanField(default=True)
     max_instances = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     justification = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
 
 
 class DeploymentUpdateSerializer(serializers.Serializer):
-    unknown_category_policy = serializers.ChoiceField(choices=services.UNKNOWN_POLICIES, required=False)
+    unknown_category_policy = ChoiceField(choices=services.UNKNOWN_POLICIES, required=False)
     allow_missing = serializers.BooleanField(required=False)
     max_instances = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     review_threshold = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
-    review_mode = serializers.ChoiceField(choices=["hold", "flag"], required=False)
+    review_mode = ChoiceField(choices=["hold", "flag"], required=False)
 
 
 class ReasonSerializer(serializers.Serializer):

@@ -28,6 +28,7 @@ from deployments.authentication import ApiKeyAuthentication
 from deployments.models import ApiKey, Deployment
 from deployments.serving import keys, selectors, services
 from mlplatform import jsonguard
+from mlplatform.api import ChoiceField
 from mlplatform.errors import InvalidInput, PayloadTooLarge
 from projects.access import access
 from projects.roles import Action
@@ -116,7 +117,7 @@ class PredictionOut(serializers.Serializer):
     confidence = serializers.FloatField(allow_null=True)
     probabilities = serializers.DictField(allow_null=True, required=False)
     interval = serializers.ListField(child=serializers.FloatField(), allow_null=True, required=False)
-    status = serializers.ChoiceField(choices=["accepted", "pending_review"])
+    status = ChoiceField(choices=["accepted", "pending_review"])
     review_id = serializers.IntegerField(required=False, allow_null=True)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import (
@@ -86,6 +87,17 @@ _HGB = {
     "min_samples_leaf": _i(5, 50, True),
     "l2_regularization": _f(1e-6, 1.0, True),
 }
+# LightGBM: leaf-wise boosting; the usual knobs (trees x learning rate, tree size, minimum leaf,
+# column sampling, L2). One thread per trial: trials run in parallel across workers instead.
+_LGBM = {
+    "n_estimators": _i(50, 500, True),
+    "learning_rate": _f(0.01, 0.3, True),
+    "num_leaves": _i(8, 128, True),
+    "min_child_samples": _i(5, 100, True),
+    "colsample_bytree": _f(0.5, 1.0),
+    "reg_lambda": _f(1e-6, 10.0, True),
+}
+_LGBM_FIXED = {"random_state": SEED, "n_jobs": 1, "verbose": -1}
 _KNN = {"n_neighbors": _i(1, 50, True), "weights": _c("uniform", "distance")}
 _MLP = {
     "hidden_layer_sizes": _c(32, 64, 128),
@@ -126,6 +138,7 @@ _ALGORITHMS = [
         _HGB,
         {"random_state": SEED},
     ),
+    Algorithm("lightgbm", "LightGBM", CLASSIFICATION, LGBMClassifier, _LGBM, _LGBM_FIXED),
     Algorithm(
         "svm",
         "Support vector machine",
@@ -173,6 +186,7 @@ _ALGORITHMS = [
         _HGB,
         {"random_state": SEED},
     ),
+    Algorithm("lightgbm", "LightGBM", REGRESSION, LGBMRegressor, _LGBM, _LGBM_FIXED),
     Algorithm(
         "svm",
         "Support vector machine",

@@ -15,7 +15,7 @@ import pytest
 
 from accounts.services import token_create
 from mlplatform.version import API_VERSION
-from tests.clients import loop_script
+from tests.clients import byom_script, loop_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,6 +90,48 @@ def test_readme_shows_the_tested_script_verbatim():
     body = script[script.index("from mlplatform_client") :]
     assert f"```python\n{body}```" in (ROOT / "README.md").read_text()
     assert len([line for line in body.splitlines() if line.strip()]) <= 32  # "about 30 lines"
+    byom = (ROOT / "tests" / "clients" / "byom_script.py").read_text()
+    assert f"```python\n{byom[byom.index('from lightgbm') :]}```" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.worker
+def test_bring_your_own_lightgbm_model_evaluated_and_served_by_the_platform(live_server, worker, team, capsys):
+    from sklearn.datasets import load_breast_cancer
+
+    owner = client_for(live_server, team.owner)
+    goal = {"success_metric": "roc_auc", "success_threshold": 0.9, "baseline_score": 0.5, "decision": "go"}
+    project = owner.projects.create("Tumours", "classification", decision_rationale="Scans wait", **goal)
+    data = load_breast_cancer(as_frame=True).frame.rename(columns={"target": "diagnosis"})
+    data["diagnosis"] = data["diagnosis"].map({0: "malignant", 1: "benign"})
+    version = project.upload(data, "cancer").set_target("diagnosis").split("stratified", column="diagnosis")
+    search = {"method": "random", "n_trials": 1, "ensemble_k": 0}
+    experiment = project.train(version, "diagnosis", algorithms=["decision_tree"], search=search).wait()
+    _, token = token_create(user=team.owner)
+    out = byom_script.main(live_server.url, token, experiment.id)
+    run, predictions = out["run"], out["predictions"]
+    assert run.kind == "external" and run.algorithm == "lightgbm" and run.status == "succeeded"
+    assert run.params["n_estimators"] == 50  # the final estimator's plain parameters, by default
+    assert 0.9 < run.external["validation_metrics"]["roc_auc"] <= 1.0
+    board = out["experiment"].leaderboard()
+    assert board.loc[run.id, "kind"] == "external"
+    ev = out["experiment"].data["test_evaluation"]
+    assert ev["run"] == run.id and ev["external"] is True and ev["metrics"]["roc_auc"]["value"] > 0.9
+    assert len(predictions) == version.data["split"]["counts"]["validation"]
+    assert set(predictions["prediction"]) <= {"benign", "malignant"}
+    assert "proba_benign" in predictions.columns
+    printed = capsys.readouterr().out
+    assert "clears the success threshold 0.9: ROC AUC" in printed  # the verdict on the locked test set
+    with pytest.raises(mlp.ValidationError) as bad:  # errors carry the field
+        out["experiment"].log_run(b"\x80\x04not a model", algorithm="lightgbm", cv_metrics={"roc_auc": 0.9})
+    assert "never loaded" in bad.value.errors["model"][0]
+    with pytest.raises(mlp.ValidationError) as no_retrain:  # the platform cannot retrain what it did not train
+        out["deployment"].retrain()
+    assert "external run" in no_retrain.value.errors["deployment"][0]
+    project.add_member(team.viewer.username, "viewer")
+    with pytest.raises(mlp.PermissionDenied):
+        client_for(live_server, team.viewer).experiments.get(experiment.id).log_run(
+            b"x", algorithm="lightgbm", cv_metrics={"roc_auc": 0.9}
+        )
 
 
 def test_client_version_is_the_api_version(client, db):

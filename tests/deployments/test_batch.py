@@ -68,6 +68,7 @@ def test_batch_over_a_dataset_version(team, api, deployment, worker):
     dv = deployment.model_version.dataset_version
     r = api("editor").post(f"/api/v1/deployments/{deployment.pk}/batch/", {"dataset_version": dv.pk}, format="json")
     assert r.status_code == 202, r.content
+    assert r["Location"] == f"/api/v1/jobs/{r.json()['job_id']}/" and r.json()["job_id"] == r.json()["id"]
     job = wait_for_job(r.json()["id"])
     assert job.status == "succeeded", job.error
     assert job.result["rows"] == 300 and job.result["errors"] == 0
@@ -82,7 +83,7 @@ def test_batch_permissions_and_bad_input(team, api, deployment, registered, sett
     assert api("viewer").post(url, {"file": _upload(frame, "csv")}, format="multipart").status_code == 403
     assert api("editor").post(url, {}, format="multipart").status_code == 400
     r = api("editor").post(url, {"file": _upload(frame, "csv"), "output_format": "xlsx"}, format="multipart")
-    assert r.status_code == 400 and "output_format" in r.json()["errors"]
+    assert r.status_code == 400 and r.json()["errors"]["output_format"] == ["'xlsx' is not valid: use csv or parquet."]
     bad = SimpleUploadedFile("rows.parquet", b"definitely not parquet")
     assert api("editor").post(url, {"file": bad}, format="multipart").status_code == 400
     settings.MAX_UPLOAD_BYTES = 100

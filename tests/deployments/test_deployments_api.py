@@ -46,7 +46,8 @@ def test_create_rejects_bad_input(team, api, registered):
     r = create(api("editor"), team.project, v, review_threshold=2)
     assert r.status_code == 400 and "review_threshold" in r.json()["errors"]
     r = create(api("editor"), team.project, v, unknown_category_policy="ignore")
-    assert r.status_code == 400 and "unknown_category_policy" in r.json()["errors"]
+    assert r.status_code == 400 and "'ignore' is not valid: use " in r.json()["errors"]["unknown_category_policy"][0]
+    assert "allow" in r.json()["errors"]["unknown_category_policy"][0]
     r = api("editor").post("/api/v1/deployments/", {"project": team.project.pk, "model_version": v.pk}, format="json")
     assert r.status_code == 400 and "name" in r.json()["errors"]
     assert not Deployment.objects.exists()

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from django.test import override_settings
+from lightgbm import LGBMClassifier
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -72,7 +73,14 @@ def test_the_benchmark_shape_compiles_and_scores_exactly_like_the_pipeline():
     assert_same_scores(pipe, compiled, validator, rows)
 
 
-@pytest.mark.parametrize("estimator", [HistGradientBoostingClassifier(max_iter=20), LogisticRegression(max_iter=300)])
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        HistGradientBoostingClassifier(max_iter=20),
+        LogisticRegression(max_iter=300),
+        LGBMClassifier(n_estimators=20, verbose=-1, n_jobs=1),  # the catalogue's "lightgbm"
+    ],
+)
 def test_the_platforms_own_recipe_compiles_with_missing_values_and_rare_categories(estimator):
     frame = messy_frame()
     features = [*FEATURES, "city"]

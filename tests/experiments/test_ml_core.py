@@ -231,3 +231,20 @@ def test_the_svm_gives_probabilities_without_a_deprecation_warning():
         pred, proba = training.predict_all(pipe, X, "classification")
     assert proba is not None and proba.shape == (len(X), 2)
     assert (pred == pipe.predict(X)).all()  # calibrated predict agrees with its probabilities
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_lightgbm_trials_from_its_default_space_learn(task):
+    algo = catalogue.get_algorithm(task, "lightgbm")
+    space = catalogue.validate_space(algo, algo.space)  # every name is a parameter of the estimator
+    assert {"n_estimators", "learning_rate", "num_leaves", "min_child_samples"} <= set(space)
+    params = search.suggest("tpe", space, index=0, history=[], higher_is_better=True)
+    est = algo.build(catalogue.estimator_params(algo, params))
+    assert est.get_params()["n_jobs"] == 1 and est.get_params()["verbose"] == -1
+    X, y = _frame(task, n=200)
+    cv = training.make_cv("auto", 3, y, None, task)
+    result = training.cross_validate_pipeline(training.build_pipeline(_prep(), est), X, y, task_type=task, cv=cv)
+    if task == "classification":
+        assert result.cv_metrics["roc_auc"]["mean"] > 0.75  # 0.5 is chance
+    else:
+        assert result.cv_metrics["r2"]["mean"] > 0.3  # 0 is the mean's

@@ -68,7 +68,7 @@ def test_filter_by_metric_range_and_algorithm(api, runs):
         ({"roc_auc__gte": "high"}, "roc_auc__gte", "must be a number"),
         ({"mae__lte": "3"}, "mae__lte", "regression metric"),
         ({"roc_auc__between": "1"}, "roc_auc__between", "<metric>__gte, __gt, __lte or __lt"),
-        ({"algorithm": "lightgbm"}, "algorithm", "Unknown algorithm 'lightgbm': use"),
+        ({"algorithm": "xgboost"}, "algorithm", "Unknown algorithm 'xgboost': use"),
         ({"status": "done"}, "status", "use queued, running, succeeded, failed or cancelled"),
     ],
 )

@@ -31,14 +31,31 @@ def test_feedback_single_and_bulk(api, deployment):
         url(deployment, "feedback"), {"prediction_id": str(preds[0].pk), "actual": 1}, format="json"
     )
     assert res.status_code == 200, res.content
-    assert res.json() == {"recorded": 1}
+    assert res.json() == {"recorded": 1, "replaced": False, "previous_actual": None}
     p = Prediction.objects.get(pk=preds[0].pk)
     assert p.actual == 1 and p.actual_source == "feedback" and p.actual_at is not None
     items = [{"prediction_id": str(p.pk), "actual": "0"} for p in preds[1:]]
     res = api("owner").post(url(deployment, "feedback"), {"items": items}, format="json")
-    assert res.status_code == 200 and res.json() == {"recorded": 4}
+    assert res.status_code == 200 and res.json() == {"recorded": 4, "replaced": 0, "replaced_items": []}
     assert list(Prediction.objects.filter(pk__in=[p.pk for p in preds[1:]]).values_list("actual", flat=True)) == [0] * 4
     assert AuditEvent.objects.filter(action="deployment.feedback").count() == 2
+
+
+def test_feedback_sent_twice_says_it_replaced_the_first_label(api, deployment):
+    preds = log_predictions(deployment, n=3, seed=4)
+    first = {"prediction_id": str(preds[0].pk), "actual": 1}
+    assert api("editor").post(url(deployment, "feedback"), first, format="json").json()["replaced"] is False
+    again = api("editor").post(url(deployment, "feedback"), {**first, "actual": 0}, format="json")
+    assert again.status_code == 200
+    assert again.json() == {"recorded": 1, "replaced": True, "previous_actual": 1}
+    assert Prediction.objects.get(pk=preds[0].pk).actual == 0
+    items = [{"prediction_id": str(p.pk), "actual": 1} for p in preds]
+    bulk = api("editor").post(url(deployment, "feedback"), {"items": items}, format="json").json()
+    assert bulk == {
+        "recorded": 3,
+        "replaced": 1,
+        "replaced_items": [{"prediction_id": str(preds[0].pk), "previous_actual": 0}],
+    }
 
 
 def test_feedback_rejects_a_label_outside_the_classes_and_writes_nothing(api, deployment):

@@ -27,6 +27,7 @@ def test_drift_alert_performance_drop_retrain_and_promotion(worker, team, api):
     assert Prediction.objects.filter(deployment=deployment, source="simulator").count() == 1200
 
     res = client.post(f"/api/v1/deployments/{deployment.pk}/snapshot/", {"window_minutes": 180}, format="json")
+    assert res.status_code == 202 and res["Location"] == f"/api/v1/jobs/{res.json()['job_id']}/"
     assert res.status_code == 202
     job = wait_for_job(res.json()["id"])
     assert job.status == "succeeded", job.error
@@ -40,6 +41,7 @@ def test_drift_alert_performance_drop_retrain_and_promotion(worker, team, api):
     assert body["health"]["state"] == "critical"
 
     res = client.post(f"/api/v1/deployments/{deployment.pk}/retrain/", {}, format="json")
+    assert res.status_code == 202 and res["Location"] == f"/api/v1/jobs/{res.json()['job_id']}/"
     assert res.status_code == 202
     job = wait_for_job(res.json()["id"], timeout=120)
     assert job.status == "succeeded", job.error

@@ -78,3 +78,46 @@ def test_pickle_with_payload_is_never_loaded(tmp_path):
         model_load(key, hashlib.sha256(data).hexdigest())
     assert not marker.exists()
     assert not os.path.exists(str(marker))
+
+
+def _lightgbm(**params):
+    from lightgbm import LGBMClassifier
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    return X, LGBMClassifier(n_estimators=5, verbose=-1, **params).fit(X, (X[:, 0] > 0).astype(int))
+
+
+def test_lightgbm_model_round_trips_through_the_allowlist():
+    X, model = _lightgbm()
+    stored = model_save(model, prefix="security-tests")
+    loaded = model_load(stored.key, stored.sha256)
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def _stored(data: bytes) -> tuple[str, str]:
+    import hashlib
+
+    return default_storage.save("security-tests/hostile.skops", ContentFile(data)), hashlib.sha256(data).hexdigest()
+
+
+def test_lightgbm_beside_an_untrusted_function_is_still_refused(tmp_path):
+    """Trusting LightGBM's three types trusts nothing else: a LightGBM model with os.system next to it,
+    or as its custom objective, is refused."""
+    _, model = _lightgbm()
+    key, sha = _stored(sio.dumps({"model": model, "hook": os.system}))
+    with pytest.raises(UntrustedModelFile, match="system"):
+        model_load(key, sha)
+    model.set_params(objective=os.system)
+    key, sha = _stored(sio.dumps(model))
+    with pytest.raises(UntrustedModelFile, match="system"):
+        model_load(key, sha)
+
+
+def test_other_lightgbm_types_are_not_trusted():
+    from lightgbm import LGBMRanker
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    ranker = LGBMRanker(n_estimators=3, verbose=-1, min_child_samples=2).fit(X, np.arange(40) % 3, group=[20, 20])
+    key, sha = _stored(sio.dumps(ranker))
+    with pytest.raises(UntrustedModelFile, match="LGBMRanker"):
+        model_load(key, sha)

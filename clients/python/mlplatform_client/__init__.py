@@ -31,7 +31,7 @@ from mlplatform_client.errors import (
 from mlplatform_client.experiments import Experiment, Run
 from mlplatform_client.serving import Deployment, ModelVersion, Review
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 __all__ = [
     "APIError",

@@ -91,7 +91,10 @@ class Version(Resource):
             params["split"] = split
         if columns:
             params["columns"] = ",".join(columns)
-        response = self._client.http.request("GET", f"{self.url}export/", params=params, stream=True)
+        # A file, not JSON: the session's `Accept: application/json` would be answered with a 406.
+        response = self._client.http.request(
+            "GET", f"{self.url}export/", params=params, stream=True, headers={"Accept": "*/*"}
+        )
         if path is not None:
             with open(path, "wb") as fh:
                 for chunk in response.iter_content(1 << 20):

@@ -1,13 +1,40 @@
-"""Experiments (wait, leaderboard, evaluate) and runs (register, diagnose)."""
+"""Experiments (wait, leaderboard, evaluate, log an external run) and runs (register, diagnose)."""
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 import pandas as pd
 
 from mlplatform_client.base import Job, Progress, Resource, started
-from mlplatform_client.errors import JobFailed
+from mlplatform_client.errors import JobFailed, MLPlatformError
+
+
+def _model_file(model: Any) -> tuple[str, bytes]:
+    """(file name, skops bytes) from a fitted model, a path to a .skops file, or the file's bytes."""
+    if isinstance(model, (str, os.PathLike)):
+        with open(model, "rb") as fh:
+            return os.path.basename(os.fspath(model)), fh.read()
+    if isinstance(model, (bytes, bytearray)):
+        return "model.skops", bytes(model)
+    try:
+        import skops.io as sio
+    except ImportError:
+        raise MLPlatformError(
+            "Saving a model needs skops (pip install 'mlplatform-client[skops]'), or pass a .skops file."
+        ) from None
+    return "model.skops", sio.dumps(model)
+
+
+def _plain_params(model: Any) -> dict[str, Any]:
+    """The final estimator's constructor parameters that are plain JSON values."""
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    if not hasattr(final, "get_params"):
+        return {}
+    plain = (str, int, float, bool, type(None))
+    return {k: v for k, v in final.get_params(deep=False).items() if isinstance(v, plain)}
 
 
 class Run(Resource):
@@ -91,6 +118,37 @@ class Experiment(Resource):
             job.wait(progress=progress)
             body = self.refresh().data
         return body.get("test_evaluation") or {}
+
+    def log_run(
+        self,
+        model: Any,
+        *,
+        algorithm: str,
+        cv_metrics: dict[str, Any],
+        params: dict[str, Any] | None = None,
+        name: str = "",
+    ) -> Run:
+        """Log a model trained elsewhere as an external run of this experiment.
+
+        `model`: a fitted scikit-learn Pipeline or estimator (LightGBM's included) that takes the
+        experiment's raw feature columns (the train export without the target), or a path to its
+        .skops file, or that file's bytes. It is sent in skops format, never pickled. `cv_metrics`:
+        your cross-validated scores, `{metric: number}` or `{metric: {"mean", "std"}}`, with the
+        experiment's metric among them. `params` default to the final estimator's plain parameters.
+        The server checks the file and scores the model on the validation rows (`run.external`);
+        `evaluate(run)` then judges it once on the locked test set, which never leaves the server.
+        """
+        filename, payload = _model_file(model)
+        if params is None:
+            params = _plain_params(model) if not isinstance(model, (str, bytes, bytearray, os.PathLike)) else {}
+        form = {
+            "algorithm": algorithm,
+            "name": name,
+            "params": json.dumps(params, default=str),
+            "cv_metrics": json.dumps(cv_metrics),
+        }
+        response = self._client.http.post(f"{self.url}runs/external/", data=form, files={"model": (filename, payload)})
+        return Run(self._client, response.json())
 
     def tune(self, *, algorithm: str = "", n_trials: int = 20, method: str = "tpe") -> Experiment:
         """A follow-up experiment tuning one algorithm further (returns at once; call wait())."""

@@ -54,7 +54,8 @@ class Deployment(Resource):
         return predictions_frame(out, frame.index)
 
     def feedback(self, prediction_ids, actuals, *, api_key: str | None = None) -> dict:
-        """Ground truth for earlier predictions (two sequences of the same length)."""
+        """Ground truth for earlier predictions (two sequences of the same length). Returns
+        {"recorded", "replaced", "replaced_items"}: a label sent again replaces the first one."""
         items = [
             {"prediction_id": str(p), "actual": a.item() if hasattr(a, "item") else a}
             for p, a in zip(list(prediction_ids), list(actuals), strict=True)
@@ -66,7 +67,10 @@ class Deployment(Resource):
                 f"{self.url}feedback/", json={"items": items[start : start + 10_000]}, headers=headers
             ).json()
             for key, value in body.items():
-                result[key] = result.get(key, 0) + value if isinstance(value, int) else value
+                if isinstance(value, list):  # replaced_items: which predictions already had a label
+                    result[key] = result.get(key, []) + value
+                else:
+                    result[key] = result.get(key, 0) + value if isinstance(value, int) else value
         return result
 
     def create_key(self, name: str, rate_per_minute: int | None = None) -> str:

@@ -49,7 +49,9 @@ def feedback_record(
 
     Each item is {"prediction_id", "actual"}; the prediction must belong to this deployment
     (another deployment's or project's id is refused, naming the item). The label is checked
-    against the model that made the prediction (its classes, or a finite number).
+    against the model that made the prediction (its classes, or a finite number). A label sent
+    again for the same prediction replaces the first: the answer says so (one item:
+    `"replaced": true` and `"previous_actual"`; several: how many were replaced and which).
     """
     if not isinstance(items, list) or not items:
         raise InvalidInput("At least one item is required.", field="items")
@@ -80,6 +82,7 @@ def feedback_record(
         predictions_flush()  # predictions answered a moment ago may still be on their way to the log
         found = lookup()
     updates: list[Prediction] = []
+    replaced: list[dict[str, Any]] = []
     now = timezone.now()
     for pid, (i, actual) in parsed.items():
         where = f"{prefix}[{i}]." if prefix else ""
@@ -89,11 +92,17 @@ def feedback_record(
                 f"Prediction {pid} is not a prediction of this deployment.",
                 field=f"{where}prediction_id",
             )
-        pred.actual = _coerce_actual(actual, pred.model_version, f"{where}actual")
+        value = _coerce_actual(actual, pred.model_version, f"{where}actual")
+        if pred.actual is not None:  # sent before (or labelled by a review): the new label replaces it
+            replaced.append({"prediction_id": str(pid), "previous_actual": pred.actual})
+        pred.actual = value
         pred.actual_source = "feedback"
         pred.actual_at = now
         updates.append(pred)
     with transaction.atomic():
         Prediction.objects.bulk_update(updates, ["actual", "actual_source", "actual_at"], batch_size=1000)
         feedback_recorded_event(actor=actor, deployment=deployment, count=len(updates), caller=caller)
-    return {"recorded": len(updates)}
+    if not prefix:  # one item: whether it replaced a label, and which
+        previous = replaced[0]["previous_actual"] if replaced else None
+        return {"recorded": 1, "replaced": bool(replaced), "previous_actual": previous}
+    return {"recorded": len(updates), "replaced": len(replaced), "replaced_items": replaced}

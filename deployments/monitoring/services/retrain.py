@@ -68,6 +68,12 @@ def retrain_start(*, deployment: Deployment, actor: Any, reason: str = "manual",
             "experiment's configuration on fresh data.",
             field="deployment",
         )
+    if mv.run.kind == "external":
+        raise InvalidInput(
+            "The deployed model is an external run (trained outside the platform): the platform cannot retrain "
+            "it. Log a new external run on fresh data and evaluate it.",
+            field="deployment",
+        )
     with transaction.atomic():
         job = job_enqueue(
             project=deployment.project,
