@@ -14,7 +14,10 @@
   const t = s.map((r) => r.window_end);
   const range = data.range || {};
   // Every time chart spans the selected range (24h to 90d), whatever the snapshots cover.
-  const timeAxis = () => axis("", { type: "date", range: [range.start, range.end], tickformat: range.key === "24h" ? "%H:%M" : "%b %d" });
+  // A little room after "now" so that the newest point (a bar centred on its window's end) shows whole.
+  const pad = range.start ? (Date.parse(range.end) - Date.parse(range.start)) * 0.02 : 0;
+  const axisEnd = range.end ? new Date(Date.parse(range.end) + pad).toISOString() : undefined;
+  const timeAxis = () => axis("", { type: "date", range: [range.start, axisEnd], tickformat: range.key === "24h" ? "%H:%M" : "%b %d" });
   const line = (y, name, extra) => Object.assign({ x: t, y: y, mode: "lines+markers", name: name, marker: { size: 5 },
     hovertemplate: "%{x|%b %d %H:%M}: %{y:.3~g}<extra>" + name + "</extra>" }, extra || {});
   const nothing = "No snapshot in this time range.";
@@ -70,11 +73,13 @@
     empty("chart-performance", "No ground truth yet: post feedback to see live performance.");
   }
   function bars(el, d) {
-    if (!d) { empty(el, "No data yet."); return; }
+    if (!d) { empty(el, "No data yet."); return false; }
+    if (!(d.current_shares || []).length) { empty(el, "Not enough predictions in the latest window to compare with training."); return false; }
     Plotly.newPlot(el, [
       { x: d.labels, y: d.reference_shares, type: "bar", name: "training" },
       { x: d.labels, y: d.current_shares, type: "bar", name: "now" },
     ], lay({ barmode: "group", yaxis: axis("share", { tickformat: ".0%" }), xaxis: axis("", { tickangle: -30, tickfont: { size: 10 } }) }), cfg);
+    return true;
   }
   bars("chart-prediction", data.outputs.prediction);
   bars("chart-confidence", data.outputs.confidence);
@@ -84,8 +89,7 @@
     if (!f) return;
     const el = document.getElementById("chart-overlay");
     el.classList.remove("chart-empty");
-    bars("chart-overlay", f);
-    Plotly.relayout("chart-overlay", { title: { text: f.feature, font: { size: 13 } }, "margin.t": 34 });
+    if (bars("chart-overlay", f)) Plotly.relayout("chart-overlay", { title: { text: f.feature, font: { size: 13 } }, "margin.t": 34 });
     rows.forEach((r) => r.classList.toggle("selected", Number(r.dataset.index) === i));
   }
   rows.forEach((r) => {
