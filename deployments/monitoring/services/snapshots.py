@@ -136,10 +136,8 @@ def performance_compute(deployment: Deployment, end: datetime, conf: dict[str, A
     enough = len(rows) >= min_labels
     values: dict[str, dict[str, Any]] = {}
     if len(truth):
-        values = bootstrap_ci(
-            mv.task_type, truth, pred, proba, np.asarray(classes, dtype=object) if classes else None,
-            n_boot=LIVE_BOOTSTRAP, positive=positive,
-        )  # fmt: skip
+        labels = np.asarray(classes, dtype=object) if classes else None
+        values = bootstrap_ci(mv.task_type, truth, pred, proba, labels, n_boot=LIVE_BOOTSTRAP, positive=positive)
     worst = "ok"
     for name, live in values.items():
         value = live.get("value")
