@@ -190,4 +190,5 @@ def test_drift_alert_text_says_how_much_on_how_many_rows_and_why(deployment):
     snapshots.snapshot_compute(deployment=deployment)
     alert = Alert.objects.get(deployment=deployment, key="drift:x0")
     assert alert.message.startswith("Feature x0 drifted: PSI ")
-    assert "over 400 predictions (KS test, p < 0.001" in alert.message
+    assert "(alert level 0.15 at this volume) over 400 predictions (KS test, p < 0.001" in alert.message
+    assert alert.threshold == pytest.approx(drift.alert_threshold(400, 10, psi_warn=0.1, psi_alert=0.2))

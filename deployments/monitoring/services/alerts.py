@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from deployments.events import alert_acknowledged_event
+from deployments.ml.drift import alert_threshold
 from deployments.models import Alert, AlertState, Deployment, MonitoringSnapshot
 from deployments.monitoring.selectors import retrain_active
 from deployments.monitoring.services.retrain import retrain_start
@@ -30,12 +31,20 @@ def _p_text(p: float | None) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
-def _drift_message(f: dict[str, Any], what: str) -> str:
+def _drift_message(f: dict[str, Any], what: str, threshold: float) -> str:
     """Readable: what moved, by how much, on how many rows, and why it is not noise."""
     test = "KS test" if f.get("test") == "ks" else "chi-square test"
     return (
-        f"{what} drifted: PSI {f['psi']:.2f} over {f['n_current']:,} predictions "
+        f"{what} drifted: PSI {f['psi']:.2f} (alert level {threshold:.2f} at this volume) over "
+        f"{f['n_current']:,} predictions "
         f"({test}, {_p_text(f.get('p_adjusted', f.get('p_value')))} after correcting for the features tested)"
+    )
+
+
+def _threshold(f: dict[str, Any], conf: dict[str, Any]) -> float:
+    """The PSI this feature's window had to pass (it depends on the volume)."""
+    return alert_threshold(
+        f["n_current"], len(f["reference_shares"]), psi_warn=conf["psi_warn"], psi_alert=conf["psi_alert"]
     )
 
 
@@ -54,8 +63,8 @@ def _drift_rules(data: dict[str, Any], conf: dict[str, Any]) -> list[Rule]:
                 "severity": "critical",
                 "firing": f["status"] == "alert",
                 "value": f["psi"],
-                "threshold": conf["psi_alert"],
-                "message": _drift_message(f, f"Feature {f['feature']}"),
+                "threshold": _threshold(f, conf),
+                "message": _drift_message(f, f"Feature {f['feature']}", _threshold(f, conf)),
             }
         )
     for name, out in data["outputs"].items():
@@ -68,8 +77,8 @@ def _drift_rules(data: dict[str, Any], conf: dict[str, Any]) -> list[Rule]:
                 "severity": "warning",
                 "firing": out["status"] == "alert",
                 "value": out["psi"],
-                "threshold": conf["psi_alert"],
-                "message": _drift_message(out, f"The {name} distribution"),
+                "threshold": _threshold(out, conf),
+                "message": _drift_message(out, f"The {name} distribution", _threshold(out, conf)),
             }
         )
     return rules
