@@ -135,6 +135,8 @@ def test_browser_monitoring_page_over_a_day_wide_and_phone(page, team):
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 2, f"{overflow}px wider than a {width}px window"
         page.screenshot(path=str(SCREENSHOTS / f"monitoring-day-{width}.png"), full_page=True)
+        page.locator("#chart-performance").scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / f"monitoring-day-{width}-performance.png"))
     page.click("#range a[data-range='90d']")
     page.wait_for_selector("#range a[data-range='90d'][aria-current=true]")
 
