@@ -8,7 +8,7 @@ The stream is the demo's loan applications (`demo.loop.loan_applications`: skewe
 integer age, a rounded and capped credit score, missing values, two categorical features) and
 the shift is the simulator's (`simulate_traffic`): one numeric feature moved by a multiple of
 its standard deviation; here also a categorical one whose shares move. Each shift's size is
-calibrated to a population PSI (0.1, 0.25, 0.5, 1.0) on 200,000 rows against the training bins.
+calibrated to a population PSI (0.1, 0.25, 0.5, 1.0) on 100,000 rows against the training bins.
 
 Per volume (30, 100, 300, 1,000, 10,000 predictions per window):
 - false-alarm rate = alerts / (features x in-distribution windows);
@@ -92,9 +92,9 @@ def population_psi(reference: dict, frame: pd.DataFrame, feature: str) -> float:
 
 
 def calibrate(reference: dict, pool: pd.DataFrame, kind: str, target: float, std: float) -> float:
-    """The shift size whose population PSI is `target` (bisection on 200,000 rows)."""
+    """The shift size whose population PSI is `target` (bisection on the production pool)."""
     lo, hi = 0.0, 3.0 if kind == "numeric" else 0.95
-    for _ in range(30):
+    for _ in range(20):
         mid = (lo + hi) / 2
         shifted = (
             shift_numeric(pool, mid, std)
@@ -162,7 +162,7 @@ for k, (wid, cur) in enumerate(windows.groupby("window")):
                 full = m["value"] >= cfg["threshold"]  # distances (the defaults here): drift at or above
                 mismatches += full != flags[cfg["column"]]
     out[str(wid)] = flags
-print(json.dumps({"flags": out, "methods": sorted(methods), "checked": min(CHECK, len(out)), "mismatches": mismatches}))
+print(json.dumps({"flags": out, "methods": sorted(methods), "checked": min(CHECK, len(out)), "mismatches": int(mismatches)}))
 """
 
 
@@ -223,7 +223,7 @@ def main() -> None:
     parser.add_argument("--no-evidently", action="store_true")
     args = parser.parse_args()
     n_null = 100 if args.quick else 400
-    n_shift = 40 if args.quick else 100
+    n_shift = 20 if args.quick else 100
     from deployments.ml.reference import reference_build
 
     schema = [{"name": c, "type": "numeric"} for c in NUMERIC] + [
@@ -232,7 +232,7 @@ def main() -> None:
     train = loan_frame(20_000, seed=7)
     built = reference_build(frame=train, input_schema=schema)
     reference, arrays = built.stats, built.arrays
-    pool = loan_frame(200_000, seed=11)  # production: the same population, new applicants
+    pool = loan_frame(100_000, seed=11)  # production: the same population, new applicants
     std = float(pd.to_numeric(train[SHIFTED["numeric"]]).std())
     sizes = {
         (kind, target): calibrate(reference, pool, kind, target, std)
