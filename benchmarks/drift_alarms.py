@@ -1,8 +1,8 @@
 """Drift alarms: false alarms on in-distribution traffic and detection of real shifts, per volume,
 for the platform's drift verdicts and for Evidently's default DataDriftPreset, on the same windows.
 
-    .venv/bin/python benchmarks/drift_alarms.py            # 400 in-distribution windows per volume
-    .venv/bin/python benchmarks/drift_alarms.py --quick    # 100
+    .venv/bin/python benchmarks/drift_alarms.py            # 400 in-distribution windows, 100 per shift
+    .venv/bin/python benchmarks/drift_alarms.py --quick    # 100 and 20 (about 15 minutes on 2 cores)
 
 The stream is the demo's loan applications (`demo.loop.loan_applications`: skewed incomes, an
 integer age, a rounded and capped credit score, missing values, two categorical features) and
