@@ -11,7 +11,16 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["ingest.py", "readback.py", "training.py", "serving.py", "reviews.py", "monitoring.py", "soak.py"]
+ORDER = [
+    "ingest.py",
+    "readback.py",
+    "training.py",
+    "serving.py",
+    "reviews.py",
+    "monitoring.py",
+    "drift_alarms.py",
+    "soak.py",
+]
 
 
 def main() -> int:

@@ -15,7 +15,6 @@ from datasets.models import DatasetVersion, VersionStatus
 from datasets.services import dataset_create, version_create_from_frame, version_split
 from deployments.management.commands.simulate_traffic import simulate
 from deployments.models import Deployment, ModelVersion, ReferenceStatus
-from deployments.monitoring.services.snapshots import snapshot_compute
 from deployments.registry.services import model_version_register
 from deployments.reviews.services import review_policy_update
 from deployments.rollout.services import deployment_create
@@ -24,6 +23,8 @@ from experiments.models import Experiment, Run
 from experiments.selectors import best_candidate
 from experiments.services import ExperimentConfig, evaluate_request, experiment_create
 from projects.models import Project
+
+DEMO_PREDICTIONS = 24 * 200  # a day of traffic, backfilled as 24 hourly snapshots
 
 
 def loan_applications(n: int = 3000, seed: int = 7) -> pd.DataFrame:
@@ -141,16 +142,17 @@ def run_loop(*, project: Project, owner: Any, log: Callable[[str], None] = print
     )
     review_policy_update(deployment=deployment, actor=owner, review_mode="hold", review_policy={"sample_rate": 0.05})
     api_key_create(deployment=deployment, actor=owner, name="loan-app")
-    log("demo: sending a day of traffic with drift and delayed ground truth")
+    log("demo: sending a day of traffic with drift and delayed ground truth, one snapshot per hour")
+    # 200 predictions an hour: each hourly window holds enough rows for a drift verdict
+    # (min_samples 100), so the monitoring page's time charts show the drift growing over the day.
     simulate(
         deployment=Deployment.objects.get(pk=deployment.pk),
-        n=1200,
+        n=DEMO_PREDICTIONS,
         drift=0.8,
         hours=24,
         feedback_delay_minutes=120,
         label_rate=0.7,
         seed=1,
-        snapshots=False,
+        snapshots=True,
     )
-    snapshot_compute(deployment=deployment, window_minutes=24 * 60)
     log("demo: ready")

@@ -2,7 +2,7 @@
 
 Explicit paths (the deployments router belongs to the registry / serving module):
 - POST  deployments/<pk>/feedback/          ground truth, one {prediction_id, actual} or {"items": [...]}
-- GET   deployments/<pk>/monitoring/        latest snapshot, series, open alerts, retrains
+- GET   deployments/<pk>/monitoring/        latest snapshot, series (?range=24h|7d|30d|90d), open alerts, retrains
 - PATCH deployments/<pk>/monitoring/        per-deployment settings (thresholds, interval, e-mail, webhook)
 - POST  deployments/<pk>/snapshot/          compute a snapshot now (202 + job)
 - POST  deployments/<pk>/retrain/           start a retrain (202 + job)
@@ -17,6 +17,7 @@ from typing import Any
 
 from django.http import Http404
 from django.urls import path
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -90,7 +91,9 @@ def _retrain_payload(job) -> dict[str, Any]:
     }
 
 
-def monitoring_payload(deployment: Deployment, *, show_destinations: bool = False) -> dict[str, Any]:
+def monitoring_payload(
+    deployment: Deployment, range_key: str = selectors.DEFAULT_RANGE, *, show_destinations: bool = False
+) -> dict[str, Any]:
     snap = selectors.snapshot_latest(deployment)
     return {
         "deployment": deployment.pk,
@@ -107,7 +110,8 @@ def monitoring_payload(deployment: Deployment, *, show_destinations: bool = Fals
             "computed_at": snap.computed_at,
             **snap.data,
         },
-        "series": selectors.series(deployment),
+        "range": range_key,
+        "series": selectors.series(deployment, since=timezone.now() - selectors.RANGES[range_key]),
         "alerts": AlertSerializer(selectors.open_alerts(deployment), many=True).data,
         "retrains": [_retrain_payload(j) for j in selectors.retrain_jobs(deployment)],
     }
@@ -171,7 +175,9 @@ class MonitoringApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, pk: int):
         deployment = deployment_for(request, pk, Action.VIEW)
-        return Response(monitoring_payload(deployment, show_destinations=_shows_destinations(request, deployment)))
+        range_key = selectors.series_range(request.query_params.get("range"))
+        shows = _shows_destinations(request, deployment)
+        return Response(monitoring_payload(deployment, range_key, show_destinations=shows))
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def patch(self, request, pk: int):

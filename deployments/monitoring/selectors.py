@@ -3,10 +3,12 @@ snapshot, the series for the charts, open alerts, health at a glance, recent ret
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from deployments.models import Alert, AlertState, Deployment, MonitoringSnapshot
 from jobs.models import Job, JobStatus
+from mlplatform.errors import InvalidInput
 
 RETRAIN_JOB = "monitoring.retrain"
 
@@ -15,32 +17,72 @@ def snapshot_latest(deployment: Deployment) -> MonitoringSnapshot | None:
     return MonitoringSnapshot.objects.filter(deployment=deployment).order_by("-window_end", "-id").first()
 
 
-def series(deployment: Deployment, limit: int = 96) -> list[dict[str, Any]]:
-    """Small per-snapshot numbers for the time charts (newest `limit` snapshots, oldest first).
+RANGES: dict[str, timedelta] = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+}
+DEFAULT_RANGE = "7d"
 
-    Reads only JSON paths of the stored snapshots: no prediction is touched.
+
+def series_range(value: str | None) -> str:
+    """The time charts' range from a `range` parameter (24h, 7d, 30d, 90d); raises naming it."""
+    if value in (None, ""):
+        return DEFAULT_RANGE
+    if value not in RANGES:
+        raise InvalidInput(f"Choose one of {', '.join(RANGES)}.", field="range")
+    return value
+
+
+SERIES_MAX = 2_500  # points per chart: 90 days of hourly snapshots fit
+
+
+def series(deployment: Deployment, since: datetime | None = None, limit: int = SERIES_MAX) -> list[dict[str, Any]]:
+    """Small per-snapshot numbers for the time charts (snapshots ending after `since`, at most
+    the newest `limit`, oldest first).
+
+    Reads only small JSON paths of the stored snapshots (not their drift tables): no prediction
+    is touched.
     """
+    rows = MonitoringSnapshot.objects.filter(deployment=deployment)
+    if since is not None:
+        rows = rows.filter(window_end__gt=since)
     rows = list(
-        MonitoringSnapshot.objects.filter(deployment=deployment)
-        .order_by("-window_end", "-id")
-        .values_list("window_start", "window_end", "data")[:limit]
+        rows.order_by("-window_end", "-id").values(
+            "window_start",
+            "window_end",
+            "data__traffic",
+            "data__drift__max_psi",
+            "data__drift__n_drifted",
+            "data__drift__enough",
+            "data__performance",
+            "data__model_version__version",
+        )[:limit]
     )
+    rows = [{k.removeprefix("data__"): v for k, v in r.items()} for r in rows]
     out = []
-    for start, end, data in reversed(rows):
-        perf = data.get("performance", {})
-        traffic = data.get("traffic", {})
+    for r in reversed(rows):
+        perf = r["performance"] or {}
+        traffic = r["traffic"] or {}
         out.append(
             {
-                "window_start": start,
-                "window_end": end,
+                "window_start": r["window_start"],
+                "window_end": r["window_end"],
                 "predictions": traffic.get("predictions"),
+                "requests": traffic.get("requests"),
+                "rows_per_request": traffic.get("rows_per_request") or {},
                 "error_rate": traffic.get("error_rate"),
                 "latency_ms": traffic.get("latency_ms", {}),
-                "max_psi": data.get("drift", {}).get("max_psi"),
-                "n_drifted": data.get("drift", {}).get("n_drifted"),
-                "performance": {k: v.get("value") for k, v in perf.get("metrics", {}).items()},
+                "max_psi": r["drift__max_psi"],
+                "n_drifted": r["drift__n_drifted"],
+                "drift_enough": r["drift__enough"],
+                "performance": {
+                    k: {"value": v.get("value"), "low": v.get("live_ci_low"), "high": v.get("live_ci_high")}
+                    for k, v in (perf.get("metrics") or {}).items()
+                },
                 "n_labels": perf.get("n_labels"),
-                "model_version": data.get("model_version", {}).get("version"),
+                "model_version": r["model_version__version"],
             }
         )
     return out

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from deployments.models import Alert, AlertState, Deployment, ModelVersion
@@ -32,14 +33,18 @@ def _dashboard_url(deployment: Deployment) -> str:
     return f"/projects/{deployment.project_id}/deployments/{deployment.pk}/monitoring/"
 
 
-def dashboard_data(deployment: Deployment) -> dict:
+def dashboard_data(deployment: Deployment, range_key: str = selectors.DEFAULT_RANGE) -> dict:
     """Everything the charts need, from stored snapshots only (no prediction is read)."""
     snap = selectors.snapshot_latest(deployment)
     latest = snap.data if snap else {}
     mv = deployment.model_version
     test = (mv.metrics or {}).get("test") or {}
+    end = timezone.now()
+    start = end - selectors.RANGES[range_key]
     return {
-        "series": selectors.series(deployment),
+        "range": {"key": range_key, "start": start.isoformat(), "end": end.isoformat()},
+        "psi_alert": config.monitoring_settings(deployment)["psi_alert"],
+        "series": selectors.series(deployment, since=start),
         "drift": (latest.get("drift") or {}).get("features", []),
         "outputs": latest.get("outputs") or {},
         "performance": latest.get("performance") or {},
@@ -50,6 +55,11 @@ def dashboard_data(deployment: Deployment) -> dict:
 @login_required
 def dashboard_view(request: HttpRequest, pk: int, deployment_id: int) -> HttpResponse:
     deployment = _deployment(request, pk, deployment_id, Action.VIEW)
+    range_error, status = None, 200
+    try:
+        range_key = selectors.series_range(request.GET.get("range"))
+    except InvalidInput as exc:  # the page still renders, the error at the range selector
+        range_key, range_error, status = selectors.DEFAULT_RANGE, exc.message, 400
     snap = selectors.snapshot_latest(deployment)
     retrains = selectors.retrain_jobs(deployment)
     challengers = {
@@ -93,7 +103,10 @@ def dashboard_view(request: HttpRequest, pk: int, deployment_id: int) -> HttpRes
         deployment=deployment,
         snapshot=snap,
         data=snap.data if snap else {},
-        chart_data=dashboard_data(deployment),
+        chart_data=dashboard_data(deployment, range_key),
+        range_key=range_key,
+        ranges=list(selectors.RANGES),
+        range_error=range_error,
         health=selectors.health(deployment),
         alerts=alerts,
         firing=[a for a in alerts if a.state == AlertState.FIRING],
@@ -106,7 +119,7 @@ def dashboard_view(request: HttpRequest, pk: int, deployment_id: int) -> HttpRes
         gate=gate,
         promoted=promoted,
     )
-    return render(request, "deployments/monitoring.html", ctx)
+    return render(request, "deployments/monitoring.html", ctx, status=status)
 
 
 @login_required

@@ -1,9 +1,10 @@
-"""Reading one window of a deployment's prediction log for a snapshot: counts and latency
-percentiles aggregated by PostgreSQL, and the newest predictions' features extracted and typed in
-SQL (no JSON decoding in Python). SQLite (the embedded demo) gets the same answers in Python."""
+"""Reading one window of a deployment's prediction log for a snapshot: counts, latency
+percentiles per request and rows per request aggregated by PostgreSQL, and the newest
+predictions' features extracted and typed in SQL (no JSON decoding in Python). SQLite (the embedded demo) gets the same answers in Python."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -15,41 +16,62 @@ from deployments.ml.reference import PREDICTION
 from deployments.models import Deployment, Prediction, PredictionStatus
 from deployments.serving.selectors import error_counts
 
+# One predict call logs all its rows with the same time, caller, source and latency (the call's
+# own): those four group the log back into requests. Two calls of one caller in the same
+# microsecond with the same latency to the nanosecond would merge: not a practical concern.
+REQUEST_KEY = ("created_at", "caller", "source", "latency_ms")
 
-def _percentiles(deployment: Deployment, start: datetime, end: datetime) -> dict[str, float | None]:
-    """Latency percentiles in the database (PostgreSQL `percentile_cont`), else in Python (SQLite)."""
-    keys = ("p50", "p95", "p99")
+
+def _request_stats(deployment: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
+    """Latency percentiles per request (a 40-row call counts once, not 40 times) and the rows
+    per request, in the database on PostgreSQL, in Python elsewhere (SQLite)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
             cur.execute(
-                "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms) "
-                "FROM deployments_prediction WHERE deployment_id = %s AND created_at >= %s AND created_at < %s "
-                "AND latency_ms IS NOT NULL AND source <> 'shadow'",
+                "SELECT count(*), percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY lat), "
+                "avg(n_rows), percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY n_rows), max(n_rows) "
+                f"FROM (SELECT max(latency_ms) AS lat, count(*) AS n_rows FROM deployments_prediction "
+                "WHERE deployment_id = %s AND created_at >= %s AND created_at < %s AND source <> 'shadow' "
+                f"GROUP BY {', '.join(REQUEST_KEY)}) r",
                 [deployment.pk, start, end],
             )
-            row = cur.fetchone()
-        values = row[0] if row and row[0] else [None, None, None]
-        return dict(zip(keys, [float(v) if v is not None else None for v in values], strict=True))
-    lat = np.array(
-        list(
-            Prediction.objects.filter(
-                deployment=deployment, created_at__gte=start, created_at__lt=end, latency_ms__isnull=False
-            )
+            count, lat, mean_rows, rows_pct, max_rows = cur.fetchone()
+    else:
+        groups = Counter(
+            Prediction.objects.filter(deployment=deployment, created_at__gte=start, created_at__lt=end)
             .exclude(source="shadow")
-            .values_list("latency_ms", flat=True)
-        ),
-        dtype=float,
-    )
-    if not lat.size:
-        return dict.fromkeys(keys)
-    return dict(zip(keys, [float(x) for x in np.percentile(lat, [50, 95, 99])], strict=True))
+            .values_list(*REQUEST_KEY)
+        )
+        count = len(groups)
+        lats = np.array([k[3] for k in groups if k[3] is not None], dtype=float)
+        sizes = np.array(list(groups.values()), dtype=float)
+        lat = list(np.percentile(lats, [50, 95, 99])) if lats.size else None
+        mean_rows = float(sizes.mean()) if sizes.size else None
+        rows_pct = list(np.percentile(sizes, [50, 95])) if sizes.size else None
+        max_rows = int(sizes.max()) if sizes.size else None
+    lat = lat or [None, None, None]
+    rows_pct = rows_pct or [None, None]
+    return {
+        "requests": int(count or 0),
+        "latency_ms": dict(zip(("p50", "p95", "p99"), [_f(v) for v in lat], strict=True)),
+        "rows_per_request": {
+            "mean": _f(mean_rows),
+            "p50": _f(rows_pct[0]),
+            "p95": _f(rows_pct[1]),
+            "max": int(max_rows) if max_rows is not None else None,
+        },
+    }
+
+
+def _f(value: Any) -> float | None:
+    return float(value) if value is not None else None
 
 
 SOURCES = ("api", "batch", "shadow", "simulator")
 
 
 def traffic_compute(deployment: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
-    """Counts and latency percentiles of the window, in one scan on PostgreSQL."""
+    """Counts of the window (one scan on PostgreSQL), then latency per request and rows per request."""
     errors = error_counts(deployment=deployment, start=start, end=end)
     if connection.vendor == "postgresql":
         served = "source <> 'shadow'"
@@ -59,8 +81,7 @@ def traffic_compute(deployment: Deployment, start: datetime, end: datetime) -> d
                 f"count(*) FILTER (WHERE {served} AND status = 'pending_review'), "
                 f"count(*) FILTER (WHERE {served} AND actual IS NOT NULL), "
                 + ", ".join("count(*) FILTER (WHERE source = %s)" for _ in SOURCES)
-                + ", count(*), percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms) "
-                f"FILTER (WHERE {served}) "
+                + ", count(*) "
                 "FROM deployments_prediction WHERE deployment_id = %s AND created_at >= %s AND created_at < %s",
                 [*SOURCES, deployment.pk, start, end],
             )
@@ -70,8 +91,6 @@ def traffic_compute(deployment: Deployment, start: datetime, end: datetime) -> d
         other = row[3 + len(SOURCES)] - sum(by_source.values())
         if other:
             by_source["other"] = other
-        pct = row[-1] or [None, None, None]
-        latency = dict(zip(("p50", "p95", "p99"), [float(v) if v is not None else None for v in pct], strict=True))
     else:
         qs = Prediction.objects.filter(deployment=deployment, created_at__gte=start, created_at__lt=end)
         agg = qs.exclude(source="shadow").aggregate(
@@ -80,11 +99,16 @@ def traffic_compute(deployment: Deployment, start: datetime, end: datetime) -> d
             labelled=Count("id", filter=Q(actual__isnull=False)),
         )
         by_source = dict(qs.values_list("source").annotate(n=Count("id")).order_by())
-        latency = _percentiles(deployment, start, end)
     known = [v for v in errors.values() if v is not None]
     requests_with_errors = agg["predictions"] + sum(known)
     error_rate = (sum(known) / requests_with_errors) if known and requests_with_errors else None
-    return {**agg, "by_source": by_source, "errors": errors, "error_rate": error_rate, "latency_ms": latency}
+    return {
+        **agg,
+        "by_source": by_source,
+        "errors": errors,
+        "error_rate": error_rate,
+        **_request_stats(deployment, start, end),
+    }
 
 
 _NUMBER_RE = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from deployments.events import alert_acknowledged_event
+from deployments.ml.drift import alert_threshold
 from deployments.models import Alert, AlertState, Deployment, MonitoringSnapshot
 from deployments.monitoring.selectors import retrain_active
 from deployments.monitoring.services.retrain import retrain_start
@@ -24,7 +25,33 @@ logger = logging.getLogger(__name__)
 Rule = dict[str, Any]  # key, kind, severity, firing, value, threshold, message
 
 
+def _p_text(p: float | None) -> str:
+    if p is None:
+        return "no test"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _drift_message(f: dict[str, Any], what: str, threshold: float) -> str:
+    """Readable: what moved, by how much, on how many rows, and why it is not noise."""
+    test = "KS test" if f.get("test") == "ks" else "chi-square test"
+    return (
+        f"{what} drifted: PSI {f['psi']:.2f} (alert level {threshold:.2f} at this volume) over "
+        f"{f['n_current']:,} predictions "
+        f"({test}, {_p_text(f.get('p_adjusted', f.get('p_value')))} after correcting for the features tested)"
+    )
+
+
+def _threshold(f: dict[str, Any], conf: dict[str, Any]) -> float:
+    """The PSI this feature's window had to pass (it depends on the volume)."""
+    return alert_threshold(
+        f["n_current"], len(f["reference_shares"]), psi_warn=conf["psi_warn"], psi_alert=conf["psi_alert"]
+    )
+
+
 def _drift_rules(data: dict[str, Any], conf: dict[str, Any]) -> list[Rule]:
+    """Drift verdicts come with the snapshot (`drift.statuses_assign`: significance after a Holm
+    correction AND an effect size that depends on the volume); below min_samples no rule runs,
+    so a firing alert stays as it was until a window has enough data to decide."""
     rules: list[Rule] = []
     for f in data["drift"]["features"]:
         if f["status"] == "insufficient":
@@ -36,8 +63,8 @@ def _drift_rules(data: dict[str, Any], conf: dict[str, Any]) -> list[Rule]:
                 "severity": "critical",
                 "firing": f["status"] == "alert",
                 "value": f["psi"],
-                "threshold": conf["psi_alert"],
-                "message": f"Data drift on {f['feature']}: PSI {f['psi']:.3f} > {conf['psi_alert']}",
+                "threshold": _threshold(f, conf),
+                "message": _drift_message(f, f"Feature {f['feature']}", _threshold(f, conf)),
             }
         )
     for name, out in data["outputs"].items():
@@ -50,8 +77,8 @@ def _drift_rules(data: dict[str, Any], conf: dict[str, Any]) -> list[Rule]:
                 "severity": "warning",
                 "firing": out["status"] == "alert",
                 "value": out["psi"],
-                "threshold": conf["psi_alert"],
-                "message": f"The {name} distribution drifted: PSI {out['psi']:.3f} > {conf['psi_alert']}",
+                "threshold": _threshold(out, conf),
+                "message": _drift_message(out, f"The {name} distribution", _threshold(out, conf)),
             }
         )
     return rules
@@ -66,6 +93,9 @@ def _performance_rules(data: dict[str, Any]) -> list[Rule]:
                 continue
             lower = name in METRICS and not METRICS[name].higher_is_better
             bound = m.get("ci_high") if lower else m.get("ci_low")
+            live = f"{m['value']:.3g}"
+            if m.get("live_ci_low") is not None:
+                live += f" (95% CI {m['live_ci_low']:.3g} to {m['live_ci_high']:.3g})"
             rules.append(
                 {
                     "key": f"performance:{name}",
@@ -74,8 +104,8 @@ def _performance_rules(data: dict[str, Any]) -> list[Rule]:
                     "firing": m["status"] == "alert",
                     "value": m["value"],
                     "threshold": bound,
-                    "message": f"Live {name} {m['value']:.3f} is {'above' if lower else 'below'} the test "
-                    f"interval ({m.get('ci_low')} to {m.get('ci_high')}) over {perf['n_labels']} labels",
+                    "message": f"Live {name} {live} over {perf['n_labels']:,} labels is clearly "
+                    f"{'above' if lower else 'below'} the test interval {m['ci_low']:.3g} to {m['ci_high']:.3g}",
                 }
             )
     return rules

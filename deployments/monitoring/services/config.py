@@ -20,8 +20,13 @@ DEFAULTS: dict[str, Any] = {
     # Drift reads at most this many of the window's newest predictions: the KS test's power at
     # 100k rows is far beyond what a PSI threshold needs, and the read is the snapshot's main cost.
     "sample_size": 100_000,
-    "min_samples": 30,  # fewer rows than this: "insufficient", no drift verdict
-    "min_labels": 30,  # fewer labels than this: no performance verdict
+    # Fewer rows than this: "not enough data yet", no drift verdict. PSI on 10 bins needs about
+    # 100 rows before its sampling noise (about 9/n in-distribution) is small next to psi_warn.
+    "min_samples": 100,
+    # A feature drifts only when its test (KS / chi-square) is significant at this level after a
+    # Holm correction over the window's features, and its PSI is past psi_alert.
+    "drift_alpha": 0.01,
+    "min_labels": 30,  # fewer labels than this: "not enough labels yet", no performance verdict
     "performance_window": 500,  # the live metric is over the newest N labelled predictions
     "missing_alert": 0.1,  # missing rate above the training one by this much
     "unseen_alert": 0.05,  # share of categories never seen in training
@@ -53,6 +58,10 @@ def monitoring_settings_validate(values: dict[str, Any]) -> dict[str, Any]:
         else:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise InvalidInput("A non-negative number.", field=key)
+            if key == "drift_alpha" and not 0 < value < 0.5:
+                raise InvalidInput("A significance level between 0 and 0.5 (e.g. 0.01).", field=key)
+            if key == "min_samples" and not 10 <= value <= 1_000_000:
+                raise InvalidInput("Between 10 and 1000000 predictions.", field=key)
             if key in ("interval_minutes",) and value < 1:
                 raise InvalidInput("At least 1 minute.", field=key)
             if key == "sample_size" and not 1_000 <= value <= 1_000_000:

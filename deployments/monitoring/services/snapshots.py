@@ -25,12 +25,13 @@ from deployments.registry.selectors import reference_arrays
 from deployments.reviews import selectors as review_selectors
 from deployments.reviews import services as review_services
 from deployments.serving.services import predictions_flush
-from experiments.ml.metrics import compute_metrics, default_positive
+from experiments.ml.metrics import bootstrap_ci, default_positive
 from jobs.runner import job_enqueue
 from mlplatform.errors import InvalidInput
 from projects.metrics import METRICS
 
 SNAPSHOT_JOB = "monitoring.snapshot"
+LIVE_BOOTSTRAP = 400  # resamples for a live metric's interval (at most performance_window labels)
 
 
 def drift_compute(
@@ -42,41 +43,32 @@ def drift_compute(
     *,
     conf: dict[str, Any],
 ) -> tuple[list[dict], list[dict], dict[str, Any]]:
-    """Per-feature drift and data quality, and the drift of predictions and confidences."""
+    """Per-feature drift and data quality (`drift.window_drift`: Holm over the features), and the
+    drift of predictions and confidences (Holm over those two)."""
     arrays = reference_arrays(reference)
     opts = {"psi_warn": conf["psi_warn"], "psi_alert": conf["psi_alert"], "min_samples": conf["min_samples"]}
-    features: list[dict] = []
-    quality: list[dict] = []
-    for name, ref in (reference.get("features") or {}).items():
-        if ref.get("type") not in ("numeric", "categorical"):
-            continue
-        values = columns.get(name, [None] * n)
-        if ref["type"] == "numeric":
-            arr = drift.to_numeric(values)
-            result = drift.numeric_drift(name, ref, arrays.get(ref.get("array", "")), arr, **opts)
-            q = drift.numeric_quality(ref, arr) if n else None
-        else:
-            counts = drift.categorical_counts(values, set(ref["shares"]))
-            result = drift.categorical_drift(name, ref, None, counts=counts, **opts)
-            q = drift.categorical_quality(ref, n, counts) if n else None
-        features.append(result.as_dict())
-        if q is not None:
-            quality.append({"feature": name, "type": ref["type"], **drift.json_safe(q)})
-    outputs: dict[str, Any] = {}
+    verdict = {"alpha": conf["drift_alpha"], "psi_warn": conf["psi_warn"], "psi_alert": conf["psi_alert"]}
+    results, quality = drift.window_drift(
+        reference.get("features") or {}, arrays, columns, n, min_samples=conf["min_samples"], **verdict
+    )
+    features = [r.as_dict() for r in results]
     outs = reference.get("outputs") or {}
+    out_results: dict[str, drift.FeatureDrift] = {}
     if PREDICTION in outs:
         ref = outs[PREDICTION]
         if ref["type"] == "numeric":
-            outputs["prediction"] = drift.numeric_drift(
+            out_results["prediction"] = drift.numeric_drift(
                 "prediction", ref, arrays.get("prediction"), drift.to_numeric(predictions), **opts
-            ).as_dict()
+            )
         else:
-            outputs["prediction"] = drift.categorical_drift("prediction", ref, predictions, **opts).as_dict()
+            out_results["prediction"] = drift.categorical_drift("prediction", ref, predictions, **opts)
     if CONFIDENCE in outs:
         ref = outs[CONFIDENCE]
-        outputs["confidence"] = drift.numeric_drift(
+        out_results["confidence"] = drift.numeric_drift(
             "confidence", ref, arrays.get("confidence"), drift.to_numeric(confidences), **opts
-        ).as_dict()
+        )
+    drift.statuses_assign(list(out_results.values()), **verdict)
+    outputs = {name: r.as_dict() for name, r in out_results.items()}
     return features, quality, outputs
 
 
@@ -102,11 +94,26 @@ def _live_labels(mv: ModelVersion, rows: list[tuple]) -> tuple[np.ndarray, np.nd
     return truth, pred, proba
 
 
+def live_status(live: dict[str, Any], test: dict[str, Any], *, lower_is_better: bool, enough: bool) -> str:
+    """A live metric against the test interval: "alert" only when the two 95% intervals do not
+    overlap on the worse side (the live interval wholly below the test one, or above it for a
+    lower-is-better metric). Non-overlap of two 95% intervals is a conservative test (about 1%
+    false alarms when both have the same width), so a 40-label estimate never alerts on its
+    sampling error alone; "insufficient" below min_labels or without intervals."""
+    lo, hi = live.get("ci_low"), live.get("ci_high")
+    t_lo, t_hi = test.get("ci_low"), test.get("ci_high")
+    if not enough or lo is None or hi is None or t_lo is None or t_hi is None:
+        return "insufficient"
+    worse = lo > t_hi if lower_is_better else hi < t_lo
+    return "alert" if worse else "ok"
+
+
 def performance_compute(deployment: Deployment, end: datetime, conf: dict[str, Any]) -> dict[str, Any]:
-    """Live metrics over the newest labelled predictions of the deployed model, vs its test CI.
+    """Live metrics over the newest labelled predictions of the deployed model, each with its own
+    bootstrap 95% interval, vs the test interval (`live_status`).
 
     Computed by the experiments' metrics (`experiments.ml.metrics`): the same definitions, the
-    same positive class as the final evaluation whose interval they are compared with.
+    same positive class, the same bootstrap as the final evaluation they are compared with.
     """
     mv = deployment.model_version
     rows = list(
@@ -118,27 +125,30 @@ def performance_compute(deployment: Deployment, end: datetime, conf: dict[str, A
         .values_list("prediction", "actual", "created_at", "probabilities")[: int(conf["performance_window"])]
     )
     test = (mv.metrics or {}).get("test") or {}
-    result: dict[str, Any] = {"n_labels": len(rows), "metrics": {}, "status": "insufficient"}
+    min_labels = int(conf["min_labels"])
+    result: dict[str, Any] = {"n_labels": len(rows), "min_labels": min_labels, "metrics": {}, "status": "insufficient"}
     if not rows:
         return result
     result["labels_from"] = min(r[2] for r in rows).isoformat()
     truth, pred, proba = _live_labels(mv, rows)
     classes = list(mv.classes or []) or None
     positive = mv.positive_class if mv.positive_class is not None else default_positive(classes or [])
-    values = compute_metrics(mv.task_type, truth, pred, proba, classes, positive=positive) if len(truth) else {}
-    enough = len(rows) >= conf["min_labels"]
+    enough = len(rows) >= min_labels
+    values: dict[str, dict[str, Any]] = {}
+    if len(truth):
+        labels = np.asarray(classes, dtype=object) if classes else None
+        values = bootstrap_ci(mv.task_type, truth, pred, proba, labels, n_boot=LIVE_BOOTSTRAP, positive=positive)
     worst = "ok"
-    for name, value in values.items():
+    for name, live in values.items():
+        value = live.get("value")
         if value is None or not math.isfinite(value):
             continue  # not computable on these labels (one class only, zero targets for MAPE)
-        entry: dict[str, Any] = {"value": value}
+        entry: dict[str, Any] = {"value": value, "live_ci_low": live.get("ci_low"), "live_ci_high": live.get("ci_high")}
         ref = test.get(name)
         if isinstance(ref, dict) and name in METRICS:
-            lower = not METRICS[name].higher_is_better
             entry |= {"test": ref.get("value"), "ci_low": ref.get("ci_low"), "ci_high": ref.get("ci_high")}
-            bound = ref.get("ci_high") if lower else ref.get("ci_low")
-            worse = bound is not None and (value > bound if lower else value < bound)
-            entry["status"] = "alert" if enough and worse else ("ok" if enough else "insufficient")
+            lower = not METRICS[name].higher_is_better
+            entry["status"] = live_status(live, ref, lower_is_better=lower, enough=enough)
             worst = "alert" if entry["status"] == "alert" else worst
         result["metrics"][name] = entry
     result["status"] = worst if enough else "insufficient"
@@ -171,10 +181,23 @@ def snapshot_compute(
     scored = [f for f in features if f["psi"] is not None]
     data = {
         "model_version": {"id": mv.pk, "version": mv.version},
-        "settings": {k: conf[k] for k in ("psi_warn", "psi_alert", "interval_minutes", "sample_size")},
+        "settings": {
+            k: conf[k]
+            for k in (
+                "psi_warn",
+                "psi_alert",
+                "drift_alpha",
+                "min_samples",
+                "min_labels",
+                "interval_minutes",
+                "sample_size",
+            )
+        },
         "traffic": traffic_compute(deployment, start, end),
         "drift": {
             "sample_size": n,
+            "min_samples": int(conf["min_samples"]),
+            "enough": n >= int(conf["min_samples"]),
             "reference_available": bool(reference.get("features")),
             "features": sorted(features, key=lambda f: -(f["psi"] if f["psi"] is not None else -1)),
             "n_drifted": sum(1 for f in features if f["status"] == "alert"),
