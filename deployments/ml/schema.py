@@ -86,7 +86,8 @@ def sample_instance(schema: list[dict[str, Any]]) -> dict[str, Any]:
             out[f["name"]] = round(mid) if f.get("integer") else round(float(mid), 4)
         elif t == CATEGORICAL:
             cats = f.get("categories") or [""]
-            out[f["name"]] = cats[0]
+            # a tidy spelling when there is one (" SOUTH" sorts first and reads like a typo)
+            out[f["name"]] = next((c for c in cats if c and c == c.strip()), cats[0])
         elif t == BOOLEAN:
             out[f["name"]] = _bool_sample(f)
         elif t == DATETIME:
