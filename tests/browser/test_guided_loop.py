@@ -196,7 +196,9 @@ def _try_it(page) -> None:
     prediction = answer["predictions"][0]
     assert prediction["prediction"] in ("approve", "reject")
     # flag mode (the default): answered now, and under the review threshold it waits for a person
-    assert prediction["status"] == "accepted" and prediction["confidence"] < 1, answer
+    assert prediction["status"] == "accepted" and prediction["confidence"] < 1 and prediction["review_id"], answer
+    summary = page.inner_text("#try-summary")  # the answer in words, above the JSON
+    assert prediction["prediction"] in summary and f"review #{prediction['review_id']}" in summary
     assert page.locator("#try-error").count() == 0
     assert page.inner_text("[id^=review-panel-] [data-metric=pending]").strip() == "1"
     screenshots(page, "guided-deployment-try")

@@ -74,7 +74,7 @@ def test_the_api_accepts_spellings_the_cleaning_maps_to_a_known_category(team, c
 def test_try_it_accepts_them_too(team, cleaning_deployment):
     body = json.dumps({"instances": [{**ROW, "color": "Green "}]})
     page = client_for(team.editor).post(f"/deployments/{cleaning_deployment.pk}/try/", {"body": body}).content
-    assert b'id="try-result"' in page and b"try-error" not in page
+    assert b'id="try-result"' in page and b"try-error" not in page and b'id="try-summary"' in page
     assert Prediction.objects.get(deployment=cleaning_deployment).inputs["color"] == "Green "
 
 
