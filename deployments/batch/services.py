@@ -108,6 +108,7 @@ def batch_start(
             raise InvalidInput("The file is empty.", field="file")
         fmt = _sniff_format(upload)
         upload_check(upload, fmt)  # the ingest limits: 413 naming the file before any job
+        _check_columns(_upload_columns(upload, fmt), deployment.model_version.input_schema, field="file")
         key = default_storage.save(f"projects/{deployment.project_id}/batch-inputs/{uuid.uuid4().hex}.{fmt}", upload)
         params.update(input_key=key, input_format=fmt)
     else:
@@ -115,6 +116,9 @@ def batch_start(
             raise InvalidInput("No such dataset version in this project.", field="dataset_version")
         if not dataset_version.storage_key:
             raise InvalidInput("This dataset version has no data yet.", field="dataset_version")
+        columns = [c.get("name") for c in dataset_version.schema or []]
+        if columns:
+            _check_columns(columns, deployment.model_version.input_schema, field="dataset_version")
         params["dataset_version_id"] = dataset_version.pk
     with transaction.atomic():
         job = job_enqueue(
@@ -127,6 +131,33 @@ def batch_start(
         )
         batch_started_event(actor=actor, deployment=deployment, job_id=job.pk, output_format=output_format)
     return job
+
+
+def _upload_columns(upload: Any, fmt: str) -> list[str]:
+    """The file's column names, from its Parquet footer or its CSV header line only."""
+    try:
+        if fmt == "parquet":
+            return [str(n) for n in pq.ParquetFile(upload).schema_arrow.names]
+        return [str(c) for c in pd.read_csv(upload, nrows=0).columns]
+    except (pa.ArrowException, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise InvalidInput(f"The file's header cannot be read: {exc}", field="file") from None
+    finally:
+        upload.seek(0)
+
+
+def _check_columns(columns: list[str], schema: list[dict[str, Any]], *, field: str) -> None:
+    """Refuse, before any job, a file without every feature the model needs, naming the missing
+    columns and the ones the model does not use (those are copied to the output as they are)."""
+    present = set(columns)
+    missing = [f["name"] for f in schema if f["name"] not in present]
+    if not missing:
+        return
+    needed = {f["name"] for f in schema}
+    unknown = [c for c in columns if c not in needed]
+    message = f"Missing column{'s' if len(missing) > 1 else ''} the model needs: {', '.join(missing[:20])}."
+    if unknown:
+        message += f" Columns the model does not use (check their names): {', '.join(unknown[:20])}."
+    raise InvalidInput(message, field=field)
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -11,13 +11,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from datasets.categories import key_of
 from datasets.kinds import BOOLEAN, CATEGORICAL, DATETIME, NUMERIC, infer_kind
 
 MAX_CATEGORIES = 1000  # a categorical feature with more distinct values is treated as free text
@@ -37,8 +38,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def schema_infer(frame: pd.DataFrame, feature_columns: list[str]) -> list[dict[str, Any]]:
-    """The input schema of a model trained on `frame[feature_columns]` (train + validation rows)."""
+def schema_infer(frame: pd.DataFrame, feature_columns: list[str], cleaned: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """The input schema of a model trained on `frame[feature_columns]` (train + validation rows).
+
+    `cleaned`: the columns the model's recipe cleans (`clean_categories`): their categories are
+    matched as the cleaning does (case, spaces, Unicode forms), so "North " and "north" are known
+    when "North" was seen; the model writes them as its learned spelling."""
+    cleaned = set(cleaned)
     schema: list[dict[str, Any]] = []
     for name in feature_columns:
         s = frame[name]
@@ -58,6 +64,8 @@ def schema_infer(frame: pd.DataFrame, feature_columns: list[str]) -> list[dict[s
             uniques = pd.unique(non_null)
             if len(uniques) <= MAX_CATEGORIES:
                 entry["categories"] = sorted(str(_plain(v)) for v in uniques)
+                if name in cleaned:
+                    entry["cleaned"] = True
             else:
                 entry["type"] = "text"
         elif entry["type"] == DATETIME and len(non_null) and pd.api.types.is_datetime64_any_dtype(s):
@@ -78,7 +86,8 @@ def sample_instance(schema: list[dict[str, Any]]) -> dict[str, Any]:
             out[f["name"]] = round(mid) if f.get("integer") else round(float(mid), 4)
         elif t == CATEGORICAL:
             cats = f.get("categories") or [""]
-            out[f["name"]] = cats[0]
+            # a tidy spelling when there is one (" SOUTH" sorts first and reads like a typo)
+            out[f["name"]] = next((c for c in cats if c and c == c.strip()), cats[0])
         elif t == BOOLEAN:
             out[f["name"]] = _bool_sample(f)
         elif t == DATETIME:
@@ -121,6 +130,15 @@ def _categorical_check(spec: dict[str, Any], allow_null: bool, unknown_policy: s
     categories = frozenset(spec.get("categories") or ())
     numeric_labels = spec.get("dtype", "").startswith(("int", "float"))
     strict = unknown_policy == "error" and bool(categories)
+    if spec.get("cleaned"):  # matched as the model's clean_categories step does
+        keys = frozenset(key_of(c) for c in categories)
+
+        def known(key: str) -> bool:
+            return key in categories or key_of(key) in keys
+    else:
+
+        def known(key: str) -> bool:
+            return key in categories
 
     def check(v: Any) -> tuple[Any, str | None]:
         if v is None:
@@ -130,7 +148,7 @@ def _categorical_check(spec: dict[str, Any], allow_null: bool, unknown_policy: s
         if not isinstance(v, str) and not numeric_labels:
             return None, f"must be a string, not {type(v).__name__}"
         key = v if isinstance(v, str) else str(v)
-        if strict and key not in categories:
+        if strict and not known(key):
             shown = ", ".join(sorted(categories)[:10])
             return (
                 None,
@@ -302,6 +320,18 @@ def validator_cached(
 # --- vectorised validation (batch) --------------------------------------------------------------
 
 
+def _known(values: pd.Series, spec: dict[str, Any]) -> pd.Series:
+    """Which values are categories seen in training (for a cleaned column: as the cleaning matches
+    them, each distinct value cleaned once)."""
+    known = values.isin(spec["categories"])
+    if not spec.get("cleaned") or bool(known.all()):
+        return known
+    keys = {key_of(c) for c in spec["categories"]}
+    distinct = pd.unique(values[~known & values.notna()])
+    matched = [v for v in distinct if key_of(v) in keys]
+    return known | values.isin(matched)
+
+
 def validate_frame(
     frame: pd.DataFrame, schema: list[dict[str, Any]], *, unknown_policy: str, allow_missing: bool
 ) -> tuple[pd.DataFrame, np.ndarray]:
@@ -349,7 +379,7 @@ def validate_frame(
             # Text as pandas reads it (and as the model was trained on): checked and passed on
             # as it is, with Arrow's own membership test, no copy to Python objects.
             if t == CATEGORICAL and unknown_policy == "error" and spec.get("categories"):
-                known = s.isin(spec["categories"]).to_numpy(dtype=bool, na_value=False)
+                known = _known(s, spec).to_numpy(dtype=bool, na_value=False)
                 flag(~known & ~null, f"{name} has an unknown category")
             data[name] = s
         else:
@@ -357,7 +387,7 @@ def validate_frame(
             if not pd.api.types.is_object_dtype(s) and not pd.api.types.is_string_dtype(s):
                 values = s.astype(str).astype(object).where(~s.isna(), None)
             if t == CATEGORICAL and unknown_policy == "error" and spec.get("categories"):
-                known = values.isin(spec["categories"]).to_numpy()
+                known = _known(values, spec).to_numpy(dtype=bool, na_value=False)
                 flag(~known & ~null, f"{name} has an unknown category")
             data[name] = values.to_numpy(dtype=object)
         if not allow_null:

@@ -42,6 +42,9 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"key “{self.name}” ({self.prefix}…)"
+
 
 class PredictionStatus(models.TextChoices):
     ACCEPTED = "accepted", "Accepted"

@@ -147,3 +147,22 @@ def reference_arrays(reference_stats: dict[str, Any]) -> dict[str, np.ndarray]:
     if not key:
         return {}
     return _arrays_cached(key, reference_stats.get("arrays_sha256", ""))
+
+
+def prepare_job(version: ModelVersion) -> Any:
+    """The newest `model_version.prepare` job of this version (None for versions made before jobs)."""
+    from jobs.models import Job
+
+    return (
+        Job.objects.filter(project_id=version.project_id, kind="model_version.prepare", target_id=version.pk)
+        .order_by("-pk")
+        .first()
+    )
+
+
+def run_registration(run: Any) -> dict[str, Any]:
+    """What the run page's register card shows: the version this run became, or whether it can be registered."""
+    version = ModelVersion.objects.filter(run=run).first()
+    experiment = run.experiment
+    evaluated = experiment.evaluated_run_id == run.pk and bool(experiment.test_evaluation)
+    return {"version": version, "job": prepare_job(version) if version else None, "can_register": evaluated}

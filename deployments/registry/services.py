@@ -217,7 +217,13 @@ def model_version_prepare(*, version: ModelVersion, features: list[str]) -> Mode
     if missing:
         raise InvalidInput(f"Feature columns missing from the dataset version: {missing}.", field="run")
     X = train[features]
-    schema = schema_infer(X, features)
+    cleaned = [
+        c
+        for step in (version.lineage or {}).get("recipe") or []
+        if step.get("op") == "clean_categories"
+        for c in step.get("columns") or []
+    ]
+    schema = schema_infer(X, features, cleaned=cleaned)
     if len(X) > REFERENCE_MAX_ROWS:
         X = X.sample(REFERENCE_MAX_ROWS, random_state=0).reset_index(drop=True)
     model = model_load(version.artifact_key, version.sha256)

@@ -278,7 +278,10 @@ def try_view(request: HttpRequest, pk: int) -> HttpResponse:
         return _render_detail(
             request, deployment, try_body=raw, try_error={"detail": exc.message, "errors": exc.errors or {}}
         )
-    return _render_detail(request, deployment, try_body=raw, try_result=json.dumps(result.as_dict(), indent=2))
+    answer = result.as_dict()
+    return _render_detail(
+        request, deployment, try_body=raw, try_result=json.dumps(answer, indent=2), try_summary=answer["predictions"]
+    )
 
 
 urlpatterns = [

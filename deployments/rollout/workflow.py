@@ -29,13 +29,21 @@ def _deploy(project: Project, states: dict[str, StageState]) -> StageState:
     # Only retired deployments (or none): as good as none, deploying a version is the next step.
     versions = ModelVersion.objects.filter(project=project)
     if not versions.exists():
+        from experiments.models import Experiment
+
+        evaluated = (
+            Experiment.objects.filter(project=project, test_evaluation__isnull=False, evaluated_run__isnull=False)
+            .order_by("-evaluated_at")
+            .first()
+        )
         return StageState(
             "deploy",
             "Deploy",
             "todo",
             "No registered model yet.",
             "Register the evaluated run of an experiment as a model version.",
-            f"/projects/{project.pk}/models/",
+            # the "Next step" link goes where it is done: the evaluated run's register form
+            f"/runs/{evaluated.evaluated_run_id}/#register" if evaluated else f"/projects/{project.pk}/models/",
         )
     from deployments.registry.selectors import gate_check
 
@@ -48,6 +56,13 @@ def _deploy(project: Project, states: dict[str, StageState]) -> StageState:
             "blocked",
             f"v{latest.version} fails the promotion gate: {gate.reasons[0]}",
             "Improve the model, or an owner overrides the gate with a justification.",
-            url,
+            f"/models/{latest.pk}/",
         )
-    return StageState("deploy", "Deploy", "in_progress", f"v{latest.version} passes the gate.", "Deploy it.", url)
+    return StageState(
+        "deploy",
+        "Deploy",
+        "in_progress",
+        f"v{latest.version} passes the gate.",
+        "Deploy it.",
+        f"/models/{latest.pk}/#deploy",
+    )

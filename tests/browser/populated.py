@@ -147,9 +147,9 @@ def build(team) -> Populated:
     assert experiment.status == "succeeded", experiment.error
     best = selectors.best_candidate(experiment)
     run = diagnose_request(run=best, actor=owner)
-    wait_for_job(run.diagnostics_job_id, timeout=120)
+    wait_for_job(run.diagnostics_job_id, timeout=300)  # a shared, loaded machine
     experiment = evaluate_request(experiment=experiment, run=best, actor=owner)
-    wait_for_job(experiment.evaluation_job_id, timeout=120)
+    wait_for_job(experiment.evaluation_job_id, timeout=300)
     best.refresh_from_db()
     model_version = model_version_register(run=best, actor=owner)
     wait_for_job(model_version.prepare_job.pk, timeout=120)  # its input schema and drift reference

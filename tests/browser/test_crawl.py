@@ -76,6 +76,9 @@ NOT_PAGES = {
     "experiments:evaluate": "POST only; its error state is below",
     "experiments:diagnose": "POST only",
     "deployments:model_download": "a file download",
+    "deployments:model_version_decide": "POST only; its error state is below",
+    "deployments:model_version_deploy": "POST only; its error state is below",
+    "deployments:run_register": "POST only (tests/browser/test_guided_loop.py)",
     "deployments:rollback": "POST only",
     "deployments:promote": "POST only",
     "deployments:status": "POST only",
@@ -234,6 +237,16 @@ def _error_states(c: Crawler, world) -> None:
     c.check("error-members")
     # The final evaluation's error state (a baseline without confirmation) needs an experiment whose
     # test set is unused: tests/browser/test_guided_ui.py submits it under the same CSP checks.
+    # The go / no-go decision on a model version's page, without its rationale.
+    c.visit(f"/models/{world['model_version'].pk}/", "error-decide", shots=False)
+    p.click("#decide-change summary")
+    p.select_option("#decide-decision", "no_go")
+    p.click("#decide-button")
+    p.wait_for_selector("#decide-rationale[aria-invalid=true]")
+    c.settle()
+    c.console[:] = [t for t in c.console if "status of 400" not in t]  # the refused form's own answer
+    c.check("error-decide")
+    c.shoot(f"error-decide-{WIDE}")
     # Try it with a body that is not JSON.
     c.visit(f"/deployments/{world['deployment'].pk}/", "error-try", shots=False)
     p.fill("#try-body", "{not json")

@@ -96,14 +96,37 @@ def test_batch_permissions_and_bad_input(team, api, deployment, registered, sett
     assert not Job.objects.filter(kind="deployment.batch").exists()
 
 
-def test_batch_with_missing_columns_fails_the_job_with_a_clear_error(team, api, deployment, worker):
-    frame = loan_frame(20)[["age", "income"]]
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_file_without_the_model_columns_is_refused_before_any_job(team, api, deployment, fmt):
+    """Only the header (CSV) or the footer (Parquet) is read: the answer names the missing columns
+    and the ones the model does not use, under the file control; no job, no stored file."""
+    from jobs.models import Job
+
+    frame = loan_frame(20)[["age", "income"]].assign(colour="red", Score=0.5)
     r = api("editor").post(
-        f"/api/v1/deployments/{deployment.pk}/batch/", {"file": _upload(frame, "csv")}, format="multipart"
+        f"/api/v1/deployments/{deployment.pk}/batch/", {"file": _upload(frame, fmt)}, format="multipart"
     )
-    job = wait_for_job(r.json()["id"])
-    assert job.status == "failed" and "score" in job.error and "color" in job.error
-    assert not Prediction.objects.exists()
+    assert r.status_code == 400, r.content
+    message = r.json()["errors"]["file"][0]
+    assert "Missing columns the model needs: score, color, member." in message
+    assert "does not use (check their names): colour, Score." in message
+    # the page's batch form: the same answer, next to the form that sent it
+    from tests.deployments.test_views import client_for
+
+    page = client_for(team.editor).post(
+        f"/deployments/{deployment.pk}/batch/", {"file": _upload(frame, fmt)}, follow=True
+    )
+    assert "Missing columns the model needs: score, color, member." in page.content.decode()
+    assert not Job.objects.filter(kind="deployment.batch").exists()
+
+
+def test_a_file_whose_header_cannot_be_read_is_refused(team, api, deployment):
+    bad = SimpleUploadedFile("rows.csv", b"")
+    r = api("editor").post(f"/api/v1/deployments/{deployment.pk}/batch/", {"file": bad}, format="multipart")
+    assert r.status_code == 400
+    bad = SimpleUploadedFile("rows.csv", b"\xff\xfe\x00garbage\n\x00\x01")
+    r = api("editor").post(f"/api/v1/deployments/{deployment.pk}/batch/", {"file": bad}, format="multipart")
+    assert r.status_code == 400 and "file" in r.json()["errors"]
 
 
 # --- the pyarrow writer and the COPY payload ------------------------------------------------------
