@@ -257,6 +257,7 @@ def _error_states(c: Crawler, world) -> None:
     c.shoot(f"error-try-{WIDE}")
 
 
+@pytest.mark.timeout(900)  # every page of a populated project, as owner and reviewer: minutes, not seconds
 def test_every_page_under_csp_without_console_errors(browser, live_server, team, worker):
     world = build(team)
     names = ui_url_names()
