@@ -3,6 +3,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 PYTEST_ARGS ?=
+# The main session runs in this many processes (pytest-xdist; each has its own test database,
+# Redis database and data directory: tests/parallel.py). 0 runs it in one process.
+PYTEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 # The test suite talks to real PostgreSQL and Redis; override these to point elsewhere.
 TEST_ENV := SECRET_KEY=test-only-secret-key-not-used-anywhere-else-4f9c2a7b1e \
@@ -53,7 +57,7 @@ format: $(VENV)/.installed
 # Two sessions: the fault tests start, kill and restart real workers and services, which must
 # not share a process with the in-thread worker of the other tests.
 test: $(VENV)/.installed services chromium lint
-	$(TEST_ENV) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 	$(TEST_ENV) $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed services
