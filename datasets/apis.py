@@ -60,6 +60,7 @@ class VersionSerializer(serializers.ModelSerializer):
     job = serializers.SerializerMethodField()
     recomputing = serializers.SerializerMethodField()
     lineage = serializers.SerializerMethodField()
+    source_detail = serializers.SerializerMethodField()
 
     class Meta:
         model = DatasetVersion
@@ -118,11 +119,13 @@ class VersionSerializer(serializers.ModelSerializer):
         job = self._job(v)
         return v.status == VersionStatus.READY and job is not None and job.status not in TERMINAL
 
+    def get_source_detail(self, v: DatasetVersion) -> dict:
+        return v.source_shown
+
     def get_lineage(self, v: DatasetVersion) -> dict:
-        detail = {k: val for k, val in (v.source_detail or {}).items() if k != "query"}
         return {
             "source": v.source,
-            "detail": detail,
+            "detail": v.source_shown,
             "parent_version": v.parent.number if v.parent_id and v.parent else None,
             "created_by": v.created_by.username if v.created_by else None,
         }

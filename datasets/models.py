@@ -8,6 +8,8 @@ Contract used by the other apps (implemented in datasets/selectors.py and recipe
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -43,6 +45,14 @@ class VersionSource(models.TextChoices):
     RECIPE = "recipe", "Recipe applied"
     RETRAIN = "retrain", "Training data + labelled production data"
     GENERATED = "generated", "Generated (demo)"
+
+
+def url_shown(url: str) -> str:
+    """A source URL as every role may read it: query values and fragments masked (a signed or
+    token-bearing link, `...?token=abc`, stays with whoever pasted it)."""
+    parts = urlsplit(url or "")
+    query = "&".join(f"{pair.split('=', 1)[0]}=…" if "=" in pair else pair for pair in parts.query.split("&") if pair)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, query, ""))
 
 
 class DatasetVersion(models.Model):
@@ -86,6 +96,14 @@ class DatasetVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset.name} v{self.number}"
+
+    @property
+    def source_shown(self) -> dict:
+        """`source_detail` as pages and the API show it: the URL masked (`url_shown`), no query text."""
+        detail = {k: v for k, v in (self.source_detail or {}).items() if k != "query"}
+        if detail.get("url"):
+            detail["url"] = url_shown(detail["url"])
+        return detail
 
 
 class Recipe(models.Model):

@@ -27,7 +27,7 @@ class Handler(BaseHTTPRequestHandler):
             "/big": (200, b"a,b\n" + b"1,2\n" * 5000, {}),
             "/missing": (404, b"no", {}),
         }
-        status, body, headers = routes.get(self.path, (404, b"", {}))
+        status, body, headers = routes.get(self.path.split("?", 1)[0], (404, b"", {}))
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -246,3 +246,31 @@ def test_a_trickling_server_cannot_outlast_the_time_limit(settings):
     finally:
         httpd.shutdown()
     assert time.monotonic() - started < 5
+
+
+def test_a_token_in_the_source_url_is_shown_to_no_one(api, team, worker, server):
+    """A signed link pasted by an editor (`?token=...`) fetches the data; the version's API
+    answer, lineage and pages show the address with its query values masked, to every role."""
+    secret = "s3cr3t-download-token"
+    with override_settings(URL_FETCH_ALLOWED_HOSTS=["localhost"]):
+        r = api("editor").post(
+            "/api/v1/datasets/",
+            {"project": team.project.pk, "name": "signed", "source_url": f"{server}/data.csv?token={secret}&x=1"},
+            format="json",
+        )
+        assert r.status_code == 202, r.data
+        v = wait_version(r.data["latest_version"]["id"])
+    assert v.status == "ready" and v.row_count == 52  # the full URL was used to fetch
+    for role in ("viewer", "reviewer", "owner"):
+        body = api(role).get(f"/api/v1/dataset-versions/{v.pk}/").content.decode()
+        assert secret not in body
+        data = api(role).get(f"/api/v1/dataset-versions/{v.pk}/").data
+        assert data["source_detail"]["url"].endswith("/data.csv?token=…&x=…")
+        assert data["lineage"]["detail"]["url"] == data["source_detail"]["url"]
+    from django.test import Client
+
+    page = Client()
+    page.force_login(team.user("viewer"))
+    for url in (f"/dataset-versions/{v.pk}/", f"/datasets/{v.dataset_id}/"):
+        html = page.get(url).content.decode()
+        assert secret not in html and "token=…" in html
