@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -122,9 +123,16 @@ def read_verified(key: str, sha256: str) -> bytes:
     return data
 
 
+# One load at a time per process: CPython 3.11.7 (this machine's) can raise "SystemError: AST
+# constructor recursion depth mismatch" when two threads build ASTs at once (gh-106905, fixed in
+# 3.11.8), which a skops load does; seen with the web and a worker thread loading together.
+_LOAD_LOCK = threading.Lock()
+
+
 def model_loads(data: bytes) -> Any:
     try:
-        return sio.loads(data, trusted=list(TRUSTED_TYPES))
+        with _LOAD_LOCK:
+            return sio.loads(data, trusted=list(TRUSTED_TYPES))
     except sio.exceptions.UntrustedTypesFoundException as exc:
         raise UntrustedModelFile(f"Model file holds types outside the allowlist: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - anything that is not a valid skops file
