@@ -78,7 +78,7 @@ def test_browser_train_diagnose_compare_and_evaluate_once(page, team, worker):
     page.click("summary:has-text('Search spaces')")
     page.fill("#id_spaces", '{"decision_tree": {"max_depth": {"type": "int", "low": 2, "high": 4}}}')
     page.click("#start-training")
-    page.wait_for_url(re.compile(r"/experiments/\d+/$"))
+    page.wait_for_url(re.compile(r"/experiments/\d+/$"), timeout=30000)  # creates the experiment and queues its job
     page.wait_for_selector("#experiment-status.succeeded", timeout=60000)
     rows = page.locator("#leaderboard tr[data-run-id]")
     assert rows.count() == 5  # 2 baselines, 2 trials, 1 ensemble
