@@ -11,6 +11,7 @@ from mlplatform.templatefilters import format_number
 from projects.metrics import METRICS
 
 BASELINE = "baseline"
+EXTERNAL = "external"  # experiments.external.EXTERNAL: trained and scored by a client
 
 
 def leaderboard(experiment: Experiment, *, sort: str | None = None) -> list[Run]:
@@ -75,13 +76,16 @@ def ranking(experiment: Experiment, *, sort: str | None = None) -> Ranking:
 
 
 def best_candidate(experiment: Experiment, *, runs: list[Run] | None = None) -> Run | None:
-    """The finished non-baseline run with the best cross-validated ranking metric."""
+    """The finished platform-trained run with the best cross-validated ranking metric.
+
+    Baselines are references to beat; an external run's cross-validated score is its client's
+    claim, not a measurement: both stay on the leaderboard but are never the default choice."""
     metric = ranking_metric(experiment)
     higher = METRICS[metric].higher_is_better
     scored = [
         r
         for r in (runs if runs is not None else experiment.runs.all())
-        if r.kind != BASELINE and r.status == RunStatus.SUCCEEDED and cv_score(r, metric) is not None
+        if r.kind not in (BASELINE, EXTERNAL) and r.status == RunStatus.SUCCEEDED and cv_score(r, metric) is not None
     ]
     if not scored:
         return None
@@ -113,6 +117,14 @@ def evaluation_warnings(experiment: Experiment, run: Run) -> list[str]:
         warnings.append(
             f"Run #{run.pk} ({run.algorithm}) is a baseline: a reference the candidates must beat, not a "
             "model to ship. Evaluating it spends the one look at the locked test set."
+        )
+    if run.kind == EXTERNAL:
+        measured = ((run.external or {}).get("validation_metrics") or {}).get(experiment.metric)
+        warnings.append(
+            f"Run #{run.pk} ({run.algorithm}) was trained outside the platform: its cross-validated "
+            f"{experiment.metric} is the uploader's claim (the platform measured "
+            f"{format_number(measured, 3)} on the validation rows, which its trainer may have seen). "
+            "Evaluating it spends the one look at the locked test set."
         )
     if fit_verdict(run, experiment.metric) == "overfitting":
         tr = (run.train_metrics or {}).get(experiment.metric)

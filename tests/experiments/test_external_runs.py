@@ -123,6 +123,12 @@ def test_a_lightgbm_pipeline_is_checked_scored_on_validation_and_stored_by_us(te
     page = browser.get(f"/experiments/{experiment.pk}/").content.decode()
     assert f'data-run-id="{run.pk}" data-status="succeeded" data-kind="external"' in page and ">external</span>" in page
     assert browser.get(f"/runs/{run.pk}/").status_code == 200
+    # A claimed score is not a measurement: never the default choice, and evaluating it warns.
+    from experiments.selectors import best_candidate, evaluation_warnings
+
+    assert best_candidate(experiment) is None  # the only finished run is the external one
+    (warning,) = evaluation_warnings(experiment, run)
+    assert "uploader's claim" in warning and "measured" in warning
 
 
 def _refused(resp, field: str, *words: str, status: int = 400) -> None:
