@@ -4,8 +4,9 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 PYTEST_ARGS ?=
 # The main session runs in this many processes (pytest-xdist; each has its own test database,
-# Redis database and data directory: tests/parallel.py). 0 runs it in one process.
-PYTEST_WORKERS ?= 2
+# Redis database and data directory: tests/parallel.py). 0 runs it in one process. Three on two
+# cores: the tests mostly wait (on jobs, browsers, services), one process used about 1.1 cores.
+PYTEST_WORKERS ?= 3
 XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 # The test suite talks to real PostgreSQL and Redis; override these to point elsewhere.

@@ -57,11 +57,13 @@ def test_audit_rows_read_as_text(team):
         actor=team.owner,
         action="api_key.created",
         project=team.project,
-        obj=world["api_key"],  # a model without __str__: "ApiKey object (n)"
+        obj=world["api_key"],  # never "ApiKey object (n)"
         data={"name": "app", "limits": {"rate": 600, "burst": None}, "scopes": []},
     )
     row = audit_rows(project=team.project)[0]
-    assert row.target == f"API key #{world['api_key'].pk}"
+    key = world["api_key"]
+    assert row.target == f"API key #{key.pk} · key “{key.name}” ({key.prefix}…)"
+    assert "object (" not in row.target
     assert ("Limits", "(rate: 600, burst: —)") in row.details and ("Scopes", "none") in row.details
     html = _client(team.owner).get(f"/projects/{team.project.pk}/audit/").content.decode()
     assert "object (" not in html and "{&#x27;" not in html and "{'" not in html
