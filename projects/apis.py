@@ -9,7 +9,8 @@ from rest_framework.response import Response
 
 from mlplatform.api import ChoiceField
 from projects import services, webhook_settings
-from projects.access import can, forget_roles, require
+from projects.access import forget_roles, require
+from projects.destinations import destinations_visible
 from projects.metrics import TaskType
 from projects.models import AssumptionStatus, AuditEvent, Decision, GateStrictness, Membership, Project
 from projects.roles import Action, Role
@@ -73,7 +74,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         data = super().to_representation(project)
         request = self.context.get("request")
         # A webhook URL often carries its receiver's token (chat and ticketing hooks do).
-        if request is None or not can(request.user, project, Action.MANAGE_CONNECTIONS):
+        if request is None or not destinations_visible(request.user, project):
             data["webhook_url"] = None
         return data
 

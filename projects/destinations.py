@@ -27,6 +27,14 @@ from projects.roles import Action
 MAX_URL_LENGTH = 200  # the URLField columns that hold them
 
 
+def destinations_visible(user: Any, project: Project | int) -> bool:
+    """Who may read webhook URLs (they often carry their receiver's token): the roles that may
+    change them. Everyone else reads `None` in the API and no URL field on the pages."""
+    from projects.access import can
+
+    return can(user, project, Action.MANAGE_CONNECTIONS)
+
+
 def destination_authorise(*, actor: Any, project: Project, field: str) -> None:
     """403 naming `field` unless the actor's role may change where the project's data goes.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class MonitoringSnapshot(models.Model):
@@ -27,6 +28,16 @@ class AlertState(models.TextChoices):
     RESOLVED = "resolved", "Resolved"
 
 
+class AlertQuerySet(models.QuerySet):
+    def firing(self) -> AlertQuerySet:
+        return self.filter(state=AlertState.FIRING)
+
+    def resolve(self) -> int:
+        """Resolve these alerts now (a retired deployment, an SLA met again); returns how many."""
+        now = timezone.now()
+        return self.firing().update(state=AlertState.RESOLVED, resolved_at=now, last_seen_at=now)
+
+
 class Alert(models.Model):
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
     deployment = models.ForeignKey("deployments.Deployment", on_delete=models.CASCADE, related_name="alerts")
@@ -44,6 +55,8 @@ class Alert(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AlertQuerySet.as_manager()
 
     class Meta:
         ordering = ["-first_fired_at"]

@@ -35,7 +35,8 @@ from deployments.serving import services as serving_services
 from jobs.apis import JobSerializer
 from mlplatform.api import accepted, accepted_schema, location_header
 from mlplatform.errors import InvalidInput
-from projects.access import access, can, scope
+from projects.access import access, scope
+from projects.destinations import destinations_visible
 from projects.roles import Action
 
 # Feedback also accepts the deployment's API key (rate-limited like its predict calls).
@@ -168,7 +169,7 @@ class FeedbackApi(APIView):
 
 
 def _shows_destinations(request, deployment: Deployment) -> bool:
-    return can(request.user, deployment.project_id, Action.MANAGE_CONNECTIONS)
+    return destinations_visible(request.user, deployment.project_id)
 
 
 class MonitoringApi(APIView):

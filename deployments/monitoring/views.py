@@ -15,7 +15,8 @@ from deployments.monitoring import selectors
 from deployments.monitoring.services import alerts, config, retrain, snapshots
 from mlplatform.errors import DomainError, InvalidInput
 from mlplatform.ui import report
-from projects.access import access, can
+from projects.access import access
+from projects.destinations import destinations_visible
 from projects.roles import Action
 from projects.views import project_context
 
@@ -111,7 +112,7 @@ def dashboard_view(request: HttpRequest, pk: int, deployment_id: int) -> HttpRes
         alerts=alerts,
         firing=[a for a in alerts if a.state == AlertState.FIRING],
         settings=config.monitoring_settings_shown(
-            deployment, show_destinations=can(request.user, deployment.project_id, Action.MANAGE_CONNECTIONS)
+            deployment, show_destinations=destinations_visible(request.user, deployment.project_id)
         ),
         retrains=retrains,
         comparison=comparison,

@@ -14,6 +14,7 @@ from deployments.models import ApiKey, Deployment, ReviewItem
 from deployments.reviews import context, selectors, services
 from mlplatform.errors import InvalidInput
 from projects.access import access
+from projects.destinations import destinations_visible
 from projects.roles import Action
 from projects.viewsets import ProjectScopedViewSet
 
@@ -239,10 +240,8 @@ class ReviewPolicyApi(APIView):
         return Response(self._out(request, deployment))
 
     def _out(self, request, deployment):
-        from projects.access import can
-
         body = selectors.review_policy_of(deployment)
-        if not can(request.user, deployment.project_id, Action.MANAGE_CONNECTIONS):
+        if not destinations_visible(request.user, deployment.project_id):
             body["review_webhook_url"] = None
         return body
 

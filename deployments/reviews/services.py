@@ -395,9 +395,9 @@ def review_sla_check(*, deployment: Deployment) -> None:
     now = timezone.now()
     age_min = (now - oldest).total_seconds() / 60 if oldest else 0.0
     sla = float(deployment.review_sla_minutes)
-    firing = Alert.objects.filter(deployment=deployment, key=SLA_KEY, state=AlertState.FIRING)
+    firing = Alert.objects.filter(deployment=deployment, key=SLA_KEY).firing()
     if oldest is None or age_min <= sla:
-        firing.update(state=AlertState.RESOLVED, resolved_at=now, last_seen_at=now)
+        firing.resolve()
         return
     message = f"The oldest review item has waited {age_min:.0f} min; the SLA is {sla:.0f} min."
     severity = "critical" if age_min > 2 * sla else "warning"

@@ -23,7 +23,6 @@ from deployments.events import (
 )
 from deployments.models import (
     Alert,
-    AlertState,
     Deployment,
     DeploymentChange,
     DeploymentStatus,
@@ -365,11 +364,7 @@ def deployment_retire(*, deployment: Deployment, actor: Any, reason: str) -> Dep
         d.auto_retrain = False
         d.save(update_fields=["status", "retired_at", "auto_retrain", "updated_at"])
         closed = review_items_close(deployment=d, actor=actor, reason=reason)
-        # Nothing will refresh its firing alerts again (monitoring imports rollout: resolved here).
-        now = timezone.now()
-        Alert.objects.filter(deployment=d, state=AlertState.FIRING).update(
-            state=AlertState.RESOLVED, resolved_at=now, last_seen_at=now
-        )
+        Alert.objects.filter(deployment=d).resolve()  # nothing will refresh them again
         DeploymentChange.objects.create(
             project=d.project,
             deployment=d,
