@@ -21,7 +21,7 @@ from deployments.rollout.services import deployment_create
 from deployments.serving.services import api_key_create
 from experiments.models import Experiment, Run
 from experiments.selectors import best_candidate
-from experiments.services import ExperimentConfig, evaluate_request, experiment_create
+from experiments.services import ExperimentConfig, diagnose_request, evaluate_request, experiment_create
 from projects.models import Project
 
 DEMO_PREDICTIONS = 24 * 200  # a day of traffic, backfilled as 24 hourly snapshots
@@ -118,6 +118,9 @@ def _data_and_model(*, project: Project, owner: Any, log: Callable[[str], None],
         timeout,
         "the final evaluation",
     )
+    # Its diagnostics (learning curve, validation thresholds): the deployment's decision-threshold
+    # card reads the validation table from them. A job of its own; nothing waits for it.
+    diagnose_request(run=best, actor=owner)
     return Run.objects.select_related("experiment").get(pk=best.pk)
 
 
