@@ -225,11 +225,19 @@
     }
 
     // --- sources: automatic, none, saved ---------------------------------------------------------
+    // Only the newest request may fill the editor: changing the target while the first recipe is
+    // on its way must not let the older answer (for another target) land last. While one is on
+    // its way the editor says so (aria-busy), and the form around it waits (see submit below).
+    let loading = 0;
     async function loadAuto(why) {
       if (!s.version) { s.items = []; render(); setStatus("Choose a dataset version first."); return; }
+      const mine = ++loading;
+      root.setAttribute("aria-busy", "true");
       setStatus("Building the automatic recipe from the profile…");
       const url = "/dataset-versions/" + encodeURIComponent(s.version) + "/recipe/auto/?target=" + encodeURIComponent(s.target || "");
       const r = await mlp.api(url);
+      if (mine !== loading) return;
+      root.setAttribute("aria-busy", "false");
       if (!r.ok) { setStatus(""); s.error = { detail: mlp.errorText(r.body, r.status), field: "steps" }; render(); return; }
       s.columns = r.body.columns;
       s.items = r.body.steps.map((x) => ({ step: x.step, why: x.why }));
@@ -342,6 +350,12 @@
     }
     if (versionInput) versionInput.addEventListener("change", dataChanged);
     if (targetInput) targetInput.addEventListener("change", dataChanged);
+    const form = output ? output.form : null;
+    if (form) form.addEventListener("submit", function (e) {
+      if (root.getAttribute("aria-busy") !== "true") return;
+      e.preventDefault();
+      setStatus("The recipe for this target is still being built: submit again in a moment.");
+    });
 
     fillStart();
     if (cfg.initial) {

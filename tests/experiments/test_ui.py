@@ -66,8 +66,8 @@ def test_browser_train_diagnose_compare_and_evaluate_once(page, team, worker):
     page.goto(f"/projects/{team.project.pk}/experiments/")
     page.click("#new-experiment")
     page.select_option("#id_target", "diagnosis")
-    # the automatic recipe of this version is shown before training
-    page.wait_for_selector("#experiment-recipe .steps > li")
+    # the automatic recipe of this version, for this target, is shown before training
+    page.wait_for_selector("#experiment-recipe[aria-busy=false] .steps > li")
     page.fill("#id_cv_folds", "3")
     for cb in page.locator("#algorithms input[type=checkbox]").all():
         cb.uncheck()
