@@ -58,7 +58,7 @@ format: $(VENV)/.installed
 # Two sessions: the fault tests start, kill and restart real workers and services, which must
 # not share a process with the in-thread worker of the other tests.
 test: $(VENV)/.installed services chromium lint
-	$(TEST_ENV) $(PY) -m pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -m "not slow" $(XDIST) --durations=15 $(PYTEST_ARGS)
 	$(TEST_ENV) $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed services
