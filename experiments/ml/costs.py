@@ -247,7 +247,7 @@ def bins_of(scores: np.ndarray) -> np.ndarray:
     return np.minimum(np.floor(s * BINS + 1e-9).astype(np.int64), BINS - 1)
 
 
-def chart(analysis: dict[str, Any], *, width: int = 640, height: int = 220, pad: int = 36) -> dict[str, Any]:
+def chart(analysis: dict[str, Any], *, width: int = 480, height: int = 220, pad: int = 40) -> dict[str, Any]:
     """SVG coordinates of the cost curves (x: threshold 0..1; y: cost per decision from 0 to the
     curves' 95th percentile, so one extreme threshold does not flatten the rest) and markers."""
     plain = [(p["threshold"], p["cost"]) for p in analysis["curve"] if p["cost"] is not None]

@@ -210,3 +210,18 @@ def test_the_live_estimate_rests_on_weighted_reviewer_decisions(team, api, deplo
     assert live["analysis"]["n"] == pytest.approx(40.0)
     assert live["analysis"]["best"]["cost_ci"][0] is not None
     assert body["advice"]["source"] == "live"
+
+
+def test_openapi_schema_lists_the_cost_paths(api):
+    paths = api("viewer").get("/api/v1/schema/", {"format": "json"}).json()["paths"]
+    assert {"get", "post"} <= set(paths["/api/v1/deployments/{id}/costs/"])
+    assert "get" in paths["/api/v1/runs/{id}/costs/"]
+    body = paths["/api/v1/deployments/{id}/costs/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "CostApply" in body["$ref"]
+
+
+def test_the_demo_project_has_a_cost_matrix(team):
+    from demo.seed import seed_demo
+
+    project = seed_demo(owner=team.owner)
+    assert project.cost_matrix["unit"] == "EUR" and project.cost_matrix["review"] > 0
