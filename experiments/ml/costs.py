@@ -104,6 +104,44 @@ def _resample(hist: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.multinomial(n, p).reshape(hist.shape) * (flat.sum() / n)
 
 
+def _bootstrap(
+    replicates: list[np.ndarray],
+    cm: CostMatrix,
+    reviewer_accuracy: float,
+    *,
+    chosen: tuple[int, int],
+    current: tuple[int, int, int] | None,
+) -> dict[str, np.ndarray]:
+    """Per replicate: the re-optimised minimum, band edges and threshold; the chosen setting's
+    cost; the current setting's cost and the saving over it (paired on the same rows)."""
+    a, b = chosen
+    out: dict[str, list[float]] = {k: [] for k in ("min", "a", "b", "t", "chosen", "cur", "saving")}
+    for rep in replicates:
+        c = _band_costs(rep, cm, reviewer_accuracy)
+        ra, rb = _argmin(c)
+        rt = int(np.argmin(np.diag(c)))
+        out["min"].append(c[ra, rb])
+        out["a"].append(ra / BINS)
+        out["b"].append(rb / BINS)
+        out["t"].append(min(max(rt, ra), rb) / BINS)
+        out["chosen"].append(c[a, b])
+        if current is not None:
+            out["cur"].append(c[current[1], current[2]])
+            out["saving"].append(c[current[1], current[2]] - c[a, b])
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def _band_curve(costs: np.ndarray) -> list[dict[str, Any]]:
+    """For each threshold, the cheapest band around it (a <= t <= b): the second curve."""
+    idx = np.arange(BINS + 1)
+    curve = []
+    for t in range(1, BINS):
+        sub = np.where((idx[:, None] <= t) & (idx[None, :] >= t), costs, np.inf)
+        i, j = divmod(int(np.argmin(sub)), BINS + 1)
+        curve.append({"threshold": t / BINS, "cost": _r(sub[i, j]), "low": i / BINS, "high": j / BINS})
+    return curve
+
+
 def cost_analysis(
     hist: np.ndarray,
     cm: CostMatrix,
@@ -134,27 +172,8 @@ def cost_analysis(
         n = round(hist.sum())
         replicates = [_resample(hist, rng, n) for _ in range(n_boot)] if n > 0 else []
     cur = None if current is None else (edge(current[0]), edge(current[1]), edge(current[2]))
-    boot_min, boot_a, boot_b, boot_t, boot_saving, boot_cur, boot_chosen = [], [], [], [], [], [], []
-    for rep in replicates:
-        c = _band_costs(rep, cm, reviewer_accuracy)
-        ra, rb = _argmin(c)
-        rt = int(np.argmin(np.diag(c)))
-        boot_min.append(c[ra, rb])
-        boot_a.append(ra / BINS)
-        boot_b.append(rb / BINS)
-        boot_t.append(min(max(rt, ra), rb) / BINS)
-        boot_chosen.append(c[a, b])
-        if cur is not None:
-            boot_cur.append(c[cur[1], cur[2]])
-            boot_saving.append(c[cur[1], cur[2]] - c[a, b])
-    band_curve = []
-    if cm.review is not None:
-        # For each threshold, the cheapest band around it (a <= t <= b): the second curve.
-        idx = np.arange(BINS + 1)
-        for t in range(1, BINS):
-            sub = np.where((idx[:, None] <= t) & (idx[None, :] >= t), costs, np.inf)
-            i, j = divmod(int(np.argmin(sub)), BINS + 1)
-            band_curve.append({"threshold": t / BINS, "cost": _r(sub[i, j]), "low": i / BINS, "high": j / BINS})
+    boot = _bootstrap(replicates, cm, reviewer_accuracy, chosen=(a, b), current=cur)
+    band_curve = _band_curve(costs) if cm.review is not None else []
     out: dict[str, Any] = {
         "cost_matrix": cm.as_dict(),
         "unit": cm.unit,
@@ -165,15 +184,15 @@ def cost_analysis(
         "band_curve": band_curve,
         "best": {
             "threshold": threshold / BINS,
-            "threshold_ci": _interval(np.array(boot_t)),
+            "threshold_ci": _interval(boot["t"]),
             "band": [a / BINS, b / BINS] if b > a else None,
-            "band_low_ci": _interval(np.array(boot_a)) if b > a else None,
-            "band_high_ci": _interval(np.array(boot_b)) if b > a else None,
+            "band_low_ci": _interval(boot["a"]) if b > a else None,
+            "band_high_ci": _interval(boot["b"]) if b > a else None,
             "cost": _r(costs[a, b]),
             # The cost of the chosen setting on resampled rows; the minimum of each replicate
             # re-optimised is optimistic, so the interval of the chosen setting is what is quoted.
-            "cost_ci": _interval(np.array(boot_chosen)),
-            "min_cost_ci": _interval(np.array(boot_min)),
+            "cost_ci": _interval(boot["chosen"]),
+            "min_cost_ci": _interval(boot["min"]),
             "review_share": _r((hist[:, a:b].sum()) / hist.sum()) if hist.sum() else None,
         },
         "no_band": {"threshold": t_best / BINS, "cost": _r(no_band[t_best])},
@@ -181,12 +200,12 @@ def cost_analysis(
         "default": {"threshold": 0.5, "cost": _r(no_band[BINS // 2])},
     }
     if cur is not None:
-        ci = _interval(np.array(boot_saving))
+        ci = _interval(boot["saving"])
         out["current"] = {
             "threshold": cur[0] / BINS,
             "band": [cur[1] / BINS, cur[2] / BINS] if cur[2] > cur[1] else None,
             "cost": _r(costs[cur[1], cur[2]]) if cm.review is not None or cur[1] == cur[2] else None,
-            "cost_ci": _interval(np.array(boot_cur)),
+            "cost_ci": _interval(boot["cur"]),
         }
         saving = costs[cur[1], cur[2]] - costs[a, b]
         out["saving"] = {"value": _r(saving), "ci": ci}
