@@ -181,6 +181,12 @@ def cost_effect(deployment: Deployment) -> dict[str, Any]:
     out |= {"available": True, "positive_class": positive, "unit": cm.unit, "cost_matrix": cm.as_dict()}
     out["current"] = {"threshold": threshold, "band": [current[1], current[2]] if current[2] > current[1] else None}
     validation = run_cost_analysis(version.run, cm, current=current) if version.run_id else None
+    if validation and validation.get("available") and str(validation.get("positive_class")) != str(positive):
+        # Scores of the other class would price every setting backwards.
+        validation = {
+            "available": False,
+            "why": f"The validation scores are about class {validation['positive_class']!r}, not {positive!r}.",
+        }
     out["validation"] = validation
     live = reviewed_outcomes(deployment=deployment, version=version, positive=positive)
     live_info: dict[str, Any] = {

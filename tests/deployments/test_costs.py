@@ -225,3 +225,13 @@ def test_the_demo_project_has_a_cost_matrix(team):
 
     project = seed_demo(owner=team.owner)
     assert project.cost_matrix["unit"] == "EUR" and project.cost_matrix["review"] > 0
+
+
+def test_validation_scores_of_the_other_class_are_not_used(team, api, deployment):
+    set_costs(team.project)
+    run = with_validation(deployment)
+    run.diagnostics["positive_class"] = "no"
+    run.save()
+    body = api("viewer").get(url(deployment)).json()
+    assert body["validation"]["available"] is False and "'no'" in body["validation"]["why"]
+    assert body["advice"] is None
