@@ -42,7 +42,8 @@ def test_owner_reads_the_cost_advice_and_applies_it(page, team, deployment):
     assert page.locator("#cost-apply").count() == 0  # applied: no advice left
     assert "already as cheap" in page.text_content("#cost-no-advice")
     page.goto(f"/runs/{run.pk}/")
-    assert "Cost-optimal" in page.text_content("#cost-compare") and "Best F1" in page.text_content("#cost-compare")
+    compare = page.text_content("#cost-compare")
+    assert "Cost-optimal, review [" in compare and "Best F1" in compare
     assert page.locator("#cost-chart polyline").count() == 2
     page.locator("#cost-card").scroll_into_view_if_needed()
     card_shots(page, "#cost-card", "costs-run")
