@@ -241,6 +241,8 @@ def main() -> None:
                 if not live.get("available"):
                     convergence.append((seed, k, None, None))
                     continue
+                if k == len(items):
+                    print(f"  seed {seed}: {live['decided']} reviewer decisions, {live['sample']} from the QC sample")
                 b = live["analysis"]["best"]
                 chosen = (b["threshold"], *(b["band"] or (b["threshold"],) * 2))
                 convergence.append((seed, k, row_costs(p, y, chosen).mean(), oracle_cost))
