@@ -32,7 +32,11 @@ class ProjectForm(forms.Form):
     assumptions_json = forms.CharField(widget=forms.HiddenInput, required=False)
     # The optional cost matrix (binary classification): one field per cost, all blank for none.
     cost_unit = forms.CharField(
-        max_length=20, required=False, label="Cost unit", help_text="Decisions by cost (optional): e.g. EUR, minutes."
+        max_length=20,
+        required=False,
+        label="Cost unit",
+        help_text="Decisions by cost (optional, binary classification): the unit of the costs below, e.g. EUR "
+        "or minutes. Leave all of them blank for none.",
     )
     cost_false_positive = forms.FloatField(
         required=False, min_value=0, label="Cost of a false positive", help_text="A wrong positive decision."

@@ -48,3 +48,32 @@ def test_owner_reads_the_cost_advice_and_applies_it(page, team, deployment):
     page.locator("#cost-card").scroll_into_view_if_needed()
     card_shots(page, "#cost-card", "costs-run")
     assert not problems, problems
+
+
+def test_owner_sets_the_cost_matrix_on_the_problem_statement(page, team):
+    problems = _watch(page)
+    login(page, team.owner.username)
+    page.goto(f"/projects/{team.project.pk}/problem/")
+    page.fill("#id_cost_unit", "EUR")
+    page.fill("#id_cost_false_positive", "500")
+    page.click("button:has-text('Save problem statement')")
+    # one cost missing: refused under its own field, nothing saved
+    assert "false negative" in page.text_content("#field-cost_false_negative .errorlist")
+    team.project.refresh_from_db()
+    assert team.project.cost_matrix is None
+    page.fill("#id_cost_false_negative", "120")
+    page.fill("#id_cost_review", "15")
+    card_shots(page, "#field-cost_unit", "costs-problem-unit")
+    screenshots(page, "costs-problem")
+    page.click("button:has-text('Save problem statement')")
+    page.wait_for_selector("text=Problem statement saved.")
+    team.project.refresh_from_db()
+    assert team.project.cost_matrix == {
+        "unit": "EUR",
+        "false_positive": 500.0,
+        "false_negative": 120.0,
+        "review": 15.0,
+        "true_positive": 0.0,
+        "true_negative": 0.0,
+    }
+    assert not problems, problems
