@@ -220,7 +220,7 @@ def main() -> None:
             )
             d = Deployment.objects.select_related("model_version", "project").get(pk=d.pk)
             simulate(deployment=d, n=n, drift=drift, hours=24, feedback_delay_minutes=0, label_rate=1.0, seed=seed)
-            rows = list(Prediction.objects.filter(deployment=d).values_list("probabilities", "actual"))
+            rows = list(Prediction.objects.filter(deployment=d).order_by("id").values_list("probabilities", "actual"))
             p = np.array([r[0]["yes"] for r in rows])
             y = np.array([r[1] == "yes" for r in rows])
             realized = costs.cost_analysis(costs.score_hist(p, y), cm, n_boot=0)

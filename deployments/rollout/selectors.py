@@ -145,8 +145,12 @@ def effect_at(effect: dict[str, Any], threshold: float) -> list[dict[str, Any]]:
     return ([below[-1]] if below else []) + ([above[0]] if above else [])
 
 
-# The live re-estimate needs enough reviewer decisions outside the band too (the QC sample).
+# The live re-estimate is shown from 30 reviewer decisions (with a QC sample). It replaces the
+# validation rows as the basis of the advice only from 150 QC-sample decisions (the only labels
+# outside the band): benchmarks/cost_decisions.py found its choice still worse than the
+# validation one at a few hundred decisions (under 100 from the sample), better at ~1,250 (~180).
 LIVE_MIN_DECIDED = 30
+LIVE_ADVICE_MIN_SAMPLE = 150
 
 
 def _classes(version: ModelVersion) -> tuple[Any, Any]:
@@ -214,11 +218,14 @@ def cost_effect(deployment: Deployment) -> dict[str, Any]:
         live_info |= {"available": True, "analysis": analysis, "chart": costs.chart(analysis)}
     out["live"] = live_info
     # Live data, once there is enough of it, outranks validation rows (it is the traffic served).
-    basis = live_info.get("analysis") or (validation.get("analysis") if validation else None)
+    live_basis = live_info.get("analysis")
+    validation_basis = validation.get("analysis") if validation else None
+    use_live = live_basis is not None and (live["sample"] >= LIVE_ADVICE_MIN_SAMPLE or validation_basis is None)
+    basis = live_basis if use_live else validation_basis
     if basis is not None:
         best = basis["best"]
         out["advice"] = {
-            "source": "live" if live_info.get("analysis") else "validation",
+            "source": "live" if use_live else "validation",
             "threshold": best["threshold"],
             "band": best["band"],
             "cost": best["cost"],

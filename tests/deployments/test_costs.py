@@ -209,7 +209,11 @@ def test_the_live_estimate_rests_on_weighted_reviewer_decisions(team, api, deplo
     assert live["available"] is True and live["decided"] == 40 and live["sample"] == 40
     assert live["analysis"]["n"] == pytest.approx(40.0)
     assert live["analysis"]["best"]["cost_ci"][0] is not None
-    assert body["advice"]["source"] == "live"
+    assert body["advice"]["source"] == "live"  # no validation scores: the live estimate is all there is
+    with_validation(deployment)
+    body = api("viewer").get(url(deployment)).json()
+    assert body["live"]["available"] is True
+    assert body["advice"]["source"] == "validation"  # 40 QC-sample decisions: not enough to replace it
 
 
 def test_openapi_schema_lists_the_cost_paths(api):
