@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from django.test import Client
 
 from deployments.models import Deployment, DeploymentChange, ReviewItem
 from deployments.reviews.services import review_decide, review_policy_update
@@ -214,6 +215,11 @@ def test_the_live_estimate_rests_on_weighted_reviewer_decisions(team, api, deplo
     body = api("viewer").get(url(deployment)).json()
     assert body["live"]["available"] is True
     assert body["advice"]["source"] == "validation"  # 40 QC-sample decisions: not enough to replace it
+    ui = Client()
+    ui.force_login(team.viewer)
+    page = ui.get(f"/deployments/{deployment.pk}/").content.decode()
+    assert "Re-estimated on 40 reviewer decisions (40 from the QC sample" in page
+    assert "until 150 decisions come from the QC sample" in page and 'id="cost-chart-live"' in page
 
 
 def test_openapi_schema_lists_the_cost_paths(api):
