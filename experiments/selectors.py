@@ -157,7 +157,7 @@ def run_cost_analysis(
             if run is not None
             else "No run behind this version."
         )
-        return {"available": False, "why": why}
+        return {"available": False, "why": why, "recompute": run is not None and bool(diagnostics)}
     analysis = costs.cost_analysis(hist, cm, current=current, reviewer_accuracy=reviewer_accuracy)
     return {
         "available": True,

@@ -245,3 +245,15 @@ def test_validation_scores_of_the_other_class_are_not_used(team, api, deployment
     body = api("viewer").get(url(deployment)).json()
     assert body["validation"]["available"] is False and "'no'" in body["validation"]["why"]
     assert body["advice"] is None
+
+
+def test_older_diagnostics_without_scores_offer_a_recompute(team, client, deployment):
+    set_costs(team.project)
+    run = deployment.model_version.run
+    run.diagnostics = {"n_val": 10, "positive_class": "yes", "thresholds": []}
+    run.save()
+    client.force_login(team.editor)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "recompute) its diagnostics" in page and 'id="cost-recompute"' in page
+    page = client.get(f"/deployments/{deployment.pk}/").content.decode()
+    assert 'id="cost-validation-why"' in page and f'href="/runs/{run.pk}/"' in page
