@@ -121,3 +121,18 @@ def test_histogram_round_trip_and_malformed():
     assert costs.hist_from_json({"neg": [1] * 5, "pos": [1] * 5}) is None
     assert costs.hist_from_json({"neg": [-1] * 100, "pos": [1] * 100}) is None
     assert costs.hist_from_json(None) is None
+
+
+def test_diagnostics_store_the_validation_scores_as_a_histogram():
+    import pandas as pd
+
+    from experiments.ml.diagnostics import _classification_charts
+
+    s, y = data(200)
+    labels = np.array(["no", "yes"])
+    proba = np.column_stack([1 - s, s])
+    truth = pd.Series(np.where(y, "yes", "no"))
+    out = _classification_charts(truth, np.where(s >= 0.5, "yes", "no"), proba, labels, "yes")
+    hist = costs.hist_from_json(out["score_hist"])
+    assert hist is not None and hist.sum() == 200 and hist[1].sum() == y.sum()
+    assert out["positive_class"] == "yes"
