@@ -31,6 +31,9 @@ def seed_demo(*, owner: Any, reviewer: Any | None = None) -> Project:
             success_metric="f1",
             success_threshold=0.85,
             baseline_score=0.80,
+            # Decisions by cost: approving a loan that defaults loses far more than refusing a good
+            # one earns; a reviewer's look costs a quarter hour of an officer's time.
+            cost_matrix={"unit": "EUR", "false_positive": 500, "false_negative": 120, "review": 15},
             assumptions=[
                 {"text": "Past decisions are representative of future applicants", "status": "unchecked"},
                 {"text": "Applicants' income is reported honestly", "status": "holds"},

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework import status as http_status
@@ -411,6 +412,35 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ProjectScoped
         """Diagnostics on validation data (a job; `Location`)."""
         run = services.diagnose_request(run=self.get_object(), actor=request.user)
         return accepted(RunDetailSerializer(run).data, run.diagnostics_job)
+
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        parameters=[
+            OpenApiParameter(
+                "reviewer_accuracy",
+                float,
+                description="Share of reviews decided correctly, 0.5 to 1 (default 1: reviewers are right).",
+            )
+        ],
+    )
+    @action(detail=True, methods=["get"])
+    def costs(self, request, pk=None):
+        """Decisions by cost on the validation rows: expected cost per decision of each threshold
+        (and, when review has a cost, of the cheapest review band around it) under the project's
+        cost matrix; the cost-optimal threshold and band with 95% bootstrap intervals, next to the
+        F1-optimal and the default 0.5."""
+        run = self.get_object()
+        raw = request.query_params.get("reviewer_accuracy")
+        accuracy = 1.0
+        if raw not in (None, ""):
+            try:
+                accuracy = float(raw)
+            except ValueError:
+                accuracy = -1.0
+            if not 0.5 <= accuracy <= 1:
+                raise InvalidInput("A share between 0.5 and 1.", field="reviewer_accuracy")
+        out = selectors.run_costs(run, reviewer_accuracy=accuracy)
+        return Response({"run": run.pk, **{k: v for k, v in out.items() if k != "chart"}})
 
 
 class AlgorithmOut(serializers.Serializer):

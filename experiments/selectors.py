@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from experiments.ml import costs
 from experiments.ml.metrics import metric_names
 from experiments.models import Experiment, Run, RunStatus
 from mlplatform.templatefilters import format_number
@@ -141,3 +142,42 @@ def compare(runs: list[Run]) -> dict[str, Any]:
     params = sorted({k for r in runs for k in (r.params or {})})
     metrics = sorted({k for r in runs for k in (r.cv_metrics or {})})
     return {"params": params, "metrics": metrics}
+
+
+def run_cost_analysis(
+    run: Run | None, cm: Any, *, current: tuple[float, float, float] | None = None, reviewer_accuracy: float = 1.0
+) -> dict[str, Any]:
+    """The cost analysis of a run's validation rows (its diagnostics' score histogram) under the
+    cost matrix `cm` (experiments.ml.costs.CostMatrix), with its chart."""
+    diagnostics = (run.diagnostics if run is not None else None) or {}
+    hist = costs.hist_from_json(diagnostics.get("score_hist"))
+    if hist is None:
+        why = (
+            "No validation scores for this run: compute (or recompute) its diagnostics."
+            if run is not None
+            else "No run behind this version."
+        )
+        return {"available": False, "why": why, "recompute": run is not None and bool(diagnostics)}
+    analysis = costs.cost_analysis(hist, cm, current=current, reviewer_accuracy=reviewer_accuracy)
+    return {
+        "available": True,
+        "why": "",
+        "run": run.pk,
+        "positive_class": diagnostics.get("positive_class"),
+        "analysis": analysis,
+        "chart": costs.chart(analysis),
+    }
+
+
+def run_costs(run: Run, *, reviewer_accuracy: float = 1.0) -> dict[str, Any]:
+    """Decisions by cost on a run's validation rows under its project's cost matrix: the cost
+    curve, the cost-optimal threshold and band next to the F1-optimal and default thresholds."""
+    try:
+        cm = costs.cost_matrix_parse(run.experiment.project.cost_matrix)
+    except costs.CostMatrixError:
+        cm = None
+    if cm is None:
+        return {"available": False, "why": "The project has no cost matrix (set one in its problem statement)."}
+    if run.experiment.task_type != "classification":
+        return {"available": False, "why": "Decisions by cost apply to a binary classifier."}
+    return run_cost_analysis(run, cm, reviewer_accuracy=reviewer_accuracy)

@@ -371,6 +371,7 @@ def run_detail_view(request: HttpRequest, run_id: int) -> HttpResponse:
             diagnostics=diagnostics,
             class_ratio=ratio,
             imbalanced=ratio is not None and ratio >= 3,
+            costs=selectors.run_costs(run) if diagnostics and experiment.task_type == "classification" else None,
         ),
     )
 

@@ -44,6 +44,14 @@ class ProjectSerializer(serializers.ModelSerializer):
         "others; changed only by them (null in a request leaves it unchanged, '' clears it).",
     )
 
+    cost_matrix = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="Optional, binary classification: {unit, false_positive, false_negative, review?, true_positive?, "
+        "true_negative?}, non-negative numbers in `unit` per decision; null: none. Drives the cost analysis of "
+        "runs and deployments.",
+    )
+
     class Meta:
         model = Project
         fields = [
@@ -62,6 +70,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "decided_by",
             "decided_at",
             "gate_strictness",
+            "cost_matrix",
             "webhook_url",
             "created_by",
             "created_at",

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 
 from mlplatform import jsonguard
+from projects.cost_matrix import COST_KEYS, CostMatrixError, cost_matrix_parse
 from projects.metrics import METRICS, TaskType
 from projects.models import AssumptionStatus, Decision, GateStrictness
 from projects.roles import Role
@@ -29,6 +30,47 @@ class ProjectForm(forms.Form):
     baseline_score = forms.FloatField(required=False, help_text="The current solution's score.")
     gate_strictness = forms.ChoiceField(choices=GateStrictness.choices, required=False)
     assumptions_json = forms.CharField(widget=forms.HiddenInput, required=False)
+    # The optional cost matrix (binary classification): one field per cost, all blank for none.
+    cost_unit = forms.CharField(
+        max_length=20,
+        required=False,
+        label="Cost unit",
+        help_text="Decisions by cost (optional, binary classification): the unit of the costs below, e.g. EUR "
+        "or minutes. Leave all of them blank for none.",
+    )
+    cost_false_positive = forms.FloatField(
+        required=False, min_value=0, label="Cost of a false positive", help_text="A wrong positive decision."
+    )
+    cost_false_negative = forms.FloatField(
+        required=False, min_value=0, label="Cost of a false negative", help_text="A missed positive."
+    )
+    cost_review = forms.FloatField(
+        required=False, min_value=0, label="Cost of a human review", help_text="Blank: review is not an option."
+    )
+    cost_true_positive = forms.FloatField(required=False, min_value=0, label="Cost of a true positive (default 0)")
+    cost_true_negative = forms.FloatField(required=False, min_value=0, label="Cost of a true negative (default 0)")
+
+    @staticmethod
+    def cost_initial(cost_matrix: dict | None) -> dict[str, object]:
+        cm = cost_matrix or {}
+        return {"cost_unit": cm.get("unit", "")} | {f"cost_{k}": cm.get(k) for k in COST_KEYS}
+
+    def clean(self) -> dict:
+        data = super().clean()
+        raw = {k: data.get(f"cost_{k}") for k in COST_KEYS}
+        if (data.get("cost_unit") or "").strip() or any(v is not None for v in raw.values()):
+            try:
+                cm = cost_matrix_parse(
+                    {"unit": data.get("cost_unit"), **{k: v for k, v in raw.items() if v is not None}}
+                )
+            except CostMatrixError as exc:
+                name = "cost_" + exc.field.removeprefix("cost_matrix.")
+                self.add_error(name if name in self.fields else None, exc.message)
+                return data
+            data["cost_matrix"] = cm.as_dict() if cm else None
+        else:
+            data["cost_matrix"] = None
+        return data
 
     def clean_assumptions_json(self) -> list[dict[str, str]]:
         raw = self.cleaned_data.get("assumptions_json") or "[]"

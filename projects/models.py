@@ -45,6 +45,9 @@ class Project(models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     gate_strictness = models.CharField(max_length=20, choices=GateStrictness.choices, default=GateStrictness.POINT)
+    # Binary classification only, optional: {"unit", "false_positive", "false_negative", "review"?,
+    # "true_positive"?, "true_negative"?} (experiments.ml.costs.cost_matrix_parse validates it).
+    cost_matrix = models.JSONField(null=True, blank=True)
     webhook_url = models.URLField(blank=True, help_text="Registry and deployment events are POSTed here.")
     # Signs every delivery (HMAC-SHA256). Shown once to an owner, then only rotated.
     webhook_secret = models.CharField(max_length=80, blank=True)

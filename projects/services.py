@@ -11,6 +11,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from mlplatform.errors import Conflict, InvalidInput
+from projects.cost_matrix import CostMatrixError, cost_matrix_parse
 from projects.events import AuditAction, audit_action
 from projects.metrics import DEFAULT_METRIC, METRICS, TaskType, metrics_for
 from projects.models import AssumptionStatus, AuditEvent, Decision, Membership, Project
@@ -29,6 +30,7 @@ PROBLEM_FIELDS = (
     "baseline_score",
     "assumptions",
     "gate_strictness",
+    "cost_matrix",
 )
 # The webhook URL is not part of the problem statement: where data goes is an owner's decision
 # (projects.destinations), changed through its own checks.
@@ -86,6 +88,7 @@ def validate_problem(values: dict[str, Any]) -> None:
             raise InvalidInput("Must not be negative.", field=name)
         if metric and METRICS[metric].bounded_01 and value > 1:
             raise InvalidInput(f"{metric} lies between 0 and 1; got {value}.", field=name)
+    _validate_cost_matrix(values)
     assumptions = values.get("assumptions") or []
     if not isinstance(assumptions, list):
         raise InvalidInput("Must be a list of assumptions.", field="assumptions")
@@ -96,6 +99,17 @@ def validate_problem(values: dict[str, Any]) -> None:
             raise InvalidInput(
                 f"Item {i}: status must be one of {', '.join(AssumptionStatus.values)}.", field="assumptions"
             )
+
+
+def _validate_cost_matrix(values: dict[str, Any]) -> None:
+    """The optional cost matrix (decisions by cost): binary classification only; stored normalised."""
+    try:
+        cm = cost_matrix_parse(values.get("cost_matrix"))
+    except CostMatrixError as exc:
+        raise InvalidInput(exc.message, field=exc.field) from None
+    if cm is not None and values.get("task_type") != TaskType.CLASSIFICATION:
+        raise InvalidInput("A cost matrix applies to a (binary) classification project.", field="cost_matrix")
+    values["cost_matrix"] = cm.as_dict() if cm is not None else None
 
 
 def _normalise_assumptions(items: list[Any]) -> list[dict[str, str]]:

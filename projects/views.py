@@ -40,6 +40,8 @@ def project_list_view(request: HttpRequest) -> HttpResponse:
 def _problem_values(form: ProjectForm) -> dict:
     data = dict(form.cleaned_data)
     data["assumptions"] = data.pop("assumptions_json")
+    for name in [k for k in data if k.startswith("cost_") and k != "cost_matrix"]:
+        data.pop(name)
     if not data.get("gate_strictness"):
         data.pop("gate_strictness", None)
     return data
@@ -102,7 +104,8 @@ def problem_view(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         form = ProjectForm(
             initial={
-                **{f: getattr(project, f) for f in services.PROBLEM_FIELDS if f != "assumptions"},
+                **{f: getattr(project, f) for f in services.PROBLEM_FIELDS if f not in ("assumptions", "cost_matrix")},
+                **ProjectForm.cost_initial(project.cost_matrix),
                 "assumptions_json": json.dumps(project.assumptions),
             }
         )

@@ -271,3 +271,51 @@ def review_health(*, deployment: Deployment, window_days: int = 30) -> dict[str,
         "qc_sample": qc,
         "threshold_advice": advice,
     }
+
+
+def review_band(deployment: Deployment, positive: Any, negative: Any) -> tuple[float | None, float | None]:
+    """The band of positive-class probabilities a binary deployment sends to review, as (low, high):
+    a positive answer (probability p) is reviewed when p is under its class threshold (high), a
+    negative one when 1 - p is under its own (so p above low = 1 - that threshold)."""
+    policy = policy_of(deployment)
+    c_pos = policy.class_thresholds.get(label_key(positive), policy.threshold)
+    c_neg = policy.class_thresholds.get(label_key(negative), policy.threshold)
+    return (1 - c_neg if c_neg is not None else None), c_pos
+
+
+def reviewed_outcomes(*, deployment: Deployment, version: Any, positive: Any, limit: int = 20000) -> dict[str, Any]:
+    """The decided review items of `version` on this deployment, as arrays for a cost estimate on
+    live traffic: the positive class's probability, whether the reviewer's label is positive, and
+    a Horvitz-Thompson weight. Routed items (low confidence, class rule) are a census of their
+    stratum: weight = routed / decided in it (pending ones are assumed like the decided ones); QC
+    sample items weigh 1 / sampling rate, standing for every unreviewed prediction."""
+    key = label_key(positive)
+    decided_q = Q(status__in=[ReviewStatus.APPROVED, ReviewStatus.OVERRIDDEN])
+    base = ReviewItem.objects.filter(deployment=deployment, prediction__model_version=version)
+    counts = {r["reason"]: r for r in base.values("reason").annotate(n=Count("id"), d=Count("id", filter=decided_q))}
+    rows = list(
+        base.filter(decided_q)
+        .order_by("-decided_at")
+        .values_list("reason", "sample_weight", "final_label", "prediction__probabilities")[:limit]
+    )
+    scores, labels, weights = [], [], []
+    for reason, weight, final_label, probabilities in rows:
+        p = probabilities.get(key) if isinstance(probabilities, dict) else None
+        if p is None or final_label is None:
+            continue
+        if reason == "sample":
+            w = float(weight or 1.0)
+        else:
+            c = counts.get(reason) or {}
+            w = (c.get("n") or 1) / max(c.get("d") or 1, 1)
+        scores.append(float(p))
+        labels.append(label_key(final_label) == key)
+        weights.append(w)
+    return {
+        "scores": scores,
+        "positive": labels,
+        "weights": weights,
+        "decided": len(scores),
+        "sample": sum(1 for r in rows if r[0] == "sample"),
+        "pending": sum((c["n"] - c["d"]) for c in counts.values()),
+    }

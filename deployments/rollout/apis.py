@@ -101,6 +101,18 @@ class ThresholdSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
+class CostApplySerializer(serializers.Serializer):
+    threshold = serializers.FloatField(min_value=0, max_value=1)
+    band = serializers.ListField(
+        child=serializers.FloatField(min_value=0, max_value=1),
+        min_length=2,
+        max_length=2,
+        allow_null=True,
+        help_text="[low, high]: positive-class probabilities in it go to review; null: no review band.",
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
 class RetireSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
@@ -244,6 +256,36 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Projec
                 "binary": effect["binary"],
                 "validation": {k: effect.get(k) for k in ("available", "why", "n_val", "rows", "best_f1")},
                 "history": history,
+            }
+        )
+
+    @extend_schema(request=CostApplySerializer, responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get", "post"])
+    def costs(self, request, pk=None):
+        """GET: decisions by cost: the expected cost per decision of each threshold and review band
+        under the project's cost matrix, on validation rows and re-estimated from reviewer
+        decisions, with 95% intervals, the current setting's cost and advice (only when the
+        saving's interval is above zero). POST {"threshold", "band": [low, high] | null,
+        "reason"?}: apply a threshold and band (audited), e.g. the advice."""
+        deployment = self.get_object()
+        if request.method == "POST":
+            _only(request, CostApplySerializer)
+            body = CostApplySerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            v = body.validated_data
+            deployment = services.deployment_apply_costs(
+                deployment=deployment, actor=request.user, threshold=v["threshold"], band=v["band"], reason=v["reason"]
+            )
+        effect = selectors.cost_effect(deployment)
+        validation = effect.get("validation") or {}
+        return Response(
+            {
+                "deployment": deployment.pk,
+                "threshold": deployment.active_threshold,
+                **{k: effect.get(k) for k in ("available", "why", "positive_class", "unit", "cost_matrix", "current")},
+                "validation": {k: v for k, v in validation.items() if k != "chart"} or None,
+                "live": {k: v for k, v in (effect.get("live") or {}).items() if k != "chart"} or None,
+                "advice": effect.get("advice"),
             }
         )
 

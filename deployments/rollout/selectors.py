@@ -7,11 +7,15 @@ import json
 import shlex
 from typing import Any
 
+import numpy as np
 from django.db.models import QuerySet
 
 from deployments.ml.schema import sample_instance
 from deployments.models import Deployment, DeploymentChange, ModelVersion
+from deployments.reviews.selectors import review_band, reviewed_outcomes
+from experiments.ml import costs
 from experiments.ml.metrics import binary_counts_ci
+from experiments.selectors import run_cost_analysis
 from projects.access import scope
 
 DEFAULT_THRESHOLD = 0.5  # a binary classifier without one decides the most probable class
@@ -139,3 +143,96 @@ def effect_at(effect: dict[str, Any], threshold: float) -> list[dict[str, Any]]:
     below = [r for r in rows if r["threshold"] < threshold]
     above = [r for r in rows if r["threshold"] > threshold]
     return ([below[-1]] if below else []) + ([above[0]] if above else [])
+
+
+# The live re-estimate is shown from 30 reviewer decisions (with a QC sample). It replaces the
+# validation rows as the basis of the advice only from 150 QC-sample decisions (the only labels
+# outside the band): benchmarks/cost_decisions.py found its choice still worse than the
+# validation one at a few hundred decisions (under 100 from the sample), better at ~1,250 (~180).
+LIVE_MIN_DECIDED = 30
+LIVE_ADVICE_MIN_SAMPLE = 150
+
+
+def _classes(version: ModelVersion) -> tuple[Any, Any]:
+    classes = list(version.classes or [])
+    positive = version.positive_class if version.positive_class is not None else classes[-1]
+    negative = next(c for c in classes if str(c) != str(positive))
+    return positive, negative
+
+
+def cost_effect(deployment: Deployment) -> dict[str, Any]:
+    """Decisions by cost on this deployment: what the project's cost matrix makes of each decision
+    threshold and review band, on the version's validation rows and, re-estimated, on live
+    traffic from reviewer decisions; with the cost of the current setting and advice only when
+    the saving's 95% interval is above zero."""
+    version = deployment.model_version
+    project = deployment.project
+    out: dict[str, Any] = {"available": False, "why": "", "validation": None, "live": None, "advice": None}
+    try:
+        cm = costs.cost_matrix_parse(project.cost_matrix)
+    except costs.CostMatrixError:
+        cm = None
+    if cm is None:
+        out["why"] = "The project has no cost matrix (set one in its problem statement)."
+        return out
+    if not is_binary(version):
+        out["why"] = "Decisions by cost apply to a binary classifier."
+        return out
+    positive, negative = _classes(version)
+    threshold = deployment.active_threshold if deployment.active_threshold is not None else DEFAULT_THRESHOLD
+    low, high = review_band(deployment, positive, negative)
+    current = costs.current_band(threshold, low, high)
+    out |= {"available": True, "positive_class": positive, "unit": cm.unit, "cost_matrix": cm.as_dict()}
+    out["current"] = {"threshold": threshold, "band": [current[1], current[2]] if current[2] > current[1] else None}
+    validation = run_cost_analysis(version.run, cm, current=current) if version.run_id else None
+    if validation and validation.get("available") and str(validation.get("positive_class")) != str(positive):
+        # Scores of the other class would price every setting backwards.
+        validation = {
+            "available": False,
+            "why": f"The validation scores are about class {validation['positive_class']!r}, not {positive!r}.",
+        }
+    out["validation"] = validation
+    live = reviewed_outcomes(deployment=deployment, version=version, positive=positive)
+    live_info: dict[str, Any] = {
+        "decided": live["decided"],
+        "sample": live["sample"],
+        "pending": live["pending"],
+        "available": False,
+        "why": "",
+    }
+    if live["decided"] < LIVE_MIN_DECIDED:
+        live_info["why"] = f"{live['decided']} reviewer decisions so far; the live estimate needs {LIVE_MIN_DECIDED}."
+    elif not live["sample"]:
+        live_info["why"] = (
+            "Reviewers only see the review band: without a QC sample (review policy sample_rate) there are "
+            "no labels outside it to judge other thresholds."
+        )
+    else:
+        bins = costs.bins_of(np.asarray(live["scores"]))
+        pos = np.asarray(live["positive"], dtype=bool)
+        w = np.asarray(live["weights"], dtype=float)
+        hist = costs.score_hist(np.asarray(live["scores"]), pos, w)
+        analysis = costs.cost_analysis(
+            hist, cm, current=current, replicates=costs.weighted_replicates(bins, pos, w, n_boot=costs.BOOTSTRAP)
+        )
+        live_info |= {"available": True, "analysis": analysis, "chart": costs.chart(analysis)}
+    out["live"] = live_info
+    # Live data, once there is enough of it, outranks validation rows (it is the traffic served).
+    live_basis = live_info.get("analysis")
+    validation_basis = validation.get("analysis") if validation else None
+    use_live = live_basis is not None and (live["sample"] >= LIVE_ADVICE_MIN_SAMPLE or validation_basis is None)
+    basis = live_basis if use_live else validation_basis
+    if basis is not None:
+        best = basis["best"]
+        out["advice"] = {
+            "source": "live" if use_live else "validation",
+            "threshold": best["threshold"],
+            "band": best["band"],
+            "cost": best["cost"],
+            "cost_ci": best["cost_ci"],
+            "current_cost": basis["current"]["cost"],
+            "saving": basis["saving"],
+            "advise": basis["advise"],
+            "n": basis["n"],
+        }
+    return out

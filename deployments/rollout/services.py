@@ -30,7 +30,7 @@ from deployments.models import (
     ReviewMode,
 )
 from deployments.registry.selectors import GateResult, gate_check, version_unready_reason
-from deployments.reviews.services import review_items_close
+from deployments.reviews.services import review_items_close, review_policy_update
 from deployments.rollout.selectors import is_binary, previous_version
 from jobs.webhooks import project_event
 from mlplatform.errors import Conflict, InvalidInput, PermissionDenied
@@ -376,4 +376,38 @@ def deployment_retire(*, deployment: Deployment, actor: Any, reason: str) -> Dep
         )
         deployment_retired_event(actor=actor, deployment=d, reason=reason, reviews_closed=closed)
         _notify(deployment=d, event="deployment.retired", version=d.model_version, extra={"reason": reason})
+    return d
+
+
+def deployment_apply_costs(
+    *, deployment: Deployment, actor: Any, threshold: Any, band: Any, reason: str = ""
+) -> Deployment:
+    """Apply a decision threshold and review band chosen by cost (the one-click of the cost
+    advice) through the existing services: the threshold (history row, audit, with `reason`) and
+    the review policy's class thresholds (audited). `band` [low, high] sends positive-class
+    probabilities in it to review; None: no band (the class thresholds then route nothing by
+    confidence, whatever the deployment-wide review threshold says)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
+        raise InvalidInput("The threshold is a probability strictly between 0 and 1.", field="threshold")
+    low = high = float(threshold)
+    if band is not None:
+        ok = isinstance(band, list | tuple) and len(band) == 2
+        ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in band)
+        if not ok:
+            raise InvalidInput("The band is [low, high], two probabilities, or null.", field="band")
+        low, high = float(band[0]), float(band[1])
+        if not 0 <= low <= threshold <= high <= 1:
+            raise InvalidInput("The band must hold the threshold: 0 ≤ low ≤ threshold ≤ high ≤ 1.", field="band")
+    version = deployment.model_version
+    if not is_binary(version):
+        raise InvalidInput("Decisions by cost apply to a binary classifier.", field="threshold")
+    classes = list(version.classes)
+    positive = version.positive_class if version.positive_class is not None else classes[-1]
+    negative = next(c for c in classes if str(c) != str(positive))
+    policy = dict(deployment.review_policy or {})
+    thresholds = {**(policy.get("class_thresholds") or {}), str(positive): high, str(negative): round(1 - low, 6)}
+    reason = (reason or "").strip() or "Cost-optimal threshold and review band"
+    with transaction.atomic():
+        d = deployment_set_threshold(deployment=deployment, actor=actor, threshold=float(threshold), reason=reason)
+        d = review_policy_update(deployment=d, actor=actor, review_policy={**policy, "class_thresholds": thresholds})
     return d

@@ -109,6 +109,7 @@ def _render_detail(request: HttpRequest, deployment: Deployment, **extra) -> Htt
             dataset_versions=_dataset_versions(deployment),
             threshold=selectors.threshold_effect(deployment),
             threshold_history=selectors.threshold_history(deployment)[:20],
+            costs=selectors.cost_effect(deployment),
             retirement=deployment.changes.filter(action="retire").select_related("actor").first(),
             **extra,
         ),
@@ -182,6 +183,38 @@ def status_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _to_card(pk: int, card: str) -> HttpResponse:
     return redirect(reverse("deployments:detail", args=[pk]) + f"#{card}")
+
+
+@login_required
+@require_POST
+def costs_apply_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """One click on the cost advice: its threshold and review band (empty band fields: none)."""
+    deployment = _manage(request, pk)
+    try:
+        threshold = float(request.POST.get("threshold") or "")
+    except ValueError:
+        messages.error(request, "threshold: a probability between 0 and 1, such as 0.35.")
+        return _to_card(pk, "costs")
+    low, high = (request.POST.get("band_low") or "").strip(), (request.POST.get("band_high") or "").strip()
+    try:
+        band = [float(low), float(high)] if low or high else None
+    except ValueError:
+        messages.error(request, "band: two probabilities between 0 and 1.")
+        return _to_card(pk, "costs")
+    try:
+        d = services.deployment_apply_costs(
+            deployment=deployment,
+            actor=request.user,
+            threshold=threshold,
+            band=band,
+            reason=request.POST.get("reason", ""),
+        )
+    except DomainError as exc:
+        report(request, exc)
+    else:
+        band_text = f" and review band [{band[0]:g}, {band[1]:g}]" if band else " with no review band"
+        messages.success(request, f"Decision threshold {d.active_threshold:g}{band_text}: new predictions use them.")
+    return _to_card(pk, "costs")
 
 
 @login_required
@@ -291,6 +324,7 @@ urlpatterns = [
     path("deployments/<int:pk>/promote/", promote_view, name="promote"),
     path("deployments/<int:pk>/status/", status_view, name="status"),
     path("deployments/<int:pk>/threshold/", threshold_view, name="threshold"),
+    path("deployments/<int:pk>/costs/", costs_apply_view, name="costs-apply"),
     path("deployments/<int:pk>/retire/", retire_view, name="retire"),
     path("deployments/<int:pk>/keys/", key_create_view, name="key_create"),
     path("deployments/<int:pk>/keys/<int:key_id>/revoke/", key_revoke_view, name="key_revoke"),

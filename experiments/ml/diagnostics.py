@@ -14,6 +14,7 @@ from sklearn import metrics as skm
 from sklearn.pipeline import Pipeline
 
 from experiments.ml.average_precision import pr_auc_scorer
+from experiments.ml.costs import hist_to_json, score_hist
 from experiments.ml.metrics import compute_metrics, fast_classification_metrics, positive_index
 from experiments.ml.training import align_proba, json_label, predict_all
 
@@ -110,6 +111,9 @@ def _classification_charts(
             idx = _sample(len(prec), 300)
             out["pr"] = {"precision": _round(prec[idx]), "recall": _round(rec[idx])}
             out["thresholds"] = threshold_table(pos, proba[:, j])
+            # Decisions by cost need every threshold and band on these rows: a 2 x 100 histogram
+            # of the positive class's probability gives them exactly (experiments.ml.costs).
+            out["score_hist"] = hist_to_json(score_hist(proba[:, j], pos))
             out["positive_class"] = json_label(labels[j])
     return out
 
