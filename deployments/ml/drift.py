@@ -129,6 +129,11 @@ def categorical_reference(values: Any) -> dict[str, Any]:
     }
 
 
+def category_text(value: Any) -> str:
+    """The public name of `_category` (the columnar store and the window merge use it)."""
+    return _category(value)
+
+
 def _category(value: Any) -> str:
     """One text form per category, the same for training values, JSON inputs and SQL extraction."""
     if isinstance(value, (bool, np.bool_)):
@@ -357,7 +362,9 @@ def _bin_labels(edges: np.ndarray) -> list[str]:
 
 
 def categorical_counts(values: Any, known: set[str]) -> dict[str, int]:
-    """Counts per category, unseen categories pooled under UNSEEN, missing values dropped."""
+    """Counts per category, unseen categories pooled under UNSEEN, missing values dropped.
+
+    `values` is the column, or already its counts {value: n} (the columnar store counts in Arrow)."""
     try:
         raw = Counter(values)
     except TypeError:  # an unhashable value (a list or object sent as a feature): count its text

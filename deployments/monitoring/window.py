@@ -12,6 +12,8 @@ import numpy as np
 from django.db import connection
 from django.db.models import Count, Q
 
+from deployments import prediction_store
+from deployments.ml import columnar, drift
 from deployments.ml.reference import PREDICTION
 from deployments.models import Deployment, Prediction, PredictionStatus
 from deployments.serving.selectors import error_counts
@@ -134,13 +136,13 @@ def _sql_category(expr: str) -> str:
 
 def window_columns(
     deployment: Deployment, start: datetime, end: datetime, limit: int, reference: dict[str, Any]
-) -> tuple[int, dict[str, list[Any]], list[Any], list[Any]]:
-    """The newest `limit` predictions of the window, one list per feature (and outputs).
+) -> tuple[int, dict[str, Any], Any, Any]:
+    """EVERY prediction of the window, one column per feature (and outputs): the rows of the
+    columnar store's segments (read with pyarrow, no sampling) plus the rows whose features are
+    still JSON in PostgreSQL (held for review, older rows; at most the newest `limit` of those).
 
-    On PostgreSQL each feature is extracted and typed in SQL (`inputs->'x'` cast to float8 or
-    category text), so Python never decodes the JSON documents: that decode was most of a
-    snapshot's time. Elsewhere (SQLite, the embedded demo) the rows are decoded in Python.
-    """
+    Numeric columns come back as float arrays; categorical ones as lists or already as counts
+    {category: n} (`drift.categorical_counts` takes both)."""
     features = {
         name: ref["type"]
         for name, ref in (reference.get("features") or {}).items()
@@ -148,6 +150,52 @@ def window_columns(
     }
     outputs = reference.get("outputs") or {}
     pred_numeric = (outputs.get(PREDICTION) or {}).get("type") == "numeric"
+    n_json, data, preds, confs = _json_columns(deployment, start, end, limit, features, pred_numeric)
+    if connection.vendor != "postgresql":
+        return n_json, data, preds, confs
+    table = prediction_store.window_table(
+        deployment,
+        start,
+        end,
+        [*features, columnar.PREDICTION, columnar.CONFIDENCE],
+        model_version_id=deployment.model_version_id,
+    )
+    if not table.num_rows:
+        return n_json, data, preds, confs
+    merged = {
+        name: _merge(columnar.column_values(table, name, kind == "numeric"), data[name], kind == "numeric")
+        for name, kind in features.items()
+    }
+    pred = _merge(columnar.column_values(table, columnar.PREDICTION, pred_numeric), preds, pred_numeric)
+    conf = _merge(columnar.column_values(table, columnar.CONFIDENCE, True), confs, True)
+    return n_json + table.num_rows, merged, pred, conf
+
+
+def _merge(segment: Any, json_values: list[Any], numeric: bool) -> Any:
+    """A segment column (floats, or counts) and the same column of the JSON rows as one."""
+    if numeric:
+        return np.concatenate([segment, drift.to_numeric(json_values)]) if json_values else segment
+    counts = dict(segment)
+    for value, n in Counter(v for v in json_values if v is not None).items():
+        key = drift.category_text(value)
+        counts[key] = counts.get(key, 0) + n
+    return counts
+
+
+def _json_columns(
+    deployment: Deployment,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    features: dict[str, str],
+    pred_numeric: bool,
+) -> tuple[int, dict[str, list[Any]], list[Any], list[Any]]:
+    """The newest `limit` predictions of the window whose features are JSON in PostgreSQL.
+
+    On PostgreSQL each feature is extracted and typed in SQL (`inputs->'x'` cast to float8 or
+    category text), so Python never decodes the JSON documents. Elsewhere (SQLite, the embedded
+    demo) the rows are decoded in Python.
+    """
     if connection.vendor == "postgresql":
         names = list(features)
         # The inner query picks the rows and looks each feature up once (a subquery with LIMIT
@@ -163,7 +211,8 @@ def window_columns(
         query = (
             f"SELECT {', '.join(outer)} FROM (SELECT {inner}{', ' if names else ''}prediction AS p, confidence "
             "FROM deployments_prediction WHERE deployment_id = %s AND model_version_id = %s "
-            "AND created_at >= %s AND created_at < %s AND source <> 'shadow' ORDER BY created_at DESC LIMIT %s) t"
+            "AND created_at >= %s AND created_at < %s AND source <> 'shadow' AND inputs IS NOT NULL "
+            "ORDER BY created_at DESC LIMIT %s) t"
         )
         params = [*names, deployment.pk, deployment.model_version_id, start, end, limit]
         connection.ensure_connection()
