@@ -65,7 +65,7 @@ def segment_key(project_id: int, deployment_id: int, when: datetime) -> str:
     )
 
 
-def segment_write(*, project_id: int, deployment_id: int, table: pa.Table) -> PredictionSegment:
+def segment_write(*, project_id: int, deployment_id: int, table: pa.Table, caller: str = "") -> PredictionSegment:
     """Write one segment file and its row. Call inside the transaction that inserts its Prediction rows."""
     times = table.column(columnar.CREATED_AT)
     lo, hi = pa.compute.min_max(times).values()
@@ -81,6 +81,7 @@ def segment_write(*, project_id: int, deployment_id: int, table: pa.Table) -> Pr
         min_time=lo,
         max_time=hi,
         hour=lo.replace(minute=0, second=0, microsecond=0),
+        caller=caller,
     )
 
 
@@ -266,6 +267,29 @@ def compact(deployment: Deployment, *, before: datetime | None = None, min_segme
             default_storage.delete(s.path)
         merged += len(segs)
     return merged
+
+
+def housekeeping_all() -> dict[str, int]:
+    """Retention, compaction and the orphan sweep for every deployment (the hourly beat task).
+    A deployment that fails is logged and skipped: the next run tries again."""
+    totals = {"predictions": 0, "segments": 0, "bytes_freed": 0, "compacted": 0, "orphans": 0}
+    for deployment in Deployment.objects.only("pk", "project_id", "prediction_retention_days"):
+        try:
+            for k, v in retention_apply(deployment).items():
+                totals[k] += v
+            totals["compacted"] += compact(deployment)
+            totals["orphans"] += orphans_sweep(deployment=deployment)
+        except Exception:
+            logger.warning("prediction store housekeeping failed for deployment %s", deployment.pk, exc_info=True)
+    return totals
+
+
+def segments_delete(segments) -> int:
+    """Delete segment rows now and their files once the caller's transaction commits."""
+    paths = list(segments.values_list("path", flat=True))
+    segments.delete()
+    transaction.on_commit(lambda: [default_storage.delete(p) for p in paths])
+    return len(paths)
 
 
 def storage_bytes(deployment: Deployment) -> dict[str, int]:

@@ -128,7 +128,7 @@ def _timestamp(value: Any) -> datetime:
 def frame_table(
     inputs: pa.Table,
     *,
-    ids: Sequence[bytes],
+    ids: Any,
     created_at: datetime,
     model_version_id: int,
     source: str,
@@ -140,7 +140,7 @@ def frame_table(
     """A scored Arrow chunk (the batch job's) as a segment table, typed column by column in Arrow."""
     n = inputs.num_rows
     columns: dict[str, pa.Array] = {
-        ID: pa.array(ids, type=pa.binary(16)),
+        ID: _ids(ids),
         CREATED_AT: pa.array(np.full(n, np.datetime64(created_at.replace(tzinfo=None), "us")), type=TIME_TYPE),
         VERSION: pa.repeat(model_version_id, n).cast(pa.int64()),
         SOURCE: pa.repeat(source, n).cast(pa.string()),
@@ -173,6 +173,15 @@ def frame_table(
         else:
             columns[name] = _arrow_numeric(col) if kind == "numeric" else _arrow_category(col)
     return pa.table(columns)
+
+
+def _ids(ids: Any) -> pa.Array:
+    """Ids as binary(16): a list of 16-byte values or an (n, 16) uint8 array (no Python loop)."""
+    if isinstance(ids, np.ndarray) and ids.ndim == 2:
+        return pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(16), len(ids), [None, pa.py_buffer(np.ascontiguousarray(ids).tobytes())]
+        )
+    return pa.array(list(ids), type=pa.binary(16))
 
 
 def _arrow_numeric(col: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -110,6 +110,7 @@ class PredictionSegment(models.Model):
     max_time = models.DateTimeField()
     hour = models.DateTimeField()  # the partition (min_time's hour)
     compacted = models.BooleanField(default=False)  # the hour's segments merged into this one
+    caller = models.CharField(max_length=40, blank=True)  # "job:12": a batch job's (deleted if it is re-delivered)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
