@@ -131,6 +131,25 @@ def window_table(
     )
 
 
+def window_reader(
+    deployment: Deployment,
+    start: datetime,
+    end: datetime,
+    *,
+    model_version_id: int | None = None,
+    exclude_sources: Sequence[str] = ("shadow",),
+) -> columnar.WindowReader:
+    """The window's segment rows, read column by column (monitoring snapshots)."""
+    return columnar.WindowReader(
+        default_storage,
+        window_segments(deployment, start, end),
+        start=start,
+        end=end,
+        model_version_id=model_version_id,
+        exclude_sources=exclude_sources,
+    )
+
+
 def inputs_for(deployment: Deployment | int, rows: Iterable[tuple[Any, datetime]]) -> dict[uuid.UUID, dict[str, Any]]:
     """{prediction id: inputs} for rows whose features are in segments ((id, created_at) pairs)."""
     rows = list(rows)

@@ -148,6 +148,8 @@ def frame_table(
     labels = np.asarray(predictions)
     if prediction_numeric:
         columns[PREDICTION] = pa.array(np.asarray(labels, dtype=float), type=pa.float64())
+    elif labels.dtype.kind in "iub":
+        columns[PREDICTION] = _arrow_category(pa.chunked_array([pa.array(labels)]))
     else:
         columns[PREDICTION] = pa.array([category_value(v.item() if hasattr(v, "item") else v) for v in labels])
     columns[CONFIDENCE] = (
@@ -196,10 +198,14 @@ def _arrow_numeric(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _arrow_category(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-        return pc.cast(col, pa.string())
+    """Category text in Arrow, as `category_value` writes it: strings as they are, integers as
+    digits, booleans True/False; anything else value by value."""
     if pa.types.is_dictionary(col.type):
+        col = pc.cast(col, col.type.value_type)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) or pa.types.is_integer(col.type):
         return pc.cast(col, pa.string())
+    if pa.types.is_boolean(col.type):
+        return pc.if_else(col, pa.scalar("True"), pa.scalar("False"))
     values = col.to_pylist()
     return pa.chunked_array([pa.array([category_value(v) for v in values], type=pa.string())])
 
@@ -301,3 +307,63 @@ def column_values(table: pa.Table, name: str, numeric: bool) -> Any:
             key = category_value(v)
             out[key] = out.get(key, 0) + int(n)
     return out
+
+
+class WindowReader:
+    """The rows of a window across segments, read one column at a time (for windows too large to
+    hold every feature at once: 10M rows x 20 features is gigabytes, one float column 80 MB).
+
+    The window's filter (time, version, sources) is evaluated once per file, from its own small
+    columns; each `column(name)` then reads that column chunk of every file (Parquet projection:
+    the other columns are not read) and keeps the window's rows."""
+
+    def __init__(
+        self,
+        storage: Any,
+        keys: Iterable[str],
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        model_version_id: int | None = None,
+        exclude_sources: Sequence[str] = (),
+    ):
+        self.storage = storage
+        self.keys = list(keys)
+        self.masks: dict[str, Any] = {}
+        for key in self.keys:
+            with storage.open(key, "rb") as fh:
+                table = pq.read_table(fh, columns=[CREATED_AT, VERSION, SOURCE])
+            filtered = _filter(
+                table.append_column("__row", pa.array(np.arange(table.num_rows))),
+                start,
+                end,
+                model_version_id,
+                exclude_sources,
+                None,
+            )
+            self.masks[key] = None if filtered.num_rows == table.num_rows else filtered.column("__row").to_numpy()
+            self.masks[key + "#n"] = filtered.num_rows
+        self.num_rows = int(sum(self.masks[k + "#n"] for k in self.keys))
+
+    def column(self, name: str) -> pa.ChunkedArray | None:
+        parts = []
+        for key in self.keys:
+            if not self.masks[key + "#n"]:
+                continue
+            with self.storage.open(key, "rb") as fh:
+                pf = pq.ParquetFile(fh)
+                if name not in pf.schema_arrow.names:
+                    return None
+                col = pf.read(columns=[name]).column(0)
+            rows = self.masks[key]
+            parts.extend((col if rows is None else col.take(pa.array(rows))).chunks)
+        if not parts:
+            return None
+        return pa.chunked_array(parts)
+
+    def values(self, name: str, numeric: bool) -> Any:
+        """One column as `column_values` gives it (floats, or counts)."""
+        col = self.column(name)
+        if col is None:
+            return np.full(self.num_rows, np.nan) if numeric else {}
+        return column_values(pa.table({name: col}), name, numeric)

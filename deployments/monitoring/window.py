@@ -5,6 +5,7 @@ predictions' features extracted and typed in SQL (no JSON decoding in Python). S
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -153,22 +154,33 @@ def window_columns(
     n_json, data, preds, confs = _json_columns(deployment, start, end, limit, features, pred_numeric)
     if connection.vendor != "postgresql":
         return n_json, data, preds, confs
-    table = prediction_store.window_table(
-        deployment,
-        start,
-        end,
-        [*features, columnar.PREDICTION, columnar.CONFIDENCE],
-        model_version_id=deployment.model_version_id,
-    )
-    if not table.num_rows:
+    reader = prediction_store.window_reader(deployment, start, end, model_version_id=deployment.model_version_id)
+    if not reader.num_rows:
         return n_json, data, preds, confs
-    merged = {
-        name: _merge(columnar.column_values(table, name, kind == "numeric"), data[name], kind == "numeric")
-        for name, kind in features.items()
-    }
-    pred = _merge(columnar.column_values(table, columnar.PREDICTION, pred_numeric), preds, pred_numeric)
-    conf = _merge(columnar.column_values(table, columnar.CONFIDENCE, True), confs, True)
-    return n_json + table.num_rows, merged, pred, conf
+    merged = _LazyColumns(reader, features, data)
+    pred = _merge(reader.values(columnar.PREDICTION, pred_numeric), preds, pred_numeric)
+    conf = _merge(reader.values(columnar.CONFIDENCE, True), confs, True)
+    return n_json + reader.num_rows, merged, pred, conf
+
+
+class _LazyColumns(Mapping):
+    """The window's feature columns, each read from the segments when the drift loop asks for it
+    (and dropped after): memory holds one column at a time, whatever the number of features."""
+
+    def __init__(self, reader: Any, features: dict[str, str], json_data: dict[str, list[Any]]):
+        self.reader, self.features, self.json_data = reader, features, json_data
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.features:
+            raise KeyError(name)
+        numeric = self.features[name] == "numeric"
+        return _merge(self.reader.values(name, numeric), self.json_data.get(name, []), numeric)
+
+    def __iter__(self):
+        return iter(self.features)
+
+    def __len__(self) -> int:
+        return len(self.features)
 
 
 def _merge(segment: Any, json_values: list[Any], numeric: bool) -> Any:
