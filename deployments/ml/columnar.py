@@ -300,13 +300,33 @@ def column_values(table: pa.Table, name: str, numeric: bool) -> Any:
         if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
             return np.full(table.num_rows, np.nan)  # as the JSON path reads a boolean or text as a number
         return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(float)
+    if pa.types.is_dictionary(col.type):
+        col = col.unify_dictionaries() if isinstance(col, pa.ChunkedArray) else col
+        codes = pa.chunked_array([c.indices for c in col.chunks]) if isinstance(col, pa.ChunkedArray) else col.indices
+        dictionary = col.chunks[0].dictionary if isinstance(col, pa.ChunkedArray) and col.num_chunks else None
+        if dictionary is not None:
+            counts = pc.value_counts(codes)
+            out: dict[str, int] = {}
+            names = dictionary.to_pylist()
+            for code, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
+                if code is not None and names[code] is not None:
+                    out[names[code]] = out.get(names[code], 0) + int(n)
+            return out
+        col = pc.cast(col, pa.string())
     counts = pc.value_counts(col)
-    out: dict[str, int] = {}
+    out = {}
     for v, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
         if v is not None:
             key = category_value(v)
             out[key] = out.get(key, 0) + int(n)
     return out
+
+
+def _text_columns(fh: Any, names: Sequence[str]) -> list[str]:
+    """The text columns among `names`: read dictionary-encoded (counted by code, not by string)."""
+    schema = pq.read_schema(fh)
+    fh.seek(0)
+    return [n for n in names if n in schema.names and pa.types.is_string(schema.field(n).type)]
 
 
 class WindowReader:
@@ -344,14 +364,32 @@ class WindowReader:
             self.masks[key] = None if filtered.num_rows == table.num_rows else filtered.column("__row").to_numpy()
             self.masks[key + "#n"] = filtered.num_rows
         self.num_rows = int(sum(self.masks[k + "#n"] for k in self.keys))
+        self.cached: pa.Table | None = None
 
-    def column(self, name: str) -> pa.ChunkedArray | None:
+    def prefetch(self, names: Sequence[str]) -> None:
+        """Read these columns of every file in one pass (a window small enough to hold at once:
+        fewer file opens than one column at a time)."""
         parts = []
         for key in self.keys:
             if not self.masks[key + "#n"]:
                 continue
             with self.storage.open(key, "rb") as fh:
-                pf = pq.ParquetFile(fh)
+                data = pa.BufferReader(fh.read())  # one read: Arrow then decodes on its own threads
+            pf = pq.ParquetFile(data, read_dictionary=_text_columns(data, names))
+            table = pf.read(columns=[c for c in names if c in pf.schema_arrow.names])
+            rows = self.masks[key]
+            parts.append(table if rows is None else table.take(pa.array(rows)))
+        self.cached = pa.concat_tables(parts, promote_options="permissive") if parts else None
+
+    def column(self, name: str) -> pa.ChunkedArray | None:
+        if self.cached is not None:
+            return self.cached.column(name) if name in self.cached.column_names else None
+        parts = []
+        for key in self.keys:
+            if not self.masks[key + "#n"]:
+                continue
+            with self.storage.open(key, "rb") as fh:
+                pf = pq.ParquetFile(fh, read_dictionary=_text_columns(fh, [name]))
                 if name not in pf.schema_arrow.names:
                     return None
                 col = pf.read(columns=[name]).column(0)
