@@ -13,8 +13,9 @@ What is measured (15 numeric + 5 categorical features, drift in 5, the frames of
    --json-rows (default 100,000: at 1M it takes minutes), same snapshot, same child process;
 4. bytes per logged prediction: the Prediction row with its JSON inputs vs without + its share
    of the Parquet segment;
-5. Evidently's DataDriftPreset on the same 1M frames (the venv of benchmarks/monitoring.py);
-6. the monitoring dashboard's server time (median of 20).
+5. batch scoring end to end: raw predict_proba vs predict + logging every row (segment + COPY);
+6. Evidently's DataDriftPreset on the same 1M frames (the venv of benchmarks/monitoring.py);
+7. the monitoring dashboard's server time (median of 20).
 """
 
 from __future__ import annotations
@@ -214,6 +215,47 @@ def snapshot_in_child(deployment_id: int, sample: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def batch_end_to_end(deployment, ref, cur) -> dict[str, float]:
+    """Raw pipeline.predict (+ predict_proba) over the frame vs the same plus logging every row
+    for monitoring through the batch logger (segment from Arrow + COPY of the rows, per 100k chunk)."""
+    import pyarrow as pa
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from deployments.batch.log_source import LogChunk, LogTarget, _copy_chunk
+    from jobs.models import Job
+
+    num = [c for c in cur.columns if c.startswith("n")]
+    cat = [c for c in cur.columns if c.startswith("c")]
+    pipe = Pipeline(
+        [
+            (
+                "pre",
+                ColumnTransformer([("n", StandardScaler(), num), ("c", OneHotEncoder(handle_unknown="ignore"), cat)]),
+            ),
+            ("m", LogisticRegression(max_iter=200)),
+        ]
+    ).fit(ref.iloc[:50_000], (ref["n5"].iloc[:50_000] > 0).astype(int))
+    t0 = time.perf_counter()
+    for lo in range(0, len(cur), SEGMENT_ROWS):
+        part = cur.iloc[lo : lo + SEGMENT_ROWS]
+        pipe.predict_proba(part)
+    raw = time.perf_counter() - t0
+    target = LogTarget(deployment, deployment.model_version, Job(pk=990_000 + deployment.pk), ["0", "1"])
+    t0 = time.perf_counter()
+    for lo in range(0, len(cur), SEGMENT_ROWS):
+        part = cur.iloc[lo : lo + SEGMENT_ROWS]
+        proba = pipe.predict_proba(part)
+        labels = proba.argmax(1)
+        chunk = LogChunk(pa.Table.from_pandas(part, preserve_index=False), labels, proba.max(1), proba, 1.0)
+        _copy_chunk(target, chunk)
+    logged = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"raw_predict_s": raw, "predict_and_log_s": logged, "ratio": raw / logged, "process_peak_mb": peak}
+
+
 def dashboard_ms(user, project, deployment) -> float:
     from django.test import Client
 
@@ -235,6 +277,9 @@ def main() -> None:
     parser.add_argument("--json-rows", type=int, default=100_000)
     parser.add_argument("--skip-10m", action="store_true")
     parser.add_argument("--skip-evidently", action="store_true")
+    parser.add_argument("--skip-batch", action="store_true")
+    parser.add_argument("--name", default="prediction-store-bench", help="the benchmark project (deleted first)")
+    parser.add_argument("--skip-json", action="store_true")
     parser.add_argument("--child", type=int, default=None)
     parser.add_argument("--sample", type=int, default=0)
     args = parser.parse_args()
@@ -246,7 +291,7 @@ def main() -> None:
 
     result: dict[str, object] = {"cores": os.cpu_count()}
     ref, cur = make_frames(args.rows, args.rows)
-    project, user = _project("prediction-store-bench")
+    project, user = _project(args.name)
     mv = _version(project, ref)
 
     d1 = Deployment.objects.create(project=project, name="columnar-1m", model_version=mv)
@@ -256,21 +301,32 @@ def main() -> None:
     result["dashboard_ms"] = dashboard_ms(user, project, d1)
     print("dashboard ms", result["dashboard_ms"], flush=True)
 
-    dj = Deployment.objects.create(project=project, name="json", model_version=mv)
-    json_cur = cur.iloc[: args.json_rows]
-    result["json_insert_s"] = insert_json(dj, json_cur)
-    result["json_snapshot"] = snapshot_in_child(dj.pk, args.json_rows)
-    dc = Deployment.objects.create(project=project, name="columnar-same", model_version=mv)
-    write_segments(dc, json_cur)
-    result["columnar_same_rows_snapshot"] = snapshot_in_child(dc.pk, args.json_rows)
-    result["bytes_per_prediction_before"] = row_bytes(dj, with_inputs=True)
-    result["bytes_per_prediction_after"] = row_bytes(dj, with_inputs=False) + float(
-        result["columnar_1m_write"]["segment_bytes_per_row"]
-    )
-    print("json", args.json_rows, result["json_snapshot"], "columnar same rows", result["columnar_same_rows_snapshot"])
-    print(
-        "bytes/prediction before", result["bytes_per_prediction_before"], "after", result["bytes_per_prediction_after"]
-    )
+    if not args.skip_batch:
+        db = Deployment.objects.create(project=project, name="batch", model_version=mv)
+        result["batch"] = batch_end_to_end(db, ref, cur)
+        print("batch", result["batch"], flush=True)
+
+    if not args.skip_json:
+        dj = Deployment.objects.create(project=project, name="json", model_version=mv)
+        json_cur = cur.iloc[: args.json_rows]
+        result["json_insert_s"] = insert_json(dj, json_cur)
+        result["json_snapshot"] = snapshot_in_child(dj.pk, args.json_rows)
+        dc = Deployment.objects.create(project=project, name="columnar-same", model_version=mv)
+        write_segments(dc, json_cur)
+        result["columnar_same_rows_snapshot"] = snapshot_in_child(dc.pk, args.json_rows)
+        result["bytes_per_prediction_before"] = row_bytes(dj, with_inputs=True)
+        result["bytes_per_prediction_after"] = row_bytes(dj, with_inputs=False) + float(
+            result["columnar_1m_write"]["segment_bytes_per_row"]
+        )
+        print(
+            "json", args.json_rows, result["json_snapshot"], "columnar same rows", result["columnar_same_rows_snapshot"]
+        )
+        print(
+            "bytes/prediction before",
+            result["bytes_per_prediction_before"],
+            "after",
+            result["bytes_per_prediction_after"],
+        )
 
     if not args.skip_evidently:
         OUT.mkdir(parents=True, exist_ok=True)
@@ -293,7 +349,7 @@ def main() -> None:
     (OUT / "prediction_store.json").write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps(result, indent=2, default=str))
     if not os.environ.get("BENCH_KEEP"):
-        _project("prediction-store-bench")
+        _project(args.name)
 
 
 if __name__ == "__main__":

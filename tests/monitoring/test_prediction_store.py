@@ -228,11 +228,27 @@ def test_existing_json_rows_move_into_segments_once(deployment):
     Prediction.objects.filter(deployment=deployment, created_at__gte=timezone.now() - timedelta(minutes=25)).update(
         status="pending_review"
     )
+    from deployments.models import ReviewItem
+    from deployments.reviews.context import review_item_detail
+
+    flagged = Prediction.objects.filter(deployment=deployment, status="accepted").order_by("created_at").first()
+    item = ReviewItem.objects.create(
+        project=deployment.project,
+        deployment=deployment,
+        prediction=flagged,
+        model_label="1",
+        confidence=0.6,
+        reason="sample",
+        mode="flag",
+    )
     before = snapshots.snapshot_compute(deployment=deployment).data["drift"]
     call_command("prediction_store_migrate", batch=100)
     call_command("prediction_store_migrate", batch=100)  # again: nothing left to move
-    assert Prediction.objects.filter(deployment=deployment, inputs__isnull=False).count() == 20  # held for review
-    assert sum(PredictionSegment.objects.filter(deployment=deployment).values_list("rows", flat=True)) == 250
+    # held for review, and the flagged row with its review item: the review pages read them
+    assert Prediction.objects.filter(deployment=deployment, inputs__isnull=False).count() == 21
+    assert sum(PredictionSegment.objects.filter(deployment=deployment).values_list("rows", flat=True)) == 249
+    features = {f["name"]: f["value"] for f in review_item_detail(item=ReviewItem.objects.get(pk=item.pk))["features"]}
+    assert features["color"] == flagged.inputs["color"]
     after = snapshots.snapshot_compute(deployment=deployment).data["drift"]
     assert after["sample_size"] == before["sample_size"] == 270
     assert {f["feature"]: f["psi"] for f in after["features"]} == pytest.approx(

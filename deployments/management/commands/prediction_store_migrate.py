@@ -5,7 +5,8 @@
 Each batch is one transaction: the segment file is written, then the segment row is inserted
 and the rows' `inputs` set to NULL together, so an interrupted run loses and doubles nothing
 (run it again: it continues with the rows still in JSON; a file of a rolled-back batch is an
-orphan that `prediction_store.orphans_sweep` deletes). Rows held for review keep their inputs.
+orphan that `prediction_store.orphans_sweep` deletes). Rows held for review, and rows with a
+review item (flagged, decided), keep their inputs: the review pages read them there.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ COLUMNS = ("id", "project_id", "deployment_id", "model_version_id", "source", "i
 def migrate_batch(*, deployment_id: int | None, batch: int) -> int:
     """Move one batch; returns the rows moved (0: nothing left)."""
     with transaction.atomic():
-        qs = Prediction.objects.filter(inputs__isnull=False).exclude(status=PredictionStatus.PENDING_REVIEW)
+        qs = Prediction.objects.filter(inputs__isnull=False, review__isnull=True).exclude(
+            status=PredictionStatus.PENDING_REVIEW
+        )  # reviewers read inputs in PostgreSQL
         if deployment_id:
             qs = qs.filter(deployment_id=deployment_id)
         rows = list(
             qs.order_by("deployment_id", "created_at")
-            .select_for_update(skip_locked=True)
+            .select_for_update(skip_locked=True, of=("self",))
             .values(*COLUMNS, "created_at")[:batch]
         )
         if not rows:
