@@ -25,3 +25,12 @@ def drain_prediction_log() -> int:
     if not prediction_log.enabled():
         return 0
     return prediction_log.recover() + prediction_log.drain()
+
+
+@shared_task(name="deployments.tasks.prediction_store_housekeeping", ignore_result=True)
+def prediction_store_housekeeping() -> dict:
+    """Every deployment: delete predictions past their retention (rows and segment files), merge
+    closed hours' segments, delete orphan segment files."""
+    from deployments import prediction_store
+
+    return prediction_store.housekeeping_all()

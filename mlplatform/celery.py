@@ -49,6 +49,8 @@ def configure(app: Celery) -> None:
             "jobs-sweep": {"task": "jobs.tasks.sweep_stale_jobs", "schedule": 30.0},
             "monitoring-snapshots": {"task": "deployments.tasks.schedule_snapshots", "schedule": 60.0},
             "prediction-log": {"task": "deployments.tasks.drain_prediction_log", "schedule": 30.0},
+            # The columnar prediction store: retention, hourly compaction, orphan files (hourly).
+            "prediction-store": {"task": "deployments.tasks.prediction_store_housekeeping", "schedule": 3600.0},
         },
     )
 

@@ -281,6 +281,10 @@ PREDICTION_LOG_SYNC_COMMIT = env_bool("PREDICTION_LOG_SYNC_COMMIT", False)
 # (deployments/prediction_log.py); off, or without Redis, each request writes its own rows.
 PREDICTION_LOG_QUEUE = env_bool("PREDICTION_LOG_QUEUE", True)
 PREDICTION_LOG_FLUSH_MS = env_int("PREDICTION_LOG_FLUSH_MS", 200, minimum=10)
+# The columnar prediction store (docs/prediction-store.md): drainers write features and outputs
+# as Parquet segments; a deployment keeps its logged predictions this many days unless it says.
+PREDICTION_STORE_COLUMNAR = env_bool("PREDICTION_STORE_COLUMNAR", True)
+PREDICTION_RETENTION_DAYS = env_int("PREDICTION_RETENTION_DAYS", 365, minimum=1)
 # Each web process keeps API keys and their deployment for this long, dropping them at once when a
 # deployment or key changes anywhere (a generation number in Redis, read with the rate limit). 0: off.
 SERVING_KEY_CACHE_SECONDS = env_int("SERVING_KEY_CACHE_SECONDS", 30, minimum=0)

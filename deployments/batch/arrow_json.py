@@ -22,14 +22,24 @@ _NEEDS_JSON_ESCAPE_RE = '[\\\\"\x00-\x1f]'
 
 def uuid7_strings(n: int) -> np.ndarray:
     """n time-ordered UUIDv7 ids as 32-hex-digit strings, generated without a Python loop."""
+    return uuid7_hex(uuid7_raw(n))
+
+
+def uuid7_hex(raw: np.ndarray) -> np.ndarray:
+    """(n, 16) uint8 ids as 32-hex-digit strings."""
+    hexed = binascii.hexlify(np.ascontiguousarray(raw).tobytes())
+    return np.frombuffer(hexed, dtype="S32").astype(str)
+
+
+def uuid7_raw(n: int) -> np.ndarray:
+    """n time-ordered UUIDv7 ids as an (n, 16) uint8 array."""
     ms = time.time_ns() // 1_000_000
     raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
     ts = np.array([(ms >> (8 * (5 - i))) & 0xFF for i in range(6)], dtype=np.uint8)
     raw[:, :6] = ts
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x70
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    hexed = binascii.hexlify(raw.tobytes())
-    return np.frombuffer(hexed, dtype="S32").astype(str)
+    return raw
 
 
 def decoded(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:

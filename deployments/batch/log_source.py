@@ -28,9 +28,26 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
-from deployments.batch.arrow_json import json_labels, json_objects, json_probabilities, uuid7_strings
+from deployments import prediction_store
+from deployments.batch.arrow_json import (
+    json_labels,
+    json_objects,
+    json_probabilities,
+    uuid7_hex,
+    uuid7_raw,
+    uuid7_strings,
+)
 from deployments.batch.output import LocalFile
-from deployments.models import LATER_COLUMNS, LOGGED_NAMES, Deployment, ModelVersion, Prediction, ReviewItem
+from deployments.ml import columnar
+from deployments.models import (
+    LATER_COLUMNS,
+    LOGGED_NAMES,
+    Deployment,
+    ModelVersion,
+    Prediction,
+    PredictionSegment,
+    ReviewItem,
+)
 from jobs.models import Job
 from mlplatform.concurrency import Background
 
@@ -61,16 +78,17 @@ class LogTarget:
         return f"job:{self.job.pk}"
 
 
-def log_table(target: LogTarget, chunk: LogChunk, now: Any) -> pa.Table:
-    """The Prediction rows of a chunk as an Arrow table in COPY_COLUMNS order (JSON columns as text)."""
+def log_table(target: LogTarget, chunk: LogChunk, now: Any, ids: np.ndarray | None = None) -> pa.Table:
+    """The Prediction rows of a chunk as an Arrow table in COPY_COLUMNS order (JSON columns as text).
+    With `ids` (the rows' (n, 16) uuids, their features in a segment), `inputs` is left NULL."""
     n = chunk.inputs.num_rows
     columns = {
-        "id": pa.array(uuid7_strings(n), type=pa.string()),
+        "id": pa.array(uuid7_strings(n) if ids is None else uuid7_hex(ids), type=pa.string()),
         "project_id": pa.repeat(target.deployment.project_id, n),
         "deployment_id": pa.repeat(target.deployment.pk, n),
         "model_version_id": pa.repeat(target.version.pk, n),
         "source": pa.repeat("batch", n),
-        "inputs": json_objects(chunk.inputs),
+        "inputs": json_objects(chunk.inputs) if ids is None else pa.nulls(n, pa.string()),
         "prediction": json_labels(chunk.labels),
         "confidence": pa.array(chunk.conf, type=pa.float64()) if chunk.conf is not None else pa.nulls(n, pa.float64()),
         "probabilities": json_probabilities(chunk.proba, target.classes)
@@ -92,12 +110,38 @@ _JSON_COLUMNS = ("inputs", "prediction", "probabilities")
 
 
 def _copy_chunk(target: LogTarget, chunk: LogChunk) -> None:
-    """One chunk of Prediction rows through COPY, in its own transaction (PostgreSQL)."""
+    """One chunk of Prediction rows through COPY, in its own transaction (PostgreSQL). With the
+    columnar store on, the chunk's features and outputs go to one segment (written from the Arrow
+    columns, no JSON) recorded in the same transaction, and the rows' `inputs` stay NULL."""
+    now = timezone.now()
+    segment = None
+    ids = None
+    if prediction_store.enabled():
+        ids = uuid7_raw(chunk.inputs.num_rows)
+        types, numeric = prediction_store.version_types(target.version.pk)
+        segment = columnar.frame_table(
+            chunk.inputs,
+            ids=ids,
+            created_at=now,
+            model_version_id=target.version.pk,
+            source="batch",
+            predictions=chunk.labels,
+            confidences=chunk.conf,
+            types=types,
+            prediction_numeric=numeric,
+        )
     sink = pa.BufferOutputStream()
-    pacsv.write_csv(log_table(target, chunk, timezone.now()), sink, pacsv.WriteOptions(include_header=False))
+    pacsv.write_csv(log_table(target, chunk, now, ids), sink, pacsv.WriteOptions(include_header=False))
     payload = sink.getvalue()
     table = Prediction._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
+        if segment is not None:
+            prediction_store.segment_write(
+                project_id=target.deployment.project_id,
+                deployment_id=target.deployment.pk,
+                table=segment,
+                caller=target.caller,
+            )
         with cursor.copy(f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN WITH (FORMAT csv)") as copy:
             copy.write(memoryview(payload))
 
@@ -201,6 +245,9 @@ def logged_delete(*, deployment: Deployment, job: Job) -> int:
         caller=f"job:{job.pk}",
     )
     with transaction.atomic():
+        prediction_store.segments_delete(
+            PredictionSegment.objects.filter(deployment=deployment, caller=f"job:{job.pk}")
+        )
         ReviewItem.objects.filter(prediction__in=logged).delete()  # batch rows get none; the FK says they could
         sql, params = logged.values("pk").query.sql_with_params()
         with connection.cursor() as cursor:

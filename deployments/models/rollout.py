@@ -39,6 +39,8 @@ class Deployment(models.Model):
     monitoring = models.JSONField(default=dict, blank=True)  # {"psi_warn", "psi_alert", "interval_minutes", ...}
     auto_retrain = models.BooleanField(default=False)
     last_snapshot_at = models.DateTimeField(null=True, blank=True)
+    # Days logged predictions (rows and columnar segments) are kept; None: settings.PREDICTION_RETENTION_DAYS.
+    prediction_retention_days = models.PositiveIntegerField(null=True, blank=True)
     # Binary classifiers: the positive class is decided when its probability reaches this threshold
     # (None: the most probable class, i.e. 0.5). It was tuned for one version's probabilities, so it
     # applies only while that version is active; a promoted or rolled-back version gets argmax.

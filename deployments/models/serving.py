@@ -60,7 +60,11 @@ class Prediction(models.Model):
     deployment = models.ForeignKey("deployments.Deployment", on_delete=models.CASCADE, related_name="predictions")
     model_version = models.ForeignKey("deployments.ModelVersion", on_delete=models.CASCADE, related_name="predictions")
     source = models.CharField(max_length=10, default="api")  # api, batch, shadow, simulator
-    inputs = models.JSONField()
+    # The features as sent. Null once they are in a columnar segment (PredictionSegment): the
+    # drainers write them there; only rows written another way (held for review, the request's
+    # own fallback, the embedded SQLite mode, old rows) keep them here. Read them through
+    # deployments.prediction_store, never from this column directly.
+    inputs = models.JSONField(null=True, blank=True)
     prediction = models.JSONField()
     confidence = models.FloatField(null=True, blank=True)
     probabilities = models.JSONField(null=True, blank=True)
@@ -81,7 +85,37 @@ class Prediction(models.Model):
         indexes = [
             models.Index(fields=["deployment", "created_at"]),
             models.Index(fields=["deployment", "actual_at"]),
+            # The few rows whose features are still here (not in a segment), found fast per window.
+            models.Index(
+                fields=["deployment", "created_at"],
+                condition=models.Q(inputs__isnull=False),
+                name="prediction_json_inputs",
+            ),
         ]
+
+
+class PredictionSegment(models.Model):
+    """One Parquet file of the columnar prediction store: the features and outputs of the rows one
+    drain (or one batch chunk) inserted, written before and recorded IN THE SAME TRANSACTION as
+    those Prediction rows. A file no segment row points at is an orphan (a crash between write and
+    commit) and the sweeper deletes it: every logged row is in exactly one committed segment or
+    keeps its inputs in PostgreSQL."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
+    deployment = models.ForeignKey("deployments.Deployment", on_delete=models.CASCADE, related_name="segments")
+    path = models.CharField(max_length=300, unique=True)  # a default_storage key
+    rows = models.PositiveIntegerField()
+    bytes = models.PositiveBigIntegerField()
+    min_time = models.DateTimeField()
+    max_time = models.DateTimeField()
+    hour = models.DateTimeField()  # the partition (min_time's hour)
+    compacted = models.BooleanField(default=False)  # the hour's segments merged into this one
+    caller = models.CharField(max_length=40, blank=True)  # "job:12": a batch job's (deleted if it is re-delivered)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["min_time"]
+        indexes = [models.Index(fields=["deployment", "max_time"]), models.Index(fields=["deployment", "hour"])]
 
 
 # The one place a logged prediction's columns are spelled out. Every writer of the log builds

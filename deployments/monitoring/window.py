@@ -5,6 +5,7 @@ predictions' features extracted and typed in SQL (no JSON decoding in Python). S
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,8 @@ import numpy as np
 from django.db import connection
 from django.db.models import Count, Q
 
+from deployments import prediction_store
+from deployments.ml import columnar, drift
 from deployments.ml.reference import PREDICTION
 from deployments.models import Deployment, Prediction, PredictionStatus
 from deployments.serving.selectors import error_counts
@@ -134,13 +137,13 @@ def _sql_category(expr: str) -> str:
 
 def window_columns(
     deployment: Deployment, start: datetime, end: datetime, limit: int, reference: dict[str, Any]
-) -> tuple[int, dict[str, list[Any]], list[Any], list[Any]]:
-    """The newest `limit` predictions of the window, one list per feature (and outputs).
+) -> tuple[int, dict[str, Any], Any, Any]:
+    """EVERY prediction of the window, one column per feature (and outputs): the rows of the
+    columnar store's segments (read with pyarrow, no sampling) plus the rows whose features are
+    still JSON in PostgreSQL (held for review, older rows; at most the newest `limit` of those).
 
-    On PostgreSQL each feature is extracted and typed in SQL (`inputs->'x'` cast to float8 or
-    category text), so Python never decodes the JSON documents: that decode was most of a
-    snapshot's time. Elsewhere (SQLite, the embedded demo) the rows are decoded in Python.
-    """
+    Numeric columns come back as float arrays; categorical ones as lists or already as counts
+    {category: n} (`drift.categorical_counts` takes both)."""
     features = {
         name: ref["type"]
         for name, ref in (reference.get("features") or {}).items()
@@ -148,6 +151,70 @@ def window_columns(
     }
     outputs = reference.get("outputs") or {}
     pred_numeric = (outputs.get(PREDICTION) or {}).get("type") == "numeric"
+    n_json, data, preds, confs = _json_columns(deployment, start, end, limit, features, pred_numeric)
+    if connection.vendor != "postgresql":
+        return n_json, data, preds, confs
+    reader = prediction_store.window_reader(deployment, start, end, model_version_id=deployment.model_version_id)
+    if not reader.num_rows:
+        return n_json, data, preds, confs
+    if reader.num_rows <= PREFETCH_ROWS:
+        reader.prefetch([*features, columnar.PREDICTION, columnar.CONFIDENCE])
+    merged = _LazyColumns(reader, features, data)
+    pred = _merge(reader.values(columnar.PREDICTION, pred_numeric), preds, pred_numeric)
+    conf = _merge(reader.values(columnar.CONFIDENCE, True), confs, True)
+    return n_json + reader.num_rows, merged, pred, conf
+
+
+# Windows up to this many rows are read in one pass (every column at once, about 200 bytes a row
+# in memory); larger ones one column at a time, so memory holds one column whatever the window.
+PREFETCH_ROWS = 2_000_000
+
+
+class _LazyColumns(Mapping):
+    """The window's feature columns, each read from the segments when the drift loop asks for it
+    (and dropped after): memory holds one column at a time, whatever the number of features."""
+
+    def __init__(self, reader: Any, features: dict[str, str], json_data: dict[str, list[Any]]):
+        self.reader, self.features, self.json_data = reader, features, json_data
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.features:
+            raise KeyError(name)
+        numeric = self.features[name] == "numeric"
+        return _merge(self.reader.values(name, numeric), self.json_data.get(name, []), numeric)
+
+    def __iter__(self):
+        return iter(self.features)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+def _merge(segment: Any, json_values: list[Any], numeric: bool) -> Any:
+    """A segment column (floats, or counts) and the same column of the JSON rows as one."""
+    if numeric:
+        return np.concatenate([segment, drift.to_numeric(json_values)]) if json_values else segment
+    counts = dict(segment)
+    for value, n in Counter(v for v in json_values if v is not None).items():
+        key = drift.category_text(value)
+        counts[key] = counts.get(key, 0) + n
+    return counts
+
+
+def _json_columns(
+    deployment: Deployment,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    features: dict[str, str],
+    pred_numeric: bool,
+) -> tuple[int, dict[str, list[Any]], list[Any], list[Any]]:
+    """The newest `limit` predictions of the window whose features are JSON in PostgreSQL.
+
+    On PostgreSQL each feature is extracted and typed in SQL (`inputs->'x'` cast to float8 or
+    category text), so Python never decodes the JSON documents. Elsewhere (SQLite, the embedded
+    demo) the rows are decoded in Python.
+    """
     if connection.vendor == "postgresql":
         names = list(features)
         # The inner query picks the rows and looks each feature up once (a subquery with LIMIT
@@ -163,7 +230,8 @@ def window_columns(
         query = (
             f"SELECT {', '.join(outer)} FROM (SELECT {inner}{', ' if names else ''}prediction AS p, confidence "
             "FROM deployments_prediction WHERE deployment_id = %s AND model_version_id = %s "
-            "AND created_at >= %s AND created_at < %s AND source <> 'shadow' ORDER BY created_at DESC LIMIT %s) t"
+            "AND created_at >= %s AND created_at < %s AND source <> 'shadow' AND inputs IS NOT NULL "
+            "ORDER BY created_at DESC LIMIT %s) t"
         )
         params = [*names, deployment.pk, deployment.model_version_id, start, end, limit]
         connection.ensure_connection()

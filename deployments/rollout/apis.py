@@ -54,6 +54,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "max_instances",
             "review_threshold",
             "review_mode",
+            "prediction_retention_days",
             "gate_override",
             "decision_threshold",
             "retired_at",
@@ -85,6 +86,10 @@ class DeploymentUpdateSerializer(serializers.Serializer):
     max_instances = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     review_threshold = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
     review_mode = ChoiceField(choices=["hold", "flag"], required=False)
+    # Days logged predictions are kept (rows and columnar segments); null: settings.PREDICTION_RETENTION_DAYS.
+    prediction_retention_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=services.RETENTION_MAX_DAYS
+    )
 
 
 class ReasonSerializer(serializers.Serializer):

@@ -39,7 +39,15 @@ from projects.models import Project
 from projects.roles import Action
 
 UNKNOWN_POLICIES = ("error", "allow")
-UPDATABLE = ("unknown_category_policy", "allow_missing", "max_instances", "review_threshold", "review_mode")
+UPDATABLE = (
+    "unknown_category_policy",
+    "allow_missing",
+    "max_instances",
+    "review_threshold",
+    "review_mode",
+    "prediction_retention_days",
+)
+RETENTION_MAX_DAYS = 3650
 
 
 def _require_ready(model_version: ModelVersion, field: str) -> None:
@@ -208,6 +216,13 @@ def deployment_update(*, deployment: Deployment, actor: Any, **changes: Any) -> 
         review_threshold=changes.get("review_threshold"),
         max_instances=changes.get("max_instances"),
     )
+    days = changes.get("prediction_retention_days")
+    if days is not None and (
+        isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= RETENTION_MAX_DAYS
+    ):
+        raise InvalidInput(
+            f"Days between 1 and {RETENTION_MAX_DAYS} (empty: the platform default).", field="prediction_retention_days"
+        )
     if "review_mode" in changes and changes["review_mode"] not in ReviewMode.values:
         raise InvalidInput("Choose hold or flag.", field="review_mode")
     with transaction.atomic():

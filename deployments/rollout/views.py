@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -14,6 +15,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from datasets.models import DatasetVersion
+from deployments import prediction_store
 from deployments.batch.selectors import batch_jobs_with_logging
 from deployments.ml.schema import sample_instance
 from deployments.models import ApiKey, Deployment, ModelVersion
@@ -111,6 +113,9 @@ def _render_detail(request: HttpRequest, deployment: Deployment, **extra) -> Htt
             threshold_history=selectors.threshold_history(deployment)[:20],
             costs=selectors.cost_effect(deployment),
             retirement=deployment.changes.filter(action="retire").select_related("actor").first(),
+            storage=prediction_store.storage_bytes(deployment),
+            retention_days=prediction_store.retention_days(deployment),
+            retention_default=settings.PREDICTION_RETENTION_DAYS,
             **extra,
         ),
     )
@@ -248,6 +253,31 @@ def threshold_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+def retention_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """How many days this deployment keeps its logged predictions (empty: the platform default)."""
+    deployment = _manage(request, pk)
+    raw = (request.POST.get("prediction_retention_days") or "").strip()
+    try:
+        days = int(raw) if raw else None
+    except ValueError:
+        messages.error(request, "prediction_retention_days: a whole number of days, such as 90.")
+        return _to_card(pk, "storage")
+    try:
+        d = services.deployment_update(deployment=deployment, actor=request.user, prediction_retention_days=days)
+    except DomainError as exc:
+        report(request, exc)
+    else:
+        messages.success(
+            request,
+            f"Predictions are kept {prediction_store.retention_days(d)} days"
+            + ("" if days else " (the platform default)")
+            + ": older ones are deleted within the hour, their storage freed.",
+        )
+    return _to_card(pk, "storage")
+
+
+@login_required
+@require_POST
 def retire_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Retire for good (owner), confirmed by typing the deployment's name."""
     deployment = access(
@@ -325,6 +355,7 @@ urlpatterns = [
     path("deployments/<int:pk>/status/", status_view, name="status"),
     path("deployments/<int:pk>/threshold/", threshold_view, name="threshold"),
     path("deployments/<int:pk>/costs/", costs_apply_view, name="costs-apply"),
+    path("deployments/<int:pk>/retention/", retention_view, name="retention"),
     path("deployments/<int:pk>/retire/", retire_view, name="retire"),
     path("deployments/<int:pk>/keys/", key_create_view, name="key_create"),
     path("deployments/<int:pk>/keys/<int:key_id>/revoke/", key_revoke_view, name="key_revoke"),

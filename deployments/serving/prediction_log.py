@@ -41,7 +41,8 @@ from typing import Any
 from django.conf import settings
 from django.db import DataError, IntegrityError, close_old_connections, connection, transaction
 
-from deployments.models import LATER_COLUMNS, LOGGED_COLUMNS, LOGGED_NAMES, Prediction
+from deployments import prediction_store
+from deployments.models import LATER_COLUMNS, LOGGED_COLUMNS, LOGGED_NAMES, Prediction, PredictionStatus
 from mlplatform import redis as platform_redis
 from mlplatform.concurrency import call_in_thread
 
@@ -66,20 +67,30 @@ return items
 """
 
 
-def _insert_sql() -> str:
+def _insert_sql(returning: bool = False) -> str:
     """INSERT ... SELECT FROM jsonb_to_recordset: the queued rows typed by the logged columns; the
-    columns filled later get their empty values; an id already there is skipped."""
+    columns filled later get their empty values; an id already there is skipped. `returning`: the
+    ids really inserted (the columnar store writes those rows' features, no others)."""
     record = ", ".join(f"{name} {sql_type}" for name, sql_type in LOGGED_COLUMNS)
     # A missing probability map is SQL NULL, as the ORM writes it, not the jsonb value 'null'.
-    selected = ", ".join("NULLIF(probabilities, 'null'::jsonb)" if n == "probabilities" else n for n in LOGGED_NAMES)
+    selected = ", ".join(
+        "NULLIF(probabilities, 'null'::jsonb)"
+        if n == "probabilities"
+        else "NULLIF(inputs, 'null'::jsonb)"
+        if n == "inputs"
+        else n
+        for n in LOGGED_NAMES
+    )
     later = ", ".join("''" if value == "" else "NULL" for value in LATER_COLUMNS.values())
     return (
         f"INSERT INTO {{table}} ({', '.join(LOGGED_NAMES)}, {', '.join(LATER_COLUMNS)}) "
         f"SELECT {selected}, {later} FROM jsonb_to_recordset(%s::jsonb) AS t({record}) ON CONFLICT (id) DO NOTHING"
+        + (" RETURNING id" if returning else "")
     )
 
 
 _INSERT_SQL = _insert_sql()
+_INSERT_RETURNING_SQL = _insert_sql(returning=True)
 
 
 def enabled() -> bool:
@@ -130,16 +141,35 @@ _run_id: str | None = None
 
 
 def _insert(items: list[bytes | str]) -> int:
-    """Insert queued rows, skipping ids already there. Returns the rows inserted."""
+    """Insert queued rows, skipping ids already there. Returns the rows inserted.
+
+    With the columnar store on, the features of the rows inserted (except those held for review,
+    whose reviewers read them from PostgreSQL) go to a Parquet segment written inside the same
+    transaction, and their `inputs` stay NULL (deployments/prediction_store.py)."""
     if not items:
         return 0
     raw = [i if isinstance(i, bytes) else i.encode() for i in items]
-    payload = (b"[" + b",".join(raw) + b"]").decode()  # one decode for the batch
-    sql = _INSERT_SQL.format(table=Prediction._meta.db_table)
+    columnar = prediction_store.enabled()
+    if columnar:
+        rows = [json.loads(r) for r in raw]
+        held = [r for r in rows if r.get("status") == PredictionStatus.PENDING_REVIEW]
+        payload = json.dumps(
+            [r | {"inputs": None} if r.get("status") != PredictionStatus.PENDING_REVIEW else r for r in rows],
+            separators=(",", ":"),
+        )
+        sql = _INSERT_RETURNING_SQL.format(table=Prediction._meta.db_table)
+    else:
+        payload = (b"[" + b",".join(raw) + b"]").decode()  # one decode for the batch
+        sql = _INSERT_SQL.format(table=Prediction._meta.db_table)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, [payload])
-            return cursor.rowcount
+            if not columnar:
+                return cursor.rowcount
+            inserted = {str(r[0]) for r in cursor.fetchall()}
+            held_ids = {str(r["id"]) for r in held}
+            prediction_store.rows_write([r for r in rows if str(r["id"]) in inserted and str(r["id"]) not in held_ids])
+            return len(inserted)
     except (IntegrityError, DataError) as exc:
         # A row-level refusal. Anything else (PostgreSQL away) propagates: the claim stays and
         # is re-inserted later, nothing is dropped.

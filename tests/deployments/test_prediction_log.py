@@ -21,6 +21,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from deployments.models import Deployment, Prediction
+from deployments.prediction_store import prediction_inputs
 from deployments.rollout import services as rollout_services
 from deployments.rollout.services import deployment_promote, deployment_rollback
 from deployments.serving import keys, prediction_log
@@ -98,7 +99,9 @@ def test_api_rows_travel_through_the_queue_and_arrive_whole(team, deployment, qu
         assert row.confidence == pytest.approx(a["confidence"]) and row.probabilities == a["probabilities"]
         assert row.source == "api" and row.caller == f"key:{api_key.pk}" and row.latency_ms > 0
         assert row.actual is None and row.actual_source == "" and row.created_at is not None
-    assert rows[answers[1]["id"]].inputs == {**GOOD, "income": 20000.0}
+    # The features are in the columnar store's segment, not in PostgreSQL's JSON column.
+    assert rows[answers[1]["id"]].inputs is None
+    assert prediction_inputs(rows[answers[1]["id"]]) == {**GOOD, "income": 20000.0}
     assert prediction_log.pending() == 0
 
 

@@ -31,6 +31,7 @@ from django.db import transaction
 from datasets.models import DatasetVersion, VersionSource
 from datasets.selectors import split_frames
 from datasets.services import version_create_from_frame, version_split_assigned
+from deployments import prediction_store
 from deployments.events import model_retrain_registered_event, retrain_started_event
 from deployments.models import Deployment, DeploymentStatus, ModelVersion, Prediction
 from deployments.monitoring.selectors import RETRAIN_JOB
@@ -98,9 +99,13 @@ def labelled_production_frame(deployment: Deployment, feature_names: list[str], 
         Prediction.objects.filter(deployment=deployment, actual__isnull=False)
         .exclude(source="shadow")
         .order_by("created_at", "id")
-        .values_list("inputs", "actual", "created_at", "actual_at", "actual_source")
+        .values_list("inputs", "actual", "created_at", "actual_at", "actual_source", "id")
     )
-    frame = pd.DataFrame([r[0] if isinstance(r[0], dict) else {} for r in rows], columns=feature_names)
+    # Rows logged through the columnar store keep their features in its segments (inputs NULL).
+    stored = prediction_store.inputs_for(deployment, [(r[5], r[2]) for r in rows if r[0] is None])
+    frame = pd.DataFrame(
+        [r[0] if isinstance(r[0], dict) else stored.get(r[5], {}) for r in rows], columns=feature_names
+    )
     frame[target] = [r[1] for r in rows]
     meta = pd.DataFrame(
         {
