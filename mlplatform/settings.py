@@ -15,6 +15,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from mlplatform.env import env_bool, env_cidrs, env_float, env_int, env_json, env_list, env_rate_per_minute, env_str
+from mlplatform.storage_config import default_storage_config
 from mlplatform.version import API_VERSION
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -160,11 +161,9 @@ STATICFILES_FINDERS = [
     "mlplatform.staticfinders.VendorFinder",
 ]
 STORAGES = {
-    "default": {
-        "BACKEND": env_str("STORAGE_BACKEND") or "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": env_json("STORAGE_OPTIONS", None)
-        or {"location": str(Path(env_str("MEDIA_ROOT") or DATA_DIR / "media"))},
-    },
+    # local disk (embedded default), `s3` (S3_BUCKET, S3_ENDPOINT_URL...) or a storage class:
+    # mlplatform/storage_config.py
+    "default": default_storage_config(DATA_DIR),
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG and env_bool("STATIC_MANIFEST", True)
