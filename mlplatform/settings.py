@@ -238,6 +238,8 @@ JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 # A queued job whose message may have been lost (Redis restarted without persistence) is
 # published again after this long; duplicates are harmless (claims are atomic).
 JOB_REQUEUE_AFTER_SECONDS = env_float("JOB_REQUEUE_AFTER_SECONDS", 300.0)
+# How often beat runs the sweep that re-queues the jobs of a dead worker (jobs.runner).
+JOB_SWEEP_SECONDS = env_float("JOB_SWEEP_SECONDS", 30.0)
 DIAGNOSTIC_CRASH_JOBS = env_bool("DIAGNOSTIC_CRASH_JOBS", False)  # test suite only
 # `GET /api/v1/jobs/{id}/?wait=N` and `.../events/` hold a web thread while they wait: capped,
 # and at most JOB_WAIT_SLOTS waits per web process (beyond that a wait answers within a second).
