@@ -136,3 +136,32 @@ def test_url_import_never_reaches_the_object_storage_endpoint(s3_server, s3_buck
 
     with pytest.raises(netguard.Refused, match="object storage"):
         netguard.check_host("localhost", s3_server.port, trusted=True)  # even when an operator allows it
+
+
+def test_a_page_of_rows_reads_only_its_row_groups_from_the_bucket(db, s3_bucket):
+    """Ranged reads (mlplatform/storage_io.py): the footer and the row groups a page needs,
+    not the whole object as `default_storage.open()` of the S3 backend would download."""
+    import numpy as np
+    from django.core.files.storage import default_storage
+
+    from datasets.rows import read_positions
+    from datasets.storage import frame_head, frame_save
+
+    n = 200_000  # four row groups of 65,536 rows
+    frame = pd.DataFrame({"a": np.arange(n), "b": np.random.default_rng(0).random(n)})
+    stored = frame_save(frame, prefix="projects/0/versions")
+    fetched: list[int] = []
+
+    def count(parsed, **_):
+        fetched.append(int(parsed.get("ContentLength") or 0))
+
+    events = default_storage.connection.meta.client.meta.events
+    events.register("after-call.s3.GetObject", count)
+    try:
+        page = read_positions(stored.key, np.array([199_990, 199_995]), None)
+        head = frame_head(stored.key, 3)
+    finally:
+        events.unregister("after-call.s3.GetObject", count)
+    assert page.column("a").to_pylist() == [199_990, 199_995]
+    assert list(head["a"]) == [0, 1, 2]
+    assert 0 < sum(fetched) < stored.size * 0.6, (sum(fetched), stored.size, fetched)
