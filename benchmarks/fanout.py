@@ -63,6 +63,14 @@ def _create_database(db_url: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def _die_with_parent() -> None:
+    """In each worker: its own process group, and SIGKILL when this script dies."""
+    import ctypes
+
+    os.setsid()
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+
+
 def _start_workers(n: int, env: dict[str, str], base: Path) -> list[subprocess.Popen]:
     procs = []
     for i in range(n):
@@ -73,7 +81,7 @@ def _start_workers(n: int, env: dict[str, str], base: Path) -> list[subprocess.P
                 [sys.executable, "-m", "celery", "-A", "mlplatform", "worker", "-Q", "default,training", "-c", "1",
                  "--pool", "prefork", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
                  "--without-heartbeat", "-n", f"bench-fanout-{n}-{i}-{os.getpid()}@%h"],
-                cwd=ROOT, env={**env, "MLPLATFORM_DATA_DIR": str(data)}, start_new_session=True,
+                cwd=ROOT, env={**env, "MLPLATFORM_DATA_DIR": str(data)}, preexec_fn=_die_with_parent,
                 stdout=subprocess.DEVNULL,
             )
         )  # fmt: skip
@@ -91,6 +99,9 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the workers are stopped on the way out
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rows", type=int)
@@ -134,6 +145,7 @@ def main() -> None:
     from accounts.services import token_create
     from datasets.services import dataset_create, version_create_from_frame, version_split
     from experiments.models import Experiment
+    from jobs.models import Job
     from mlplatform.celery import app
     from projects.models import Membership, Project
 
@@ -162,6 +174,7 @@ def main() -> None:
 
     walls: dict[int, list[float]] = {}
     loads: list[float] = []
+    concurrency: dict[int, list[float]] = {}
     for n in counts:
         with app.connection_for_write() as conn:
             for q in ("default", "training"):
@@ -188,6 +201,13 @@ def main() -> None:
                 exp = Experiment.objects.get(pk=exp_id)
                 assert exp.status == "succeeded", exp.error
                 walls.setdefault(n, []).append(wall)
+                # Trials running at once on average: the trial jobs' summed run time / wall time.
+                busy = sum(
+                    (j.finished_at - j.started_at).total_seconds()
+                    for j in Job.objects.filter(kind="experiment.trial", params__experiment_id=exp_id)
+                    if j.started_at and j.finished_at
+                )
+                concurrency.setdefault(n, []).append(busy / wall)
                 load = os.getloadavg()[0]
                 loads.append(load)
                 print(f"  {n} worker(s): {wall:6.1f} s ({exp.runs.count()} runs), load average {load:.1f}", flush=True)
@@ -196,12 +216,14 @@ def main() -> None:
 
     base = statistics.median(walls[counts[0]])
     print()
-    print(f"{'workers':>8} {'median wall s':>14} {'min..max s':>14} {'speed-up':>9} {'efficiency':>11}")
+    print(f"{'workers':>8} {'median wall s':>14} {'min..max s':>14} {'speed-up':>9} {'efficiency':>11} "
+          f"{'trials at once':>15}")  # fmt: skip
     for n in counts:
         med = statistics.median(walls[n])
         speedup = base / med
         span = f"{min(walls[n]):.1f}..{max(walls[n]):.1f}"
-        print(f"{n:>8} {med:>14.1f} {span:>14} {speedup:>8.2f}x {speedup / (n / counts[0]):>10.0%}")
+        at_once = statistics.median(concurrency[n])
+        print(f"{n:>8} {med:>14.1f} {span:>14} {speedup:>8.2f}x {speedup / (n / counts[0]):>10.0%} {at_once:>15.2f}")
     print(f"1-minute load average during the runs: {min(loads):.1f}..{max(loads):.1f} on {os.cpu_count()} cores "
           "(above the core count, other processes took part of the machine)")  # fmt: skip
     if moto is not None:

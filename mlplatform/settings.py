@@ -240,6 +240,8 @@ JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 JOB_REQUEUE_AFTER_SECONDS = env_float("JOB_REQUEUE_AFTER_SECONDS", 300.0)
 # How often beat runs the sweep that re-queues the jobs of a dead worker (jobs.runner).
 JOB_SWEEP_SECONDS = env_float("JOB_SWEEP_SECONDS", 30.0)
+if JOB_SWEEP_SECONDS <= 0:
+    raise ImproperlyConfigured(f"JOB_SWEEP_SECONDS must be > 0, got {JOB_SWEEP_SECONDS}")
 DIAGNOSTIC_CRASH_JOBS = env_bool("DIAGNOSTIC_CRASH_JOBS", False)  # test suite only
 # `GET /api/v1/jobs/{id}/?wait=N` and `.../events/` hold a web thread while they wait: capped,
 # and at most JOB_WAIT_SLOTS waits per web process (beyond that a wait answers within a second).
