@@ -15,6 +15,7 @@ ORDER = [
     "ingest.py",
     "readback.py",
     "training.py",
+    "fanout.py",
     "serving.py",
     "reviews.py",
     "monitoring.py",

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from django.core.files.storage import default_storage
 
 from datasets import splitting
+from mlplatform.storage_io import open_ranged
 
 PART_NAMES = {splitting.TRAIN: "train", splitting.VAL: "validation", splitting.TEST: "test"}
 PARTS = {"train": splitting.TRAIN, "validation": splitting.VAL}
@@ -96,7 +97,7 @@ def _row_group_starts(parquet: pq.ParquetFile) -> np.ndarray:
 
 def read_positions(key: str, positions: np.ndarray, columns: list[str] | None) -> pa.Table:
     """The rows at sorted `positions`, reading only the row groups that hold them."""
-    with default_storage.open(key, "rb") as fh:
+    with open_ranged(key) as fh:
         parquet = pq.ParquetFile(fh)
         if len(positions) == 0:
             schema = parquet.schema_arrow
@@ -241,6 +242,7 @@ def visible_batches(
     key: str, assignment: np.ndarray | None, part: int | None, columns: list[str] | None, *, with_meta: bool
 ) -> Iterator[pa.Table]:
     """The visible rows, one row group (or 64k rows of a larger group) at a time."""
+    # Read from start to end: one download (S3), not a ranged request per column chunk.
     with default_storage.open(key, "rb") as fh:
         # pre_buffer keeps every row group read so far: memory would grow with the version.
         parquet = pq.ParquetFile(fh, pre_buffer=False)
@@ -292,7 +294,7 @@ def export_parquet(batches: Iterator[pa.Table], schema: pa.Schema) -> Iterator[b
 
 
 def export_schema(key: str, columns: list[str] | None, *, with_meta: bool) -> pa.Schema:
-    with default_storage.open(key, "rb") as fh:
+    with open_ranged(key) as fh:
         schema = pq.ParquetFile(fh).schema_arrow
     if columns:
         schema = pa.schema([schema.field(c) for c in columns])

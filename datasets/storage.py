@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from django.core.files.storage import default_storage
 
 from mlplatform.artifacts import StoredArtifact, bytes_save
+from mlplatform.storage_io import open_ranged
 
 
 def row_hashes(frame: pd.DataFrame) -> np.ndarray:
@@ -62,8 +63,8 @@ def assignment_load(key: str) -> np.ndarray:
 
 def frame_head(key: str, rows: int) -> pd.DataFrame:
     """The first `rows` rows without reading the whole file (previews, recipe checks)."""
-    with default_storage.open(key, "rb") as fh:
-        parquet = pq.ParquetFile(fh)
+    with open_ranged(key) as fh:
+        parquet = pq.ParquetFile(fh, pre_buffer=False)  # only the row groups it reads
         batches = []
         count = 0
         for batch in parquet.iter_batches(batch_size=min(max(rows, 1), 65536)):

@@ -46,7 +46,7 @@ def configure(app: Celery) -> None:
         worker_send_task_events=False,
         timezone="UTC",
         beat_schedule={
-            "jobs-sweep": {"task": "jobs.tasks.sweep_stale_jobs", "schedule": 30.0},
+            "jobs-sweep": {"task": "jobs.tasks.sweep_stale_jobs", "schedule": settings.JOB_SWEEP_SECONDS},
             "monitoring-snapshots": {"task": "deployments.tasks.schedule_snapshots", "schedule": 60.0},
             "prediction-log": {"task": "deployments.tasks.drain_prediction_log", "schedule": 30.0},
             # The columnar prediction store: retention, hourly compaction, orphan files (hourly).

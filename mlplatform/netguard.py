@@ -15,7 +15,7 @@ platform's own database. The policy, for every destination:
   deprecated IPv4-compatible `::/96` are refused outright;
 - `URL_FETCH_ALLOWED_HOSTS` (exact host names, set by operators) may resolve to private
   addresses, for an intranet source;
-- never the platform's own database server or broker, allowlisted or not: their resolved
+- never the platform's own database server, broker or object storage endpoint, allowlisted or not: their resolved
   address and port (any loopback address counts as the same machine) are refused, and a
   PostgreSQL session is checked after connecting (same cluster and database: closed at once);
 - the connection goes to the checked address (pinned: HTTP keeps the name for the Host header
@@ -124,7 +124,8 @@ _own_cache: tuple[float, list[tuple[str, IP, int]]] | None = None
 
 
 def _own_endpoints() -> list[tuple[str, IP, int]]:
-    """(what, address, port) of the platform's database servers and broker, resolved (5 min cache)."""
+    """(what, address, port) of the platform's database servers, broker and object storage
+    endpoint (S3_ENDPOINT_URL), resolved (5 min cache)."""
     global _own_cache
     with _own_lock:
         if _own_cache is not None and time.monotonic() - _own_cache[0] < 300:
@@ -140,12 +141,16 @@ def _own_endpoints() -> list[tuple[str, IP, int]]:
             if parts.scheme in ("redis", "rediss", "amqp", "amqps") and parts.hostname:
                 port = parts.port or {"redis": 6379, "rediss": 6379}.get(parts.scheme, 5672)
                 found += [("broker", ip, port) for ip in _resolve(parts.hostname, port)]
+        endpoint = urlsplit(str(settings.STORAGES["default"].get("OPTIONS", {}).get("endpoint_url") or ""))
+        if endpoint.scheme in ("http", "https") and endpoint.hostname:  # S3-compatible object storage
+            port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+            found += [("object storage", ip, port) for ip in _resolve(endpoint.hostname, port)]
         _own_cache = (time.monotonic(), found)
         return found
 
 
 def own_service(ip: IP, port: int) -> str | None:
-    """'database' or 'broker' when (ip, port) reaches one of the platform's own services."""
+    """'database', 'broker' or 'object storage' when (ip, port) reaches one of the platform's own services."""
     for what, own_ip, own_port in _own_endpoints():
         if port == own_port and (ip == own_ip or (_same_machine(ip) and _same_machine(own_ip))):
             return what

@@ -15,6 +15,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from mlplatform.env import env_bool, env_cidrs, env_float, env_int, env_json, env_list, env_rate_per_minute, env_str
+from mlplatform.storage_config import default_storage_config
 from mlplatform.version import API_VERSION
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -160,11 +161,9 @@ STATICFILES_FINDERS = [
     "mlplatform.staticfinders.VendorFinder",
 ]
 STORAGES = {
-    "default": {
-        "BACKEND": env_str("STORAGE_BACKEND") or "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": env_json("STORAGE_OPTIONS", None)
-        or {"location": str(Path(env_str("MEDIA_ROOT") or DATA_DIR / "media"))},
-    },
+    # local disk (embedded default), `s3` (S3_BUCKET, S3_ENDPOINT_URL...) or a storage class:
+    # mlplatform/storage_config.py
+    "default": default_storage_config(DATA_DIR),
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG and env_bool("STATIC_MANIFEST", True)
@@ -239,6 +238,10 @@ JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 # A queued job whose message may have been lost (Redis restarted without persistence) is
 # published again after this long; duplicates are harmless (claims are atomic).
 JOB_REQUEUE_AFTER_SECONDS = env_float("JOB_REQUEUE_AFTER_SECONDS", 300.0)
+# How often beat runs the sweep that re-queues the jobs of a dead worker (jobs.runner).
+JOB_SWEEP_SECONDS = env_float("JOB_SWEEP_SECONDS", 30.0)
+if JOB_SWEEP_SECONDS <= 0:
+    raise ImproperlyConfigured(f"JOB_SWEEP_SECONDS must be > 0, got {JOB_SWEEP_SECONDS}")
 DIAGNOSTIC_CRASH_JOBS = env_bool("DIAGNOSTIC_CRASH_JOBS", False)  # test suite only
 # `GET /api/v1/jobs/{id}/?wait=N` and `.../events/` hold a web thread while they wait: capped,
 # and at most JOB_WAIT_SLOTS waits per web process (beyond that a wait answers within a second).
