@@ -17,7 +17,7 @@ from datasets.models import DatasetVersion
 from experiments.coordinator import build_model, training_data
 from experiments.events import experiment_evaluated_event
 from experiments.ml import training
-from experiments.ml.calibration import calibration_check
+from experiments.ml.calibration import calibration_assess
 from experiments.ml.diagnostics import diagnostics
 from experiments.ml.metrics import bootstrap_ci
 from experiments.models import Experiment, Run
@@ -173,7 +173,7 @@ def evaluate_execute(*, experiment_id: int, ctx: Any = None) -> dict[str, Any]:
         index = {c: i for i, c in enumerate(classes.tolist())}
         y_idx = np.array([index.get(v, -1) for v in y_test.tolist()])
         keep = y_idx >= 0
-        calibration = calibration_check(proba[keep], y_idx[keep], source="locked test set")
+        calibration = calibration_assess(proba[keep], y_idx[keep], source="locked test set")
     evaluation = {
         "metric": experiment.metric,
         "calibration": calibration,

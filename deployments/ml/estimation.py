@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.ml.calibration import labels_from, normalized
+from experiments.ml.calibration import labels_from, normalized, recalibrated
 from experiments.ml.metrics import fast_classification_metrics
 
 ESTIMATED_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss")
@@ -84,6 +84,14 @@ def estimate_classification(
     return out
 
 
+def confidences_for_estimate(proba: np.ndarray, calibration: dict[str, Any] | None) -> np.ndarray:
+    """The probabilities the estimate uses: through the model's isotonic map when it has one."""
+    calibrator = (calibration or {}).get("calibrator")
+    return (
+        recalibrated(proba, calibrator) if calibrator and calibrator.get("k") == proba.shape[1] else normalized(proba)
+    )
+
+
 def calibration_text(calibration: dict[str, Any] | None) -> str:
     """The sentence shown beside every estimate."""
     head = "Estimates assume calibrated confidences; "
@@ -94,6 +102,13 @@ def calibration_text(calibration: dict[str, Any] | None) -> str:
         f"ECE {calibration['ece']:.3f} [{calibration['ece_ci_low']:.3f}, {calibration['ece_ci_high']:.3f}] "
         f"on {calibration['n']:,} {calibration.get('source', 'held-out')} rows"
     )
+    if calibration["status"] == "calibrated" and calibration.get("recalibration"):
+        raw = calibration.get("raw") or {}
+        return head + (
+            f"this model's raw confidences were not calibrated (ECE {raw.get('ece', 0):.3f}), so they are "
+            f"recalibrated ({calibration['recalibration']}, fitted on the {calibration.get('source', 'held-out')}): "
+            f"{ece_text}, cross-fitted."
+        )
     if calibration["status"] == "calibrated":
         return head + f"this model's calibration: {ece_text}."
     return head + f"this model is not calibrated ({ece_text}): the estimate is unreliable and never alerts."

@@ -12,10 +12,15 @@ import pytest
 from django.utils import timezone
 
 from datasets.selectors import locked_test_frame
-from deployments.ml.estimation import REGRESSION_REASON, calibration_text, estimate_classification
+from deployments.ml.estimation import (
+    REGRESSION_REASON,
+    calibration_text,
+    confidences_for_estimate,
+    estimate_classification,
+)
 from deployments.models import Alert, Deployment, ModelVersion, MonitoringSnapshot, Prediction
 from deployments.monitoring.services import snapshots
-from experiments.ml.calibration import calibration_check
+from experiments.ml.calibration import calibration_assess, calibration_check
 from experiments.ml.metrics import fast_classification_metrics
 from mlplatform.artifacts import model_load
 from tests.conftest import login, screenshots
@@ -67,6 +72,26 @@ def test_calibration_check_tells_calibrated_from_overconfident():
     assert calibration_check(proba[:10], y[:10])["status"] == "unknown"
 
 
+def test_miscalibrated_confidences_are_recalibrated_cross_fitted_and_the_estimate_uses_them():
+    rng = np.random.default_rng(2)
+    proba, _, y = _window(rng, 1500, 0.0)
+    p1 = np.clip(proba[:, 1] * 1.6 - 0.3, 0.001, 0.999)
+    over = np.c_[1 - p1, p1]
+    verdict = calibration_assess(over, y, source="locked test set")
+    assert verdict["recalibration"] == "isotonic" and verdict["calibrator"]["maps"]
+    assert verdict["raw"]["status"] == "miscalibrated" and verdict["ece"] < verdict["raw"]["ece"] / 2
+    text = calibration_text(verdict | {"status": "calibrated"})
+    assert "recalibrated (isotonic, fitted on the locked test set)" in text and "cross-fitted" in text
+    fresh, fresh_pred, fresh_y = _window(rng, 400, 0.5)
+    q1 = np.clip(fresh[:, 1] * 1.6 - 0.3, 0.001, 0.999)
+    raw = estimate_classification(np.c_[1 - q1, q1], fresh_pred, n_sim=100)["accuracy"]["value"]
+    fixed = estimate_classification(confidences_for_estimate(np.c_[1 - q1, q1], verdict), fresh_pred, n_sim=100)[
+        "accuracy"
+    ]["value"]
+    truth = float((fresh_pred == fresh_y).mean())
+    assert abs(fixed - truth) < abs(raw - truth)
+
+
 # --- snapshots, alerts, API, page --------------------------------------------------------------------
 
 
@@ -74,7 +99,9 @@ def _calibrate(mv: ModelVersion) -> None:
     """The verdict the final evaluation stores: the model's calibration on its locked test rows."""
     test = locked_test_frame(mv.dataset_version, purpose="final_evaluation")
     pipe = model_load(mv.artifact_key, mv.sha256)
-    verdict = calibration_check(pipe.predict_proba(test[FEATURES]), test["label"].to_numpy().astype(int))
+    verdict = calibration_assess(
+        pipe.predict_proba(test[FEATURES]), test["label"].to_numpy().astype(int), source="locked test set"
+    )
     ModelVersion.objects.filter(pk=mv.pk).update(metrics=(mv.metrics or {}) | {"calibration": verdict})
 
 

@@ -226,7 +226,7 @@ def estimation_compute(deployment: Deployment, start: datetime, end: datetime, c
     result: dict[str, Any] = {
         "metric": metric,
         "higher_is_better": METRICS[metric].higher_is_better,
-        "calibration": calibration,
+        "calibration": {k: v for k, v in calibration.items() if k != "calibrator"},
         "calibration_text": estimation.calibration_text(calibration),
         "reliable": calibration.get("status") == "calibrated",
         "threshold": threshold,
@@ -246,6 +246,7 @@ def estimation_compute(deployment: Deployment, start: datetime, end: datetime, c
     proba = np.asarray([[float(r[3].get(str(c)) or 0.0) for c in classes] for r in usable], dtype=float)
     pred_idx = np.asarray([by_text[str(r[0])] for r in usable], dtype=np.int64)
     positive = mv.positive_class if mv.positive_class is not None else default_positive(classes)
+    proba = estimation.confidences_for_estimate(proba, calibration)
     result["metrics"] = estimation.estimate_classification(
         proba, pred_idx, positive=positive_index(classes, positive), n_sim=ESTIMATION_SIMULATIONS
     )
