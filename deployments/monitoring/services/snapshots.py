@@ -235,6 +235,7 @@ def estimation_compute(deployment: Deployment, start: datetime, end: datetime, c
         "n_rows": 0,
         "status": "insufficient",
         "metrics": {},
+        "realized": {"n_labels": 0, "value": None, "ci_low": None, "ci_high": None},
     }
     rows = _window_rows(deployment, start, end)
     classes = list(mv.classes or [])
