@@ -244,3 +244,16 @@ def test_browser_estimate_band_and_realized(page, team):
         page.wait_for_timeout(400)  # Plotly's responsive resize
         page.locator("#estimation").screenshot(path=f"var/screenshots/monitoring-estimation-card-{width}.png")
         assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+@pytest.mark.django_db
+def test_openapi_schema_documents_the_estimate(api):
+    schema = api("viewer").get("/api/v1/schema/", {"format": "json"}).json()
+    parts = schema["components"]["schemas"]
+    assert {"metric", "metrics", "n_rows", "calibration_text", "realized", "status"} <= set(
+        parts["EstimationSchema"]["properties"]
+    )
+    assert "estimation" in parts["SnapshotSchema"]["properties"]
+    assert "estimation" in parts["SeriesPointSchema"]["properties"]
+    op = schema["paths"]["/api/v1/deployments/{id}/monitoring/"]["get"]
+    assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/MonitoringSchema")
