@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
+from django.db.models import Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -179,18 +180,23 @@ def _estimation_threshold(deployment: Deployment, metric: str) -> tuple[float | 
     return (float(bound), "the test interval's pessimistic end") if bound is not None else (None, "")
 
 
-def _window_rows(deployment: Deployment, start: datetime, end: datetime, labelled: bool = False) -> list[tuple]:
-    rows = Prediction.objects.filter(
+def _window_query(deployment: Deployment, start: datetime, end: datetime):
+    return Prediction.objects.filter(
         deployment=deployment, model_version=deployment.model_version, created_at__gte=start, created_at__lt=end
     ).exclude(source="shadow")
-    if labelled:
-        rows = rows.filter(actual__isnull=False)
-    # Confidences, probabilities and predictions are PostgreSQL columns: no feature is read.
-    return list(
-        rows.order_by("-created_at").values_list("prediction", "actual", "created_at", "probabilities")[
-            :ESTIMATION_ROWS
-        ]
-    )
+
+
+def _window_rows(deployment: Deployment, start: datetime, end: datetime) -> list[tuple]:
+    """The window's newest ESTIMATION_ROWS predictions. Predictions, probabilities and labels are
+    PostgreSQL columns: no feature is read."""
+    rows = _window_query(deployment, start, end).order_by("-created_at")
+    return list(rows.values_list("prediction", "actual", "created_at", "probabilities")[:ESTIMATION_ROWS])
+
+
+def _usable(deployment: Deployment, rows: list[tuple]) -> list[tuple]:
+    """Rows with class probabilities and a prediction among the model's classes."""
+    known = {str(c) for c in deployment.model_version.classes or []}
+    return [r for r in rows if isinstance(r[3], dict) and str(r[0]) in known]
 
 
 def realized_compute(deployment: Deployment, rows: list[tuple], metric: str) -> dict[str, Any]:
@@ -240,7 +246,7 @@ def estimation_compute(deployment: Deployment, start: datetime, end: datetime, c
     rows = _window_rows(deployment, start, end)
     classes = list(mv.classes or [])
     by_text = {str(c): i for i, c in enumerate(classes)}
-    usable = [r for r in rows if isinstance(r[3], dict) and str(r[0]) in by_text]
+    usable = _usable(deployment, rows)
     result["n_rows"] = len(usable)
     if not usable or len(classes) < 2:
         return result
@@ -285,20 +291,14 @@ def realized_backfill(deployment: Deployment, *, before: datetime) -> int:
         stored = (est.get("realized") or {}).get("n_labels") or 0
         if stored >= est.get("n_rows", 0):
             continue  # every estimated row already had its label
-        labelled = (
-            Prediction.objects.filter(
-                deployment=deployment,
-                model_version=deployment.model_version,
-                created_at__gte=snap.window_start,
-                created_at__lt=snap.window_end,
-                actual__isnull=False,
-            )
-            .exclude(source="shadow")
-            .count()
-        )
+        # Labels among the rows the estimate was over (the window's newest ESTIMATION_ROWS).
+        newest = _window_query(deployment, snap.window_start, snap.window_end).order_by("-created_at")
+        labelled = Prediction.objects.filter(
+            pk__in=Subquery(newest.values("pk")[:ESTIMATION_ROWS]), actual__isnull=False
+        ).count()
         if labelled == stored:
             continue
-        rows = _window_rows(deployment, snap.window_start, snap.window_end)
+        rows = _usable(deployment, _window_rows(deployment, snap.window_start, snap.window_end))
         est["realized"] = drift.json_safe(realized_compute(deployment, rows, est["metric"]))
         snap.data["estimation"] = est
         MonitoringSnapshot.objects.filter(pk=snap.pk).update(data=snap.data)
