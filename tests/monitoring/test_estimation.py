@@ -49,6 +49,21 @@ def test_interval_covers_the_realized_metric_under_covariate_shift():
     assert all(h / windows >= 0.85 for h in hits.values()), hits
 
 
+def test_multiclass_estimate_covers_the_realized_macro_metrics():
+    rng = np.random.default_rng(7)
+    hits, windows = {"accuracy": 0, "f1": 0, "roc_auc": 0}, 30
+    for _ in range(windows):
+        logits = rng.normal(size=(300, 3)) * 2 + np.array([rng.uniform(-1, 1), 0, 0])
+        proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        y = (rng.random((300, 1)) > np.cumsum(proba, axis=1)).sum(axis=1)
+        pred = proba.argmax(axis=1)
+        est = estimate_classification(proba, pred, n_sim=150)
+        realized = fast_classification_metrics(y, pred, proba, 3)
+        for m in hits:
+            hits[m] += est[m]["ci_low"] <= realized[m] <= est[m]["ci_high"]
+    assert all(h / windows >= 0.85 for h in hits.values()), hits
+
+
 def test_estimate_follows_the_confidences():
     sure = np.tile([0.02, 0.98], (200, 1))
     unsure = np.tile([0.4, 0.6], (200, 1))
