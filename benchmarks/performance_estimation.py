@@ -124,7 +124,8 @@ def nannyml_run(reference: pd.DataFrame, analysis: pd.DataFrame, chunk: int) -> 
     if not py.exists():
         try:
             subprocess.run([sys.executable, "-m", "venv", str(NANNYML_VENV)], check=True)
-            subprocess.run([str(py), "-m", "pip", "install", "-q", "nannyml"], check=True)
+            # NannyML 0.13.1 imports statsmodels without declaring it.
+            subprocess.run([str(py), "-m", "pip", "install", "-q", "nannyml", "statsmodels"], check=True)
         except (subprocess.CalledProcessError, OSError) as exc:
             return None, f"pip install nannyml failed: {exc}"
     script = """
