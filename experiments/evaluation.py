@@ -17,6 +17,7 @@ from datasets.models import DatasetVersion
 from experiments.coordinator import build_model, training_data
 from experiments.events import experiment_evaluated_event
 from experiments.ml import training
+from experiments.ml.calibration import calibration_assess
 from experiments.ml.diagnostics import diagnostics
 from experiments.ml.metrics import bootstrap_ci
 from experiments.models import Experiment, Run
@@ -165,8 +166,17 @@ def evaluate_execute(*, experiment_id: int, ctx: Any = None) -> dict[str, Any]:
         n_boot=settings.EXPERIMENT_BOOTSTRAP_SAMPLES,
         positive=experiment.positive_class,
     )
+    calibration = None
+    if proba is not None and classes is not None:
+        # Read once with the test set: whether the probabilities can be trusted as probabilities
+        # (monitoring's performance estimate before labels states this verdict).
+        index = {c: i for i, c in enumerate(classes.tolist())}
+        y_idx = np.array([index.get(v, -1) for v in y_test.tolist()])
+        keep = y_idx >= 0
+        calibration = calibration_assess(proba[keep], y_idx[keep], source="locked test set")
     evaluation = {
         "metric": experiment.metric,
+        "calibration": calibration,
         "run": run.pk,
         "metrics": metrics,
         "feature_columns": list(data.plan.feature_columns),

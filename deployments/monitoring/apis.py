@@ -172,8 +172,91 @@ def _shows_destinations(request, deployment: Deployment) -> bool:
     return destinations_visible(request.user, deployment.project_id)
 
 
+class EstimateSchema(serializers.Serializer):
+    value = serializers.FloatField(allow_null=True)
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+
+
+class RealizedSchema(EstimateSchema):
+    n_labels = serializers.IntegerField()
+
+
+class EstimationSchema(serializers.Serializer):
+    """A window's performance estimated before labels (docs/monitoring.md); regression: only
+    status "not_estimated" and its reason."""
+
+    status = serializers.ChoiceField(
+        ["ok", "alert", "insufficient", "unreliable", "no_threshold", "not_estimable", "not_estimated"]
+    )
+    reason = serializers.CharField(required=False)
+    metric = serializers.CharField(required=False, help_text="the metric judged (the project's success metric)")
+    metrics = serializers.DictField(child=EstimateSchema(), required=False, help_text="every estimated metric")
+    n_rows = serializers.IntegerField(required=False, help_text="predictions the estimate is over")
+    min_rows = serializers.IntegerField(required=False)
+    higher_is_better = serializers.BooleanField(required=False)
+    reliable = serializers.BooleanField(required=False, help_text="the model's probabilities passed the check")
+    calibration = serializers.JSONField(required=False, help_text="ece, ece_ci_low, ece_ci_high, p_value, n, source")
+    calibration_text = serializers.CharField(required=False)
+    threshold = serializers.FloatField(required=False, allow_null=True)
+    threshold_source = serializers.CharField(required=False)
+    realized = RealizedSchema(required=False, help_text="on the window's labelled rows so far")
+
+
+class SnapshotSchema(serializers.Serializer):
+    id = serializers.IntegerField()
+    window_start = serializers.DateTimeField()
+    window_end = serializers.DateTimeField()
+    computed_at = serializers.DateTimeField()
+    traffic = serializers.JSONField()
+    drift = serializers.JSONField()
+    outputs = serializers.JSONField()
+    quality = serializers.JSONField()
+    performance = serializers.JSONField(help_text="live metrics from labels, each with its bootstrap interval")
+    estimation = EstimationSchema()
+    review = serializers.JSONField()
+
+
+class SeriesEstimationSchema(serializers.Serializer):
+    metric = serializers.CharField()
+    value = serializers.FloatField(allow_null=True)
+    low = serializers.FloatField(allow_null=True)
+    high = serializers.FloatField(allow_null=True)
+    n_rows = serializers.IntegerField(allow_null=True)
+    status = serializers.CharField(allow_null=True)
+    realized = serializers.FloatField(allow_null=True)
+    realized_low = serializers.FloatField(allow_null=True)
+    realized_high = serializers.FloatField(allow_null=True)
+    n_labels = serializers.IntegerField(allow_null=True)
+
+
+class SeriesPointSchema(serializers.Serializer):
+    window_start = serializers.DateTimeField()
+    window_end = serializers.DateTimeField()
+    predictions = serializers.IntegerField(allow_null=True)
+    requests = serializers.IntegerField(allow_null=True)
+    max_psi = serializers.FloatField(allow_null=True)
+    n_drifted = serializers.IntegerField(allow_null=True)
+    performance = serializers.JSONField()
+    n_labels = serializers.IntegerField(allow_null=True)
+    estimation = SeriesEstimationSchema(allow_null=True)
+
+
+class MonitoringSchema(serializers.Serializer):
+    deployment = serializers.IntegerField()
+    model_version = serializers.JSONField()
+    health = serializers.JSONField()
+    settings = serializers.JSONField()
+    auto_retrain = serializers.BooleanField()
+    latest = SnapshotSchema(allow_null=True)
+    range = serializers.CharField()
+    series = SeriesPointSchema(many=True)
+    alerts = AlertSerializer(many=True)
+    retrains = serializers.JSONField()
+
+
 class MonitoringApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=MonitoringSchema)
     def get(self, request, pk: int):
         deployment = deployment_for(request, pk, Action.VIEW)
         range_key = selectors.series_range(request.query_params.get("range"))

@@ -57,6 +57,7 @@ def series(deployment: Deployment, since: datetime | None = None, limit: int = S
             "data__drift__n_drifted",
             "data__drift__enough",
             "data__performance",
+            "data__estimation",
             "data__model_version__version",
         )[:limit]
     )
@@ -82,10 +83,31 @@ def series(deployment: Deployment, since: datetime | None = None, limit: int = S
                     for k, v in (perf.get("metrics") or {}).items()
                 },
                 "n_labels": perf.get("n_labels"),
+                "estimation": _estimation_point(r["estimation"]),
                 "model_version": r["model_version__version"],
             }
         )
     return out
+
+
+def _estimation_point(est: dict[str, Any] | None) -> dict[str, Any] | None:
+    """One window's estimate (value, 95% interval, rows) and realized value (labels so far)."""
+    if not est or not est.get("metric"):
+        return None
+    m = (est.get("metrics") or {}).get(est["metric"]) or {}
+    realized = est.get("realized") or {}
+    return {
+        "metric": est["metric"],
+        "value": m.get("value"),
+        "low": m.get("ci_low"),
+        "high": m.get("ci_high"),
+        "n_rows": est.get("n_rows"),
+        "status": est.get("status"),
+        "realized": realized.get("value"),
+        "realized_low": realized.get("ci_low"),
+        "realized_high": realized.get("ci_high"),
+        "n_labels": realized.get("n_labels"),
+    }
 
 
 def open_alerts(deployment: Deployment) -> list[Alert]:

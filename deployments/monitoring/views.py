@@ -49,8 +49,15 @@ def dashboard_data(deployment: Deployment, range_key: str = selectors.DEFAULT_RA
         "drift": (latest.get("drift") or {}).get("features", []),
         "outputs": latest.get("outputs") or {},
         "performance": latest.get("performance") or {},
+        "estimation": latest.get("estimation") or {},
         "test": test,
     }
+
+
+def _estimate_latest(data: dict) -> dict:
+    """The latest window's estimate of its own metric (the template cannot index by a variable)."""
+    est = data.get("estimation") or {}
+    return (est.get("metrics") or {}).get(est.get("metric") or "") or {}
 
 
 @login_required
@@ -104,6 +111,7 @@ def dashboard_view(request: HttpRequest, pk: int, deployment_id: int) -> HttpRes
         deployment=deployment,
         snapshot=snap,
         data=snap.data if snap else {},
+        estimate=_estimate_latest(snap.data if snap else {}),
         chart_data=dashboard_data(deployment, range_key),
         range_key=range_key,
         ranges=list(selectors.RANGES),

@@ -149,6 +149,7 @@ def model_version_register(*, run: Any, actor: Any, lineage_extra: dict[str, Any
         "test": test.get("metrics") or {},
         "n_test": test.get("n_test"),
         "verdict": test.get("verdict"),
+        "calibration": test.get("calibration"),
     }
     lineage = {
         "experiment": {"id": experiment.pk, "name": experiment.name},

@@ -21,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from deployments.models import ModelVersion
 from experiments import services
 from experiments.models import Experiment, Run
 from projects.models import AuditEvent
@@ -231,12 +232,17 @@ def test_the_platform_evaluates_the_external_run_once_on_the_locked_test_set(tea
     ev = experiment.test_evaluation
     assert ev["run"] == run_id and ev["external"] is True and ev["n_fit"] is None and ev["n_test"] == 48
     assert 0.5 < ev["metrics"]["roc_auc"]["value"] <= 1.0 and ev["metrics"]["roc_auc"]["ci_low"] is not None
+    # The calibration verdict is read with the test set, once (monitoring's estimate states it).
+    cal = ev["calibration"]
+    assert cal["n"] == 48 and cal["source"] == "locked test set" and cal["status"] in ("calibrated", "miscalibrated")
+    assert cal["ece_ci_low"] is not None and 0 <= cal["ece"] <= 1
     run = Run.objects.get(pk=run_id)
     # Evaluated as uploaded: the final model is the uploaded one (the same hashed file), ready to register.
     assert (run.final_artifact_key, run.final_artifact_sha256) == (run.artifact_key, run.artifact_sha256)
     reg = api("editor").post(f"/api/v1/runs/{run_id}/register/")
     assert reg.status_code == 202, reg.json()
     assert wait_for_job(reg.json()["job_id"]).status == "succeeded"
+    assert ModelVersion.objects.get(run_id=run_id).metrics["calibration"]["ece"] == cal["ece"]
 
 
 def test_a_regression_run_is_scored_by_the_platform_too(regression_team, api, diabetes_version):

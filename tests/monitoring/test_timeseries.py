@@ -103,6 +103,11 @@ def test_the_simulator_backfills_a_day_of_hourly_snapshots(deployment):
     ends = list(MonitoringSnapshot.objects.filter(deployment=deployment).order_by("window_end"))
     assert len(ends) == 24
     assert all(b.window_end - a.window_end == timedelta(hours=1) for a, b in itertools.pairwise(ends))
+    # Every window has its performance estimated from the probabilities (the simulator's requests
+    # of 50 rows each land in one window), and the realized value beside it from the labels.
+    estimates = [s.data["estimation"] for s in ends]
+    assert all(e["metric"] for e in estimates) and sum(e["n_rows"] for e in estimates) == 240
+    assert all(0 < e["realized"]["n_labels"] <= e["n_rows"] for e in estimates[:-2] if e["n_rows"])
 
 
 def _day_of_hourly_snapshots(deployment) -> None:

@@ -111,6 +111,33 @@ def _performance_rules(data: dict[str, Any]) -> list[Rule]:
     return rules
 
 
+def _estimation_rules(data: dict[str, Any]) -> list[Rule]:
+    """The estimated performance (before labels): evaluated only on a calibrated model's window with
+    at least min_samples rows and a bar to judge it by; it fires when the whole 95% interval of
+    the estimate is on the wrong side of the bar, so the sampling noise of a window never fires it.
+    Windows not judged (too few rows, an uncalibrated model) leave the alert as it was."""
+    est = data.get("estimation") or {}
+    if est.get("status") not in ("ok", "alert"):
+        return []
+    metric = est["metric"]
+    m = est["metrics"][metric]
+    lower = not est.get("higher_is_better", True)
+    side = "above" if lower else "below"
+    return [
+        {
+            "key": f"estimated_performance:{metric}",
+            "kind": "estimated_performance",
+            "severity": "warning",
+            "firing": est["status"] == "alert",
+            "value": m["value"],
+            "threshold": est["threshold"],
+            "message": f"Estimated {metric} {m['value']:.3g} (95% interval {m['ci_low']:.3g} to {m['ci_high']:.3g}) "
+            f"over {est['n_rows']:,} predictions without labels is wholly {side} {est['threshold_source']} "
+            f"{est['threshold']:.3g}",
+        }
+    ]
+
+
 def _quality_rules(data: dict[str, Any], conf: dict[str, Any]) -> list[Rule]:
     rules: list[Rule] = []
     for q in data["quality"]:
@@ -193,6 +220,7 @@ def _rules(data: dict[str, Any], conf: dict[str, Any]) -> list[Rule]:
     return [
         *_drift_rules(data, conf),
         *_performance_rules(data),
+        *_estimation_rules(data),
         *_quality_rules(data, conf),
         *_operations_rules(data, conf),
     ]

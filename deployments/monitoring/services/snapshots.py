@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
+from django.db.models import Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from deployments.ml import drift
+from deployments.ml import drift, estimation
 from deployments.ml.reference import CONFIDENCE, PREDICTION
 from deployments.models import Deployment, DeploymentStatus, ModelVersion, MonitoringSnapshot, Prediction
 from deployments.monitoring.services.alerts import alerts_evaluate
@@ -25,13 +26,16 @@ from deployments.registry.selectors import reference_arrays
 from deployments.reviews import selectors as review_selectors
 from deployments.reviews import services as review_services
 from deployments.serving.services import predictions_flush
-from experiments.ml.metrics import bootstrap_ci, default_positive
+from experiments.ml.metrics import bootstrap_ci, default_positive, positive_index
 from jobs.runner import job_enqueue
 from mlplatform.errors import InvalidInput
 from projects.metrics import METRICS
 
 SNAPSHOT_JOB = "monitoring.snapshot"
 LIVE_BOOTSTRAP = 400  # resamples for a live metric's interval (at most performance_window labels)
+ESTIMATION_ROWS = 5_000  # performance is estimated on at most this many of the window's newest predictions
+ESTIMATION_SIMULATIONS = 300  # simulated label sets per estimate
+REALIZED_BACKFILL = 48  # earlier snapshots (within a week) whose realized value is refreshed as labels arrive
 
 
 def drift_compute(
@@ -155,6 +159,153 @@ def performance_compute(deployment: Deployment, end: datetime, conf: dict[str, A
     return result
 
 
+def estimation_metric(deployment: Deployment) -> str:
+    """The metric estimated and alerted on: the project's success metric when it can be estimated,
+    else the experiment's metric, else accuracy."""
+    mv = deployment.model_version
+    for name in (deployment.project.success_metric, (mv.metrics or {}).get("metric")):
+        if name in estimation.ESTIMATED_METRICS:
+            return name
+    return "accuracy"
+
+
+def _estimation_threshold(deployment: Deployment, metric: str) -> tuple[float | None, str]:
+    """The bar the estimate is judged against: the project's success threshold when it is about
+    this metric, else the low (high, for an error) end of the test interval."""
+    project = deployment.project
+    if project.success_metric == metric and project.success_threshold is not None:
+        return float(project.success_threshold), "the project's success threshold"
+    test = ((deployment.model_version.metrics or {}).get("test") or {}).get(metric) or {}
+    bound = test.get("ci_low") if METRICS[metric].higher_is_better else test.get("ci_high")
+    return (float(bound), "the test interval's pessimistic end") if bound is not None else (None, "")
+
+
+def _window_query(deployment: Deployment, start: datetime, end: datetime):
+    return Prediction.objects.filter(
+        deployment=deployment, model_version=deployment.model_version, created_at__gte=start, created_at__lt=end
+    ).exclude(source="shadow")
+
+
+def _window_rows(deployment: Deployment, start: datetime, end: datetime) -> list[tuple]:
+    """The window's newest ESTIMATION_ROWS predictions. Predictions, probabilities and labels are
+    PostgreSQL columns: no feature is read."""
+    rows = _window_query(deployment, start, end).order_by("-created_at")
+    return list(rows.values_list("prediction", "actual", "created_at", "probabilities")[:ESTIMATION_ROWS])
+
+
+def _usable(deployment: Deployment, rows: list[tuple]) -> list[tuple]:
+    """Rows with class probabilities and a prediction among the model's classes."""
+    known = {str(c) for c in deployment.model_version.classes or []}
+    return [r for r in rows if isinstance(r[3], dict) and str(r[0]) in known]
+
+
+def realized_compute(deployment: Deployment, rows: list[tuple], metric: str) -> dict[str, Any]:
+    """The realized metric on the window's labelled rows, with its bootstrap 95% interval."""
+    labelled = [r for r in rows if r[1] is not None]
+    out: dict[str, Any] = {"n_labels": len(labelled), "value": None, "ci_low": None, "ci_high": None}
+    if not labelled:
+        return out
+    mv = deployment.model_version
+    truth, pred, proba = _live_labels(mv, labelled)
+    classes = list(mv.classes or [])
+    positive = mv.positive_class if mv.positive_class is not None else default_positive(classes)
+    values = bootstrap_ci(
+        mv.task_type, truth, pred, proba, np.asarray(classes, dtype=object), n_boot=200, positive=positive
+    )
+    entry = values.get(metric) or {}
+    if entry.get("value") is not None and math.isfinite(entry["value"]):
+        out |= {"value": entry["value"], "ci_low": entry.get("ci_low"), "ci_high": entry.get("ci_high")}
+    return out
+
+
+def estimation_compute(deployment: Deployment, start: datetime, end: datetime, conf: dict[str, Any]) -> dict[str, Any]:
+    """The window's performance estimated from the model's probabilities (`deployments.ml.estimation`),
+    with the model's calibration verdict, the bar it is judged against and, when some of the
+    window's predictions already have labels, the realized value beside it."""
+    mv = deployment.model_version
+    if mv.task_type != "classification":
+        return {"status": "not_estimated", "reason": estimation.REGRESSION_REASON}
+    calibration = (mv.metrics or {}).get("calibration") or {"status": "unknown"}
+    metric = estimation_metric(deployment)
+    threshold, threshold_source = _estimation_threshold(deployment, metric)
+    min_rows = int(conf["min_samples"])
+    result: dict[str, Any] = {
+        "metric": metric,
+        "higher_is_better": METRICS[metric].higher_is_better,
+        "calibration": {k: v for k, v in calibration.items() if k != "calibrator"},
+        "calibration_text": estimation.calibration_text(calibration),
+        "reliable": calibration.get("status") == "calibrated",
+        "threshold": threshold,
+        "threshold_source": threshold_source,
+        "min_rows": min_rows,
+        "n_rows": 0,
+        "status": "insufficient",
+        "metrics": {},
+        "realized": {"n_labels": 0, "value": None, "ci_low": None, "ci_high": None},
+    }
+    rows = _window_rows(deployment, start, end)
+    classes = list(mv.classes or [])
+    by_text = {str(c): i for i, c in enumerate(classes)}
+    usable = _usable(deployment, rows)
+    result["n_rows"] = len(usable)
+    if not usable or len(classes) < 2:
+        return result
+    proba = np.asarray([[float(r[3].get(str(c)) or 0.0) for c in classes] for r in usable], dtype=float)
+    pred_idx = np.asarray([by_text[str(r[0])] for r in usable], dtype=np.int64)
+    positive = mv.positive_class if mv.positive_class is not None else default_positive(classes)
+    proba = estimation.confidences_for_estimate(proba, calibration)
+    result["metrics"] = estimation.estimate_classification(
+        proba, pred_idx, positive=positive_index(classes, positive), n_sim=ESTIMATION_SIMULATIONS
+    )
+    result["realized"] = realized_compute(deployment, usable, metric)
+    est = result["metrics"].get(metric) or {}
+    if est.get("value") is None:
+        result["status"] = "not_estimable"
+        result["reason"] = f"{metric} cannot be estimated on this window (one class in every simulated window)"
+    elif len(usable) < min_rows:
+        result["status"] = "insufficient"
+    elif not result["reliable"] or threshold is None:
+        result["status"] = "unreliable" if not result["reliable"] else "no_threshold"
+    else:
+        worse = est["ci_high"] < threshold if result["higher_is_better"] else est["ci_low"] > threshold
+        result["status"] = "alert" if worse else "ok"
+    return result
+
+
+def realized_backfill(deployment: Deployment, *, before: datetime) -> int:
+    """Labels come late: refresh the realized value beside the estimate of earlier snapshots (up to
+    REALIZED_BACKFILL of the past week) whose windows gained labels since. Returns how many."""
+    snaps = list(
+        MonitoringSnapshot.objects.filter(
+            deployment=deployment,
+            window_end__lte=before,
+            window_end__gt=before - timedelta(days=7),
+            data__estimation__metric__isnull=False,
+        ).order_by("-window_end")[:REALIZED_BACKFILL]
+    )
+    changed = 0
+    for snap in snaps:
+        est = snap.data.get("estimation") or {}
+        if (snap.data.get("model_version") or {}).get("id") != deployment.model_version_id:
+            continue
+        stored = (est.get("realized") or {}).get("n_labels") or 0
+        if stored >= est.get("n_rows", 0):
+            continue  # every estimated row already had its label
+        # Labels among the rows the estimate was over (the window's newest ESTIMATION_ROWS).
+        newest = _window_query(deployment, snap.window_start, snap.window_end).order_by("-created_at")
+        labelled = Prediction.objects.filter(
+            pk__in=Subquery(newest.values("pk")[:ESTIMATION_ROWS]), actual__isnull=False
+        ).count()
+        if labelled == stored:
+            continue
+        rows = _usable(deployment, _window_rows(deployment, snap.window_start, snap.window_end))
+        est["realized"] = drift.json_safe(realized_compute(deployment, rows, est["metric"]))
+        snap.data["estimation"] = est
+        MonitoringSnapshot.objects.filter(pk=snap.pk).update(data=snap.data)
+        changed += 1
+    return changed
+
+
 def review_compute(deployment: Deployment) -> dict[str, Any]:
     """The review queue's health (overdue items escalate their SLA alert first)."""
     review_services.review_sla_check(deployment=deployment)
@@ -208,10 +359,12 @@ def snapshot_compute(
         "outputs": outputs,
         "quality": quality,
         "performance": performance_compute(deployment, end, conf),
+        "estimation": estimation_compute(deployment, start, end, conf),
         "review": review_compute(deployment),
         "job_id": job_id,
     }
     data = drift.json_safe(data)
+    realized_backfill(deployment, before=start)
     with transaction.atomic():
         snapshot = MonitoringSnapshot.objects.create(
             project=deployment.project, deployment=deployment, window_start=start, window_end=end, data=data

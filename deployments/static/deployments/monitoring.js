@@ -72,6 +72,37 @@
   } else {
     empty("chart-performance", "No ground truth yet: post feedback to see live performance.");
   }
+  // Estimated performance before labels: the estimate's 95% band, the realized value once labels come.
+  const est = data.estimation || {};
+  if (document.getElementById("chart-estimation")) {
+    const pts = s.map((r) => r.estimation || {});
+    const has = pts.some((p) => p.value != null);
+    if (has) {
+      const lows = pts.map((p) => (p.low != null ? p.low : null));
+      const highs = pts.map((p) => (p.high != null ? p.high : null));
+      const traces = [
+        { x: t, y: lows, mode: "lines", line: { width: 0 }, hoverinfo: "skip", showlegend: false, connectgaps: false },
+        { x: t, y: highs, mode: "lines", line: { width: 0 }, fill: "tonexty", fillcolor: "rgba(37,99,235,0.18)",
+          name: "estimate 95% interval", hoverinfo: "skip", connectgaps: false },
+        line(pts.map((p) => p.value), "estimated " + est.metric, {
+          line: { dash: "dot" }, customdata: pts.map((p) => [p.low, p.high, p.n_rows]),
+          hovertemplate: "%{x|%b %d %H:%M}: %{y:.3~g} (95% %{customdata[0]:.3~g} to %{customdata[1]:.3~g}, %{customdata[2]} rows)<extra>estimated</extra>" }),
+        line(pts.map((p) => p.realized), "realized " + est.metric, {
+          error_y: { type: "data", symmetric: false, visible: true, thickness: 1, width: 3,
+            array: pts.map((p) => (p.realized_high != null && p.realized != null ? p.realized_high - p.realized : null)),
+            arrayminus: pts.map((p) => (p.realized_low != null && p.realized != null ? p.realized - p.realized_low : null)) },
+          customdata: pts.map((p) => [p.n_labels]),
+          hovertemplate: "%{x|%b %d %H:%M}: %{y:.3~g} on %{customdata[0]} labels<extra>realized</extra>" }),
+      ];
+      if (est.threshold != null) {
+        traces.push({ x: [range.start, range.end], y: [est.threshold, est.threshold], mode: "lines", name: "alert bar",
+          line: { dash: "dash", width: 1, color: "#b42318" }, hoverinfo: "skip" });
+      }
+      Plotly.newPlot("chart-estimation", traces, lay({ xaxis: timeAxis(), yaxis: axis(est.metric) }), cfg);
+    } else {
+      empty("chart-estimation", "No estimate in this time range.");
+    }
+  }
   function bars(el, d) {
     if (!d) { empty(el, "No data yet."); return false; }
     if (!(d.current_shares || []).length) { empty(el, "Not enough predictions in the latest window to compare with training."); return false; }
