@@ -82,7 +82,13 @@ class Loan:
         classes = [str(c) for c in self.pipeline.classes_]
         labels = [classes[i] for i in proba.argmax(axis=1)]
         confidences = [float(p.max()) for p in proba]
-        plan = review_plan(deployment=deployment, labels=labels, confidences=confidences)
+        plan = review_plan(
+            deployment=deployment,
+            labels=labels,
+            confidences=confidences,
+            model_version_id=deployment.model_version_id,
+            columns={c: frame[c].tolist() for c in FEATURES},
+        )
         now = timezone.now()
         predictions = []
         for record, label, conf, p, route in zip(
