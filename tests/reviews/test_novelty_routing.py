@@ -21,23 +21,6 @@ POLICY = "/api/v1/deployments/{}/review-policy/"
 REVIEWS = "/api/v1/reviews/"
 
 
-def _profile(input_schema):
-    return novelty_fit(loan_frame(3000, seed=11)[FEATURES], input_schema)
-
-
-@pytest.fixture
-def novel(loan):
-    """The loan deployment with its version's novelty profile and the rule on at 1%."""
-    routing._scorers.clear()
-    mv = loan.model_version
-    mv.reference_stats = {"novelty": _profile(mv.input_schema)}
-    mv.save(update_fields=["reference_stats"])
-    loan.deployment.review_policy = {"novelty_rate": 0.01}
-    loan.deployment.save()
-    yield loan
-    routing._scorers.clear()
-
-
 def _confident_row(loan, **changes):
     row = confident_rows(loan, 1).iloc[0][FEATURES].to_dict()
     row.update(changes)
