@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtri
 
 NOVELTY_FORMAT = 1
 INNER_BINS = 16
@@ -36,6 +37,8 @@ MAX_HELDOUT = 2000  # calibration rows, and as many check rows
 MIN_ROWS = 100  # fewer training rows: no profile (the rule is then off for the version)
 RATE_MIN, RATE_MAX = 0.001, 0.2
 KEEP_TAIL = 0.3  # share of the calibration / check scores kept (the largest), enough for RATE_MAX
+MAX_COPULA = 60  # numeric features; more: the marginals only
+SHRINK = 0.05
 NUMERIC = {"numeric"}
 CATEGORICAL = {"categorical", "boolean"}
 
@@ -87,8 +90,10 @@ def _numeric_fit(name: str, column: Any, all_values: Any) -> dict[str, Any]:
     widths = np.maximum(np.diff(edges), scale * 0.05)
     mass = np.maximum(counts / v.size, floor)
     inner = -np.log(mass / widths * scale)
-    low_mass = max(float(np.mean(v < edges[0])), floor)
+    low_share = float(np.mean(v < edges[0]))
+    low_mass = max(low_share, floor)
     high_mass = max(float(np.mean(v > edges[-1])), floor)
+    cdf = low_share + np.concatenate([[0.0], np.cumsum(counts) / v.size])
     everything = _as_float(all_values)
     everything = everything[np.isfinite(everything)]
     return {
@@ -96,6 +101,7 @@ def _numeric_fit(name: str, column: Any, all_values: Any) -> dict[str, Any]:
         "type": "numeric",
         "edges": [float(e) for e in edges],
         "inner_nll": [round(float(a), 5) for a in inner],
+        "cdf": [round(float(c), 6) for c in cdf],
         "low_nll": -math.log(low_mass),
         "high_nll": -math.log(high_mass),
         "scale": float(scale),
@@ -156,6 +162,7 @@ def novelty_fit(frame: pd.DataFrame, input_schema: list[dict[str, Any]], *, seed
         "features": features,
         "n_fit": int(fit_rows.size),
     }
+    profile["copula"] = _copula_fit(NoveltyScorer(profile), fit, seed)
     scorer = NoveltyScorer(profile)
     names = [f["name"] for f in features]
     cal_parts = scorer.parts(_columns(frame.iloc[cal_rows], names))
@@ -169,6 +176,27 @@ def novelty_fit(frame: pd.DataFrame, input_schema: list[dict[str, Any]], *, seed
     }
     profile["check"] = {"n": int(held), "top": [round(float(s), 5) for s in np.sort(check)[::-1][:keep]]}
     return profile
+
+
+def _copula_fit(scorer: NoveltyScorer, fit: pd.DataFrame, seed: int) -> dict[str, Any] | None:
+    """The numeric features' dependence: a Gaussian copula on their normal scores.
+
+    The marginals alone miss a row whose values are each common but never seen together (a debt
+    shifted up at an unchanged income); the copula's log-density, -0.5 z'(R^-1 - I)z on the
+    normal scores z = Phi^-1(F(x)), adds exactly that. R is shrunk a little towards I.
+    """
+    k = len(scorer.numeric)
+    if k < 2 or k > MAX_COPULA:
+        return None
+    rows = fit if len(fit) <= 20_000 else fit.sample(20_000, random_state=seed)
+    X = scorer.numeric_matrix({f["name"]: rows[f["name"]].to_numpy() for f in scorer.numeric})
+    z = scorer.normal_scores(X)
+    R = np.corrcoef(z, rowvar=False)
+    if not np.all(np.isfinite(R)):
+        return None
+    R = (1 - SHRINK) * R + SHRINK * np.eye(k)
+    A = np.linalg.inv(R) - np.eye(k)
+    return {"features": [f["name"] for f in scorer.numeric], "A": [[round(float(a), 6) for a in r] for r in A]}
 
 
 # --- scoring -------------------------------------------------------------------------------------
@@ -205,10 +233,15 @@ class NoveltyScorer:
         # Edges padded with +inf (no value passes them), so one comparison finds every bin.
         self._edges = np.full((k, width), np.inf)
         self._inner = np.zeros((k, width - 1))
+        self._cdf = np.ones((k, width))
+        self._inv_width = np.zeros((k, width - 1))
         for j, f in enumerate(self.numeric):
             e = np.asarray(f["edges"], dtype=float)
             self._edges[j, : e.size] = e
             self._inner[j, : e.size - 1] = f["inner_nll"]
+            self._cdf[j, : e.size] = f.get("cdf") or np.linspace(TAIL, 1 - TAIL, e.size)
+            w = np.diff(e)
+            self._inv_width[j, : e.size - 1] = np.divide(1.0, w, out=np.zeros_like(w), where=w > 0)
         self._lo = np.array([f["edges"][0] for f in self.numeric], dtype=float)
         self._hi = np.array([f["edges"][-1] for f in self.numeric], dtype=float)
         self._rows = np.arange(k)[None, :]
@@ -217,7 +250,14 @@ class NoveltyScorer:
         self._high_nll = np.array([f["high_nll"] for f in self.numeric], dtype=float)
         self._scale = np.array([f["scale"] for f in self.numeric], dtype=float)
         self._num_missing = np.array([f["missing_nll"] for f in self.numeric], dtype=float)
+        self._low_share = np.exp(-self._low_nll)
+        self._high_share = np.exp(-self._high_nll)
         self._tables = [f["nll"] for f in self.categorical]
+        copula = profile.get("copula") or {}
+        numeric_names = [f["name"] for f in self.numeric]
+        self._A = None
+        if copula.get("features") == numeric_names and numeric_names:
+            self._A = np.asarray(copula["A"], dtype=float)
         cal = profile.get("calibration") or {}
         self.n_cal = int(cal.get("n") or 0)
         self._cal_top = np.asarray(cal.get("top") or [], dtype=float)
@@ -238,17 +278,8 @@ class NoveltyScorer:
         out = np.empty((n, len(self.names)))
         k = len(self.numeric)
         if k:
-            X = np.empty((n, k))
-            for j, f in enumerate(self.numeric):
-                X[:, j] = _as_float(columns[f["name"]])
-            bins = (X[:, :, None] >= self._edges[None, :, :]).sum(axis=2) - 1
-            bins = np.clip(bins, 0, self._bins - 1)
-            inner = self._inner[self._rows, bins]
-            with np.errstate(invalid="ignore"):
-                below = self._low_nll + (self._lo - X) / self._scale
-                above = self._high_nll + (X - self._hi) / self._scale
-                nll = np.where(X < self._lo, below, np.where(X > self._hi, above, inner))
-            out[:, :k] = np.where(np.isnan(X), self._num_missing, nll)
+            marginal, joint = self._numeric_parts(self.numeric_matrix(columns))
+            out[:, :k] = marginal + joint
         for j, (f, table) in enumerate(zip(self.categorical, self._tables, strict=True)):
             unseen, missing = f["unseen_nll"], f["missing_nll"]
             values = columns[f["name"]]
@@ -256,6 +287,48 @@ class NoveltyScorer:
                 missing if _missing(v) else table.get(v if type(v) is str else category_key(v), unseen) for v in values
             ]
         return out
+
+    def numeric_matrix(self, columns: dict[str, Any]) -> np.ndarray:
+        X = np.empty((len(columns[self.numeric[0]["name"]]), len(self.numeric)))
+        for j, f in enumerate(self.numeric):
+            X[:, j] = _as_float(columns[f["name"]])
+        return X
+
+    def _bins_of(self, X: np.ndarray) -> np.ndarray:
+        # One comparison against the padded edges finds every bin (np.clip is slow on small arrays).
+        bins = (X[:, :, None] >= self._edges[None, :, :]).sum(axis=2) - 1
+        np.minimum(bins, self._bins - 1, out=bins)
+        return np.maximum(bins, 0, out=bins)
+
+    def normal_scores(self, X: np.ndarray, bins: np.ndarray | None = None) -> np.ndarray:
+        """Phi^-1 of each value's training CDF (histogram inside, exponential tails); 0 when missing."""
+        bins = self._bins_of(X) if bins is None else bins
+        with np.errstate(invalid="ignore", over="ignore"):
+            return self._normal_scores(X, bins)
+
+    def _normal_scores(self, X: np.ndarray, bins: np.ndarray) -> np.ndarray:
+        c0 = self._cdf[self._rows, bins]
+        frac = (X - self._edges[self._rows, bins]) * self._inv_width[self._rows, bins]
+        F = c0 + (self._cdf[self._rows, bins + 1] - c0) * np.minimum(np.maximum(frac, 0.0), 1.0)
+        F = np.where(X < self._lo, self._low_share * np.exp((X - self._lo) / self._scale), F)
+        F = np.where(X > self._hi, 1 - self._high_share * np.exp((self._hi - X) / self._scale), F)
+        z = ndtri(np.minimum(np.maximum(F, 1e-6), 1 - 1e-6))
+        z[np.isnan(X)] = 0.0
+        return z
+
+    def _numeric_parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(marginal nll, the copula's share per feature), each n_rows x numeric features."""
+        bins = self._bins_of(X)
+        with np.errstate(invalid="ignore", over="ignore"):
+            marginal = self._inner[self._rows, bins]
+            marginal = np.where(X < self._lo, self._low_nll + (self._lo - X) / self._scale, marginal)
+            marginal = np.where(X > self._hi, self._high_nll + (X - self._hi) / self._scale, marginal)
+            missing = np.isnan(X)
+            marginal[missing] = self._num_missing[np.nonzero(missing)[1]]
+            if self._A is None:
+                return marginal, np.zeros_like(marginal)
+            z = self._normal_scores(X, bins)
+        return marginal, 0.5 * z * (z @ self._A)
 
     def scores(self, columns: dict[str, Any]) -> np.ndarray:
         return self.parts(columns).sum(axis=1)
@@ -296,12 +369,34 @@ class NoveltyScorer:
         """The features that made one row novel, most telling first, each with a sentence."""
         excess = parts_row - self._typical
         by_name = {f["name"]: f for f in self.features}
+        k = len(self.numeric)
+        joint = np.zeros(k)
+        partners: list[int] = [0] * k
+        if k and self._A is not None:
+            X = self.numeric_matrix({f["name"]: [columns[f["name"]][row]] for f in self.numeric})
+            _, joint_parts = self._numeric_parts(X)
+            joint = joint_parts[0]
+            z = self.normal_scores(X)[0]
+            pair = self._A * np.outer(z, z)
+            np.fill_diagonal(pair, -np.inf)
+            partners = [int(np.argmax(pair[j])) for j in range(k)]
         found: list[tuple[int, float, dict[str, Any]]] = []
         for j, name in enumerate(self.names):
             f = by_name[name]
             value = columns[name][row]
             value = value.item() if hasattr(value, "item") else value
             reason = _reason(f, value, float(excess[j]))
+            if reason is not None and reason[2] == "sparse" and j < k and joint[j] > excess[j] / 2:
+                other = self.numeric[partners[j]]["name"]
+                other_value = columns[other][row]
+                other_value = other_value.item() if hasattr(other_value, "item") else other_value
+                shown = _fmt(float(other_value)) if isinstance(other_value, int | float) else "missing"
+                reason = (
+                    2,
+                    f"{name} {_fmt(float(value))} is unusual together with {other} {shown} "
+                    "(training rows rarely combine them)",
+                    "unusual_combination",
+                )
             if reason is not None:
                 priority, text, kind = reason
                 found.append(

@@ -197,3 +197,19 @@ def test_scorer_is_vectorised_over_rows():
     batch = scorer.scores({c: frame[c].to_numpy() for c in FEATURES})
     one_by_one = [scorer.scores({c: [frame[c].iloc[i]] for c in FEATURES})[0] for i in range(0, 500, 50)]
     assert np.allclose(batch[::50], one_by_one)
+
+
+def test_values_common_alone_but_never_together_are_novel():
+    rng = np.random.default_rng(4)
+    income = rng.normal(50_000, 12_000, 4000)
+    frame = pd.DataFrame({"income": income, "debt": income * 0.3 + rng.normal(0, 1500, 4000)})
+    schema = [{"name": "income", "type": "numeric"}, {"name": "debt", "type": "numeric"}]
+    scorer = NoveltyScorer(novelty_fit(frame, schema))
+    # Each value sits inside its training range; together they are far from anything seen.
+    row = {"income": [35_000.0], "debt": [19_000.0]}
+    novel, _scores, parts = scorer.flag(row, 0.01)
+    assert novel.tolist() == [True]
+    reasons = scorer.explain(row, 0, parts[0])
+    assert reasons[0]["kind"] == "unusual_combination"
+    assert "(training rows rarely combine them)" in reasons[0]["text"]
+    assert scorer.flag({"income": [35_000.0], "debt": [10_500.0]}, 0.01)[0].tolist() == [False]
