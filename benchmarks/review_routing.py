@@ -126,8 +126,10 @@ def main() -> None:
     data = loan_applications(n=6000, seed=7)
     print(f"# Review routing at the same budget (novelty false-alarm rate {RATE:.0%}, base threshold {THRESHOLD})")
     print(f"# {len(data)} loan applications (the demo's generator); {n_traffic} simulated predictions per run\n")
-    print("| model | drift | reviews (B) | conf-only errors/100 [95% CI] | conf+drift errors/100 [95% CI] "
-          "| difference [95% CI over seeds] | novel routed | errors in traffic |")
+    print(
+        "| model | drift | reviews (B) | conf-only errors/100 [95% CI] | conf+drift errors/100 [95% CI] "
+        "| difference [95% CI over seeds] | novel routed | errors in traffic |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     timing_scorer = None
     timing_frame = None
@@ -207,9 +209,7 @@ def main() -> None:
             model.predict_proba(frame)
             model_times.append(time.perf_counter() - t0)
         per_call = statistics.median(times) * 1e6
-        print(
-            f"| {batch} | {per_call:.0f} | {per_call / batch:.1f} | {statistics.median(model_times) * 1e6:.0f} |"
-        )
+        print(f"| {batch} | {per_call:.0f} | {per_call / batch:.1f} | {statistics.median(model_times) * 1e6:.0f} |")
 
 
 if __name__ == "__main__":
