@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from deployments.ml.novelty import RATE_MAX, RATE_MIN, NoveltyScorer
-from deployments.models import Deployment, ModelVersion
+from deployments.models import Deployment, ModelVersion, ReferenceStatus
 
 # The QC sample only needs to be unpredictable to callers, not cryptographically strong;
 # a process-wide SystemRandom avoids sharing the global `random` state with user code.
@@ -162,12 +162,17 @@ def novelty_scorer(model_version_id: int | None) -> NoveltyScorer | None:
         return None
     if model_version_id in _scorers:
         return _scorers[model_version_id]
-    profile = (
-        ModelVersion.objects.filter(pk=model_version_id).values_list("reference_stats__novelty", flat=True).first()
+    row = (
+        ModelVersion.objects.filter(pk=model_version_id)
+        .values_list("reference_stats__novelty", "reference_status")
+        .first()
     )
+    profile, status = row if row is not None else (None, None)
     scorer = NoveltyScorer(profile) if isinstance(profile, dict) else None
     if scorer is not None and not scorer.ready:
         scorer = None
+    if scorer is None and status != ReferenceStatus.READY:
+        return None  # not prepared yet: asked again next time
     if len(_scorers) > 64:
         _scorers.clear()
     _scorers[model_version_id] = scorer
