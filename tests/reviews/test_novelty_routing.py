@@ -213,3 +213,16 @@ def test_values_common_alone_but_never_together_are_novel():
     assert reasons[0]["kind"] == "unusual_combination"
     assert "(training rows rarely combine them)" in reasons[0]["text"]
     assert scorer.flag({"income": [35_000.0], "debt": [10_500.0]}, 0.01)[0].tolist() == [False]
+
+
+def test_the_drift_reference_carries_the_profile_as_plain_json():
+    import json
+
+    from deployments.ml.reference import reference_build
+
+    schema = [{"name": c, "type": "numeric"} for c in FEATURES[:3]] + [{"name": "employment", "type": "categorical"}]
+    stats = reference_build(frame=loan_frame(3000, seed=2)[FEATURES], input_schema=schema).stats
+    profile = stats["novelty"]
+    assert profile["status"] == "ready" and profile["calibration"]["n"] == 600
+    assert len(json.dumps(profile)) < 20_000  # small: read once per process by the predict path
+    assert NoveltyScorer(json.loads(json.dumps(profile))).ready
