@@ -226,3 +226,30 @@ def test_the_drift_reference_carries_the_profile_as_plain_json():
     assert profile["status"] == "ready" and profile["calibration"]["n"] == 600
     assert len(json.dumps(profile)) < 20_000  # small: read once per process by the predict path
     assert NoveltyScorer(json.loads(json.dumps(profile))).ready
+
+
+# --- the policy form ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("role", "status"), [("outsider", 404), ("viewer", 403), ("reviewer", 403)])
+def test_policy_form_refuses_other_roles(client, team, novel, role, status):
+    client.force_login(team.user(role))
+    url = f"/projects/{team.project.pk}/reviews/health/{novel.deployment.pk}/"
+    assert client.post(url, {"novelty_rate": "5", "sample_rate": "0"}).status_code == status
+    assert Deployment.objects.get(pk=novel.deployment.pk).review_policy == {"novelty_rate": 0.01}
+
+
+@pytest.mark.django_db
+def test_policy_form_takes_percent_and_names_the_field_on_bad_input(client, team, novel):
+    client.force_login(team.editor)
+    url = f"/projects/{team.project.pk}/reviews/health/{novel.deployment.pk}/"
+    r = client.post(url, {"novelty_rate": "often", "sample_rate": "0"}, follow=True)
+    assert b"novelty_rate" in r.content
+    assert Deployment.objects.get(pk=novel.deployment.pk).review_policy == {"novelty_rate": 0.01}
+    assert client.post(url, {"novelty_rate": "2.5", "sample_rate": "0"}).status_code == 302
+    assert Deployment.objects.get(pk=novel.deployment.pk).review_policy["novelty_rate"] == pytest.approx(0.025)
+    page = client.get(url).content.decode()
+    assert 'value="2.5"' in page and "held-out training rows flagged" in page
+    assert client.post(url, {"novelty_rate": "", "sample_rate": "0"}).status_code == 302
+    assert "novelty_rate" not in Deployment.objects.get(pk=novel.deployment.pk).review_policy
