@@ -172,7 +172,8 @@ def novelty_fit(frame: pd.DataFrame, input_schema: list[dict[str, Any]], *, seed
     profile["calibration"] = {
         "n": int(held),
         "top": [round(float(s), 5) for s in np.sort(cal)[::-1][:keep]],
-        "typical": [round(float(m), 5) for m in np.median(cal_parts, axis=0)],
+        # Each feature's median part on in-distribution rows, by name: what "unremarkable" scores.
+        "typical": {n: round(float(m), 5) for n, m in zip(scorer.names, np.median(cal_parts, axis=0), strict=True)},
     }
     profile["check"] = {"n": int(held), "top": [round(float(s), 5) for s in np.sort(check)[::-1][:keep]]}
     return profile
@@ -261,9 +262,8 @@ class NoveltyScorer:
         cal = profile.get("calibration") or {}
         self.n_cal = int(cal.get("n") or 0)
         self._cal_top = np.asarray(cal.get("top") or [], dtype=float)
-        typical = cal.get("typical") or [0.0] * len(self.features)
-        by_name = dict(zip([f["name"] for f in self.features], typical, strict=False))
-        self._typical = np.array([by_name.get(n, 0.0) for n in self.names], dtype=float)
+        typical = cal.get("typical") if isinstance(cal.get("typical"), dict) else {}
+        self._typical = np.array([typical.get(n, 0.0) for n in self.names], dtype=float)
         check = profile.get("check") or {}
         self.n_check = int(check.get("n") or 0)
         self._check_top = np.asarray(check.get("top") or [], dtype=float)

@@ -253,3 +253,12 @@ def test_policy_form_takes_percent_and_names_the_field_on_bad_input(client, team
     assert 'value="2.5"' in page and "held-out training rows flagged" in page
     assert client.post(url, {"novelty_rate": "", "sample_rate": "0"}).status_code == 302
     assert "novelty_rate" not in Deployment.objects.get(pk=novel.deployment.pk).review_policy
+
+
+def test_explanations_hold_whatever_the_order_of_the_schema():
+    schema = [{"name": "employment", "type": "categorical"}] + [{"name": c, "type": "numeric"} for c in FEATURES[:3]]
+    scorer = NoveltyScorer(novelty_fit(loan_frame(3000, seed=9)[FEATURES], schema))
+    row = {"employment": ["Mars"], "income": [50_000.0], "debt_ratio": [0.5], "credit_years": [15.0]}
+    novel, _scores, parts = scorer.flag(row, 0.01)
+    assert novel.tolist() == [True]
+    assert [r["kind"] for r in scorer.explain(row, 0, parts[0])] == ["unseen_category"]
