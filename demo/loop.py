@@ -143,7 +143,14 @@ def run_loop(*, project: Project, owner: Any, log: Callable[[str], None] = print
         review_threshold=0.75,
         justification="Demo: deployed to show the loop even if the generated data misses the bar.",
     )
-    review_policy_update(deployment=deployment, actor=owner, review_mode="hold", review_policy={"sample_rate": 0.05})
+    # Confident predictions on inputs unlike the training data are reviewed too (1% false alarms):
+    # the drifted traffic below puts some in the queue with the features that made them novel.
+    review_policy_update(
+        deployment=deployment,
+        actor=owner,
+        review_mode="hold",
+        review_policy={"sample_rate": 0.05, "novelty_rate": 0.01},
+    )
     api_key_create(deployment=deployment, actor=owner, name="loan-app")
     log("demo: sending a day of traffic with drift and delayed ground truth, one snapshot per hour")
     # 200 predictions an hour: each hourly window holds enough rows for a drift verdict

@@ -3,7 +3,9 @@
 `reference_build` takes the training features (a bounded sample) and the model's predictions and
 confidences on them, and returns:
 - the JSON part, small and bounded (~10 numbers per numeric feature, one share per category):
-  decile bin edges + shares, min / max / mean / std, missing rate, category shares; stored in
+  decile bin edges + shares, min / max / mean / std, missing rate, category shares, and the
+  novelty profile of the review routing (`novelty`, see deployments.ml.novelty: ~40 numbers per
+  numeric feature, a few thousand calibration scores at most); stored in
   `ModelVersion.reference_stats`;
 - the arrays: the sorted (sub)sample of each numeric column (at most 100,000 values) for the KS
   test and the Wasserstein distance, stored by the registry in one `.npz` file. Sorting once
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deployments.ml import drift
+from deployments.ml import drift, novelty
 
 REFERENCE_FORMAT = 1
 PREDICTION = "__prediction__"
@@ -89,8 +91,17 @@ def reference_build(
         "n_rows": len(frame),
         "features": features,
         "outputs": outputs,
+        "novelty": novelty_profile(frame, input_schema),
     }
     return Reference(drift.json_safe(stats), arrays)
+
+
+def novelty_profile(frame: pd.DataFrame, input_schema: list[dict[str, Any]]) -> dict[str, Any]:
+    """The novelty profile (deployments.ml.novelty); a failure is recorded, it never fails the reference."""
+    try:
+        return novelty.novelty_fit(frame, input_schema)
+    except Exception as exc:  # noqa: BLE001 - drift monitoring does not depend on it
+        return {"format": novelty.NOVELTY_FORMAT, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:500]}
 
 
 def arrays_from_npz(data: bytes) -> dict[str, np.ndarray]:

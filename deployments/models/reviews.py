@@ -25,7 +25,10 @@ class ReviewItem(models.Model):
     deployment = models.ForeignKey("deployments.Deployment", on_delete=models.CASCADE, related_name="review_items")
     prediction = models.OneToOneField("deployments.Prediction", on_delete=models.CASCADE, related_name="review")
     status = models.CharField(max_length=10, choices=ReviewStatus.choices, default=ReviewStatus.PENDING)
-    reason = models.CharField(max_length=20)  # low_confidence, class_rule, sample
+    reason = models.CharField(max_length=20)  # class_rule, low_confidence, out_of_distribution, sample
+    # Why the row's inputs are unlike the training data, when they are (whatever the reason):
+    # {"score", "cutoff", "rate", "features": [{"feature", "value", "kind", "text", "excess"}]}.
+    novelty = models.JSONField(null=True, blank=True)
     mode = models.CharField(max_length=5, choices=ReviewMode.choices)
     confidence = models.FloatField(null=True, blank=True)
     model_label = models.JSONField(null=True)

@@ -54,6 +54,7 @@ class ReviewItemSerializer(serializers.ModelSerializer):
             "probabilities",
             "inputs",
             "sample_weight",
+            "novelty",
             "comment",
             "claimed_by",
             "claimed_until",
@@ -216,7 +217,7 @@ class ReviewPolicyApi(APIView):
     """A deployment's review policy: read with any role, change with manage_deployments.
 
     Body fields (all optional): review_threshold (0..1 or null), review_mode (hold|flag),
-    review_policy {class_thresholds, always_review, sample_rate}, review_sla_minutes,
+    review_policy {class_thresholds, always_review, sample_rate, novelty_rate}, review_sla_minutes,
     review_webhook_url (owners only: roles that manage connections). Deliveries are signed with
     the project's webhook secret; the URL is shown only to those who may change it (it often
     carries the receiver's token), others read null and review_webhook_set.

@@ -14,7 +14,7 @@ from django.db.models import Count, Min, Q, QuerySet
 from django.utils import timezone
 
 from deployments.models import Deployment, Prediction, ReviewItem, ReviewStatus
-from deployments.reviews.routing import label_key, policy_of
+from deployments.reviews.routing import label_key, novelty_scorer, policy_of
 from projects.access import scope
 
 DECIDED = (ReviewStatus.APPROVED, ReviewStatus.OVERRIDDEN)
@@ -48,6 +48,20 @@ def review_policy_of(deployment: Deployment) -> dict[str, Any]:
         "review_sla_minutes": deployment.review_sla_minutes,
         "review_webhook_url": deployment.review_webhook_url,
         "review_webhook_set": bool(deployment.review_webhook_url),
+    }
+
+
+def novelty_status(deployment: Deployment, rate: float) -> dict[str, Any]:
+    """Whether the deployed version can route by novelty, and its false-alarm rate measured on
+    held-out training rows (never used to fit or calibrate) at `rate` (or 1% when off)."""
+    scorer = novelty_scorer(deployment.model_version_id)
+    if scorer is None:
+        return {"available": False, "enabled": False, "false_alarm": None}
+    return {
+        "available": True,
+        "enabled": rate > 0,
+        "features": len(scorer.names),
+        "false_alarm": scorer.false_alarm(rate or 0.01),
     }
 
 
@@ -253,7 +267,12 @@ def review_health(*, deployment: Deployment, window_days: int = 30) -> dict[str,
             "class_thresholds": policy.class_thresholds,
             "always_review": sorted(policy.always_review),
             "sample_rate": policy.sample_rate,
+            "novelty_rate": policy.novelty_rate,
         },
+        "novelty": novelty_status(deployment, policy.novelty_rate),
+        "routed_by_reason": dict(
+            items.filter(created_at__gte=since).values_list("reason").annotate(n=Count("id")).values_list("reason", "n")
+        ),
         "pending": counts.get(ReviewStatus.PENDING, 0),
         "escalated": counts.get(ReviewStatus.ESCALATED, 0),
         "oldest_age_seconds": round(oldest_age, 1) if oldest_age is not None else None,

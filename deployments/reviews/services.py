@@ -30,7 +30,15 @@ from deployments.models import (
     ReviewMode,
     ReviewStatus,
 )
-from deployments.reviews.routing import Route, label_key, policy_of, policy_validate, rng
+from deployments.reviews.routing import (
+    Route,
+    label_key,
+    novelty_routes,
+    novelty_scorer,
+    policy_of,
+    policy_validate,
+    rng,
+)
 from deployments.reviews.selectors import DECIDED, claim_free, review_public
 from jobs.webhooks import project_event, webhook_enqueue
 from mlplatform.errors import Conflict, InvalidInput, PermissionDenied
@@ -47,22 +55,38 @@ SLA_KEY = "review_sla"
 # --- routing predictions ----------------------------------------------------------------------
 
 
-def review_plan(*, deployment: Deployment, labels: list, confidences: list[float | None]) -> list[Route | None]:
-    """One entry per prediction: a Route when it must be reviewed, else None."""
+def review_plan(
+    *,
+    deployment: Deployment,
+    labels: list,
+    confidences: list[float | None],
+    model_version_id: int | None = None,
+    columns: dict[str, Any] | None = None,
+) -> list[Route | None]:
+    """One entry per prediction: a Route when it must be reviewed, else None.
+
+    `columns` (the validated request, feature -> values) and `model_version_id` feed the
+    out_of_distribution rule; without them it is skipped.
+    """
     if len(labels) != len(confidences):
         raise ValueError("labels and confidences must have the same length")
     policy = policy_of(deployment)
     if not policy.active:
         return [None] * len(labels)
+    novel = novelty_routes(policy=policy, model_version_id=model_version_id, columns=columns)
     plan: list[Route | None] = []
-    for label, confidence in zip(labels, confidences, strict=True):
+    for i, (label, confidence) in enumerate(zip(labels, confidences, strict=True)):
+        why = novel[i] if novel is not None else None
         key = label_key(label)
         if key in policy.always_review:
-            plan.append(Route("class_rule"))
+            plan.append(Route("class_rule", novelty=why))
             continue
         threshold = policy.class_thresholds.get(key, policy.threshold)
         if threshold is not None and confidence is not None and confidence < threshold:
-            plan.append(Route("low_confidence"))
+            plan.append(Route("low_confidence", novelty=why))
+            continue
+        if why is not None:
+            plan.append(Route("out_of_distribution", novelty=why))
             continue
         if policy.sample_rate > 0 and rng.random() < policy.sample_rate:
             plan.append(Route("sample", sample_weight=1.0 / policy.sample_rate))
@@ -90,6 +114,7 @@ def review_items_create(
             confidence=prediction.confidence,
             model_label=prediction.prediction,
             sample_weight=route.sample_weight,
+            novelty=route.novelty,
         )
         for prediction, route in zip(predictions, plan, strict=True)
         if route is not None
@@ -347,6 +372,12 @@ def review_policy_update(
         changes["review_mode"] = review_mode
     if review_policy is not _UNSET:
         changes["review_policy"] = policy_validate(review_policy)
+        if changes["review_policy"].get("novelty_rate") and novelty_scorer(deployment.model_version_id) is None:
+            raise InvalidInput(
+                "novelty_rate: the deployed model version has no novelty profile (too few training rows, or "
+                "registered before profiles existed); register the model again to use the rule.",
+                field="review_policy",
+            )
     if review_sla_minutes is not _UNSET:
         try:
             sla = int(review_sla_minutes)

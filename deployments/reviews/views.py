@@ -36,7 +36,7 @@ def _filters(request: HttpRequest, project) -> dict[str, str]:
         f["status"] = ReviewStatus.PENDING
     if f["order"] not in ORDERS:
         f["order"] = "oldest"
-    if f["reason"] not in ("", "low_confidence", "class_rule", "sample"):
+    if f["reason"] not in ("", "low_confidence", "class_rule", "out_of_distribution", "sample"):
         f["reason"] = ""
     if not f["deployment"].isdigit() or not Deployment.objects.filter(project=project, pk=f["deployment"]).exists():
         f["deployment"] = ""
@@ -201,6 +201,17 @@ def review_bulk_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(reverse("deployments:reviews", args=[project.pk]) + "?" + _query(f))
 
 
+def _percent(text: str) -> object:
+    """The form's novelty rate is in percent (1 = 1% of in-distribution rows); the policy's a share."""
+    text = (text or "").strip()
+    if not text:
+        return 0
+    try:
+        return float(text) / 100
+    except ValueError:
+        return text  # the policy's validation names the field
+
+
 def _policy_from_form(post, deployment: Deployment) -> dict:
     """The review-policy form's fields as service arguments (only those present)."""
     out: dict = {}
@@ -212,7 +223,7 @@ def _policy_from_form(post, deployment: Deployment) -> dict:
         out["review_sla_minutes"] = post["review_sla_minutes"].strip()
     if "review_webhook_url" in post:
         out["review_webhook_url"] = post["review_webhook_url"]
-    if "always_review" in post or "class_thresholds" in post or "sample_rate" in post:
+    if any(k in post for k in ("always_review", "class_thresholds", "sample_rate", "novelty_rate")):
         from mlplatform.errors import InvalidInput
 
         thresholds = {}
@@ -227,6 +238,7 @@ def _policy_from_form(post, deployment: Deployment) -> dict:
             "class_thresholds": thresholds,
             "always_review": [x.strip() for x in post.get("always_review", "").split(",") if x.strip()],
             "sample_rate": post.get("sample_rate", "").strip() or 0,
+            "novelty_rate": _percent(post.get("novelty_rate", "")),
         }
     return out
 
@@ -264,6 +276,7 @@ def review_health_view(request: HttpRequest, pk: int, deployment_id: int) -> Htt
             class_thresholds_text=", ".join(f"{k}={v}" for k, v in (raw.get("class_thresholds") or {}).items()),
             always_review_text=", ".join(str(x) for x in raw.get("always_review") or []),
             sample_rate=raw.get("sample_rate") or 0,
+            novelty_percent=round((raw.get("novelty_rate") or 0) * 100, 3) or "",
             modes=ReviewMode.choices,
         ),
     )

@@ -241,6 +241,7 @@ def predict(
         started=started,
         frame=lambda: validator.frame(columns),
         gate=gate,
+        columns=columns,
     )
 
 
@@ -257,8 +258,16 @@ class _Call:
     threshold: float | None = None
 
 
-def _log_and_shape(*, deployment, version, instances, scored, caller, source, started, frame, gate) -> PredictResult:
-    plan = review_services.review_plan(deployment=deployment, labels=scored.labels, confidences=scored.confidences)
+def _log_and_shape(
+    *, deployment, version, instances, scored, caller, source, started, frame, gate, columns=None
+) -> PredictResult:
+    plan = review_services.review_plan(
+        deployment=deployment,
+        labels=scored.labels,
+        confidences=scored.confidences,
+        model_version_id=version.pk,
+        columns=columns,
+    )
     hold = deployment.review_mode == ReviewMode.HOLD
     out: list[dict[str, Any]] = []
     for i in range(len(instances)):

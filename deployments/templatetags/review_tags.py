@@ -39,7 +39,12 @@ def pct(value: Any) -> str:
     return f"{float(value) * 100:.1f}%"
 
 
-REASONS = {"low_confidence": "Low confidence", "class_rule": "Class rule", "sample": "QC sample"}
+REASONS = {
+    "low_confidence": "Low confidence",
+    "class_rule": "Class rule",
+    "out_of_distribution": "Unlike training data",
+    "sample": "QC sample",
+}
 
 
 @register.filter

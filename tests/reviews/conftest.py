@@ -16,7 +16,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from deployments.ml.novelty import novelty_fit
 from deployments.models import Deployment, ModelVersion, Prediction, PredictionStatus, ReviewMode, uuid7
+from deployments.reviews import routing
 from deployments.reviews.services import review_items_create, review_plan
 from mlplatform.artifacts import model_save
 
@@ -82,7 +84,13 @@ class Loan:
         classes = [str(c) for c in self.pipeline.classes_]
         labels = [classes[i] for i in proba.argmax(axis=1)]
         confidences = [float(p.max()) for p in proba]
-        plan = review_plan(deployment=deployment, labels=labels, confidences=confidences)
+        plan = review_plan(
+            deployment=deployment,
+            labels=labels,
+            confidences=confidences,
+            model_version_id=deployment.model_version_id,
+            columns={c: frame[c].tolist() for c in FEATURES},
+        )
         now = timezone.now()
         predictions = []
         for record, label, conf, p, route in zip(
@@ -164,3 +172,20 @@ def confident_rows(loan: Loan, n: int, seed: int = 8) -> pd.DataFrame:
     frame = loan_frame(2000, seed=seed)
     conf = loan.pipeline.predict_proba(frame[FEATURES]).max(axis=1)
     return frame[conf > 0.95].head(n)
+
+
+def _profile(input_schema):
+    return novelty_fit(loan_frame(3000, seed=11)[FEATURES], input_schema)
+
+
+@pytest.fixture
+def novel(loan):
+    """The loan deployment with its version's novelty profile and the rule on at 1%."""
+    routing._scorers.clear()
+    mv = loan.model_version
+    mv.reference_stats = {"novelty": _profile(mv.input_schema)}
+    mv.save(update_fields=["reference_stats"])
+    loan.deployment.review_policy = {"novelty_rate": 0.01}
+    loan.deployment.save()
+    yield loan
+    routing._scorers.clear()

@@ -24,6 +24,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from datasets.selectors import split_frames
+from deployments.ml.simulation import drifted_traffic
 from deployments.models import Deployment, Prediction
 from deployments.monitoring.services import config as monitoring_config
 from deployments.monitoring.services import feedback as monitoring_feedback
@@ -42,19 +43,6 @@ class SimulationResult:
 def _positive(mv: Any) -> Any:
     """The class whose share the changed concept raises: the model's positive class."""
     return mv.positive_class if mv.positive_class is not None else (mv.classes or [None])[-1]
-
-
-def _drift_feature(train: pd.DataFrame, schema: list[dict], target: str, task_type: str, positive: Any) -> str | None:
-    numeric = [f["name"] for f in schema if f.get("type") == "numeric" and f["name"] in train.columns]
-    if not numeric:
-        return None
-    if task_type == "classification":
-        y = (train[target].astype(str) == str(positive)).astype(float)
-        corr = {c: np.corrcoef(pd.to_numeric(train[c], errors="coerce").fillna(0), y)[0, 1] for c in numeric}
-        return min(corr, key=lambda c: np.nan_to_num(corr[c], nan=0.0))
-    y = pd.to_numeric(train[target], errors="coerce").fillna(0)
-    corr = {c: np.corrcoef(pd.to_numeric(train[c], errors="coerce").fillna(0), y)[0, 1] for c in numeric}
-    return min(corr, key=lambda c: abs(np.nan_to_num(corr[c], nan=0.0)))
 
 
 SIMULATED_REQUEST_SIZE = 50
@@ -78,25 +66,17 @@ def simulate(
     train = pd.concat([parts.train, parts.val], ignore_index=True)
     features = [f["name"] for f in mv.input_schema]
     rng = np.random.default_rng(seed)
-    rows = train.iloc[rng.integers(0, len(train), n)].reset_index(drop=True)
-    progress = np.linspace(0, 1, n)  # drift grows over the simulated period
-    strength = drift * progress
-    feature = _drift_feature(train, mv.input_schema, mv.target, mv.task_type, _positive(mv))
-    actual = rows[mv.target].copy()
-    if feature is not None and drift > 0:
-        col = pd.to_numeric(train[feature], errors="coerce")
-        std = float(col.std() or 1.0)
-        q75 = float(col.quantile(0.75))
-        shifted = pd.to_numeric(rows[feature], errors="coerce") + 3 * std * strength
-        rows[feature] = shifted
-        changed = (shifted > q75).to_numpy() & (rng.random(n) < strength)
-        if mv.task_type == "classification":
-            actual = actual.astype(object)
-            actual[changed] = _positive(mv)
-        else:
-            actual = pd.to_numeric(actual, errors="coerce") + changed * 2 * float(
-                pd.to_numeric(train[mv.target], errors="coerce").std() or 1.0
-            )
+    traffic = drifted_traffic(
+        train=train,
+        schema=mv.input_schema,
+        target=mv.target,
+        task_type=mv.task_type,
+        positive=_positive(mv),
+        n=n,
+        drift=drift,
+        rng=rng,
+    )
+    rows, actual, feature, progress = traffic.rows, traffic.actual, traffic.feature, traffic.progress
     now = timezone.now()
     start = now - timedelta(hours=hours)
     times = [start + (now - start) * float(p) for p in progress]
