@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("deployments", "0006_retire_and_decision_threshold"),
+        ("deployments", "0007_columnar_segments"),
     ]
 
     operations = [
