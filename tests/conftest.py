@@ -163,14 +163,19 @@ def wait_for_job(job_id: int, timeout: float = 60.0, statuses=("succeeded", "fai
 
 
 def _purge_queues() -> None:
+    """Empty our queues, and Redis's unacked set: a message of a worker killed by an earlier
+    test stays there, and kombu would hand it back to a later test's worker (naming a job of
+    another database)."""
     from mlplatform.celery import app
 
     with app.connection_for_write() as conn:
+        channel = conn.default_channel
         for queue in ("default", "training", "logging"):
             try:
-                conn.default_channel.queue_purge(queue)
+                channel.queue_purge(queue)
             except Exception:  # noqa: S110 - a queue that does not exist yet has nothing to purge
                 pass
+        channel.client.delete(channel.unacked_key, channel.unacked_index_key)
 
 
 @pytest.fixture(scope="session")

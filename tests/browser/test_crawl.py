@@ -83,6 +83,8 @@ NOT_PAGES = {
     "deployments:promote": "POST only",
     "deployments:status": "POST only",
     "deployments:threshold": "POST only (tests/deployments/test_rollout_browser.py)",
+    "deployments:costs-apply": "POST only (tests/deployments/test_costs_browser.py)",
+    "deployments:retention": "POST only (tests/deployments/test_prediction_retention.py)",
     "deployments:retire": "POST only (tests/deployments/test_rollout_browser.py)",
     "deployments:key_create": "POST only",
     "deployments:key_revoke": "POST only",

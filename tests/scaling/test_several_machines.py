@@ -112,18 +112,7 @@ def cluster(transactional_db, s3_server, tmp_path):
             w.stop(signal.SIGKILL)
         for m in machines.values():
             m.stop()
-        _forget_unacked()
-
-
-def _forget_unacked() -> None:
-    """The killed worker's message stays in Redis's unacked set, and kombu would hand it back
-    to a later test's worker (naming a job of this test's database): drop it with the rest."""
-    from mlplatform.celery import app
-
-    with app.connection_for_write() as conn:
-        channel = conn.default_channel
-        channel.client.delete(channel.unacked_key, channel.unacked_index_key)
-    _purge_queues()
+        _purge_queues()  # the killed worker's message too (tests/conftest.py)
 
 
 def _frame(rows: int = 2500) -> pd.DataFrame:

@@ -98,7 +98,10 @@
         traces.push({ x: [range.start, range.end], y: [est.threshold, est.threshold], mode: "lines", name: "alert bar",
           line: { dash: "dash", width: 1, color: "#b42318" }, hoverinfo: "skip" });
       }
-      Plotly.newPlot("chart-estimation", traces, lay({ xaxis: timeAxis(), yaxis: axis(est.metric) }), cfg);
+      // The legend hangs from under the time labels (a short, wide chart: anchored at its bottom it
+      // covered them).
+      Plotly.newPlot("chart-estimation", traces, lay({ xaxis: timeAxis(), yaxis: axis(est.metric),
+        legend: { orientation: "h", y: -0.18, yanchor: "top" } }), cfg);
     } else {
       empty("chart-estimation", "No estimate in this time range.");
     }
