@@ -230,6 +230,7 @@ def cost_effect(deployment: Deployment) -> dict[str, Any]:
             "band": best["band"],
             "cost": best["cost"],
             "cost_ci": best["cost_ci"],
+            "review_share": best.get("review_share"),
             "current_cost": basis["current"]["cost"],
             "saving": basis["saving"],
             "advise": basis["advise"],

@@ -30,6 +30,7 @@ def test_owner_reads_the_cost_advice_and_applies_it(page, team, deployment):
     page.goto(f"/deployments/{deployment.pk}/#costs")
     advice = page.text_content("#cost-advice")
     assert "Cost-optimal threshold" in advice and "review band" in advice and "now" in advice
+    assert "of decisions to reviewers" in page.text_content("#cost-review-share")  # the load, before the click
     assert page.locator("#cost-chart polyline").count() == 2
     assert page.locator("#cost-chart [data-marker='best']").count() == 1
     assert "needs 30" in page.text_content("#cost-live")
