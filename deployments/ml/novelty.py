@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
+from experiments.ml.metrics import wilson_interval
+
 NOVELTY_FORMAT = 1
 INNER_BINS = 16
 TAIL = 0.005  # the histogram covers the training [0.5%, 99.5%] range
@@ -204,13 +206,8 @@ def _copula_fit(scorer: NoveltyScorer, fit: pd.DataFrame, seed: int) -> dict[str
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n <= 0:
-        return (0.0, 1.0)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    """Wilson's interval for k of n (experiments.ml.metrics.wilson_interval)."""
+    return wilson_interval(k / n if n > 0 else 0.0, n, z)
 
 
 def _fmt(x: float) -> str:

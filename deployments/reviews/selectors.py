@@ -4,7 +4,6 @@ threshold advice)."""
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import defaultdict
 from datetime import timedelta
@@ -15,6 +14,7 @@ from django.utils import timezone
 
 from deployments.models import Deployment, Prediction, ReviewItem, ReviewStatus
 from deployments.reviews.routing import label_key, novelty_scorer, policy_of
+from experiments.ml.metrics import wilson_interval
 from projects.access import scope
 
 DECIDED = (ReviewStatus.APPROVED, ReviewStatus.OVERRIDDEN)
@@ -93,15 +93,6 @@ def review_list(
     return qs.order_by("created_at", "pk")
 
 
-def _wilson(p: float, n: float, z: float = 1.96) -> tuple[float, float]:
-    if n <= 0:
-        return (0.0, 1.0)
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
 def qc_estimate(rows: list[tuple[bool, float]]) -> dict[str, Any]:
     """Accuracy of unreviewed predictions from the decided QC sample.
 
@@ -116,7 +107,7 @@ def qc_estimate(rows: list[tuple[bool, float]]) -> dict[str, Any]:
     w2 = sum(weight * weight for _, weight in rows)
     acc = sum(weight for right, weight in rows if right) / w
     n_eff = w * w / w2
-    low, high = _wilson(acc, n_eff)
+    low, high = wilson_interval(acc, n_eff)
     return {
         "n": n,
         "accuracy": round(acc, 4),

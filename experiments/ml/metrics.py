@@ -264,6 +264,17 @@ def bootstrap_ci(
     return out
 
 
+def wilson_interval(p: float, n: float, z: float = 1.96) -> tuple[float, float]:
+    """Wilson's score interval for a proportion `p` observed on `n` (possibly effective, so
+    fractional) trials; (0, 1) when there are none."""
+    if n <= 0:
+        return (0.0, 1.0)
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
 def binary_counts_ci(
     tp: int, fp: int, fn: int, tn: int, *, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
 ) -> dict[str, dict[str, float | None]]:
