@@ -30,7 +30,8 @@ def drain_prediction_log() -> int:
 @shared_task(name="deployments.tasks.prediction_store_housekeeping", ignore_result=True)
 def prediction_store_housekeeping() -> dict:
     """Every deployment: delete predictions past their retention (rows and segment files), merge
-    closed hours' segments, delete orphan segment files."""
+    closed hours' segments, delete orphan segment files; and batch files past their retention."""
     from deployments import prediction_store
+    from deployments.batch.services import batch_files_expire
 
-    return prediction_store.housekeeping_all()
+    return {**prediction_store.housekeeping_all(), **batch_files_expire()}

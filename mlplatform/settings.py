@@ -288,6 +288,9 @@ PREDICTION_LOG_FLUSH_MS = env_int("PREDICTION_LOG_FLUSH_MS", 200, minimum=10)
 # as Parquet segments; a deployment keeps its logged predictions this many days unless it says.
 PREDICTION_STORE_COLUMNAR = env_bool("PREDICTION_STORE_COLUMNAR", True)
 PREDICTION_RETENTION_DAYS = env_int("PREDICTION_RETENTION_DAYS", 365, minimum=1)
+# A batch job's uploaded input and scored output are deleted this many days after it finished
+# (the job row, its counts and its logged predictions stay; the download then answers 410).
+BATCH_FILE_RETENTION_DAYS = env_int("BATCH_FILE_RETENTION_DAYS", 30, minimum=1)
 # Each web process keeps API keys and their deployment for this long, dropping them at once when a
 # deployment or key changes anywhere (a generation number in Redis, read with the rate limit). 0: off.
 SERVING_KEY_CACHE_SECONDS = env_int("SERVING_KEY_CACHE_SECONDS", 30, minimum=0)

@@ -98,6 +98,8 @@ class BatchDownloadApi(APIView):
     def get(self, request, pk: int, job_id: int):
         deployment = _deployment(request, pk, Action.VIEW)
         job = selectors.batch_jobs(deployment).filter(pk=job_id).first()
+        if job is not None:
+            services.batch_output_gone(job)
         if job is None or job.status != "succeeded" or not (job.result or {}).get("output_key"):
             raise Http404
         fmt = job.result.get("output_format", "csv")

@@ -484,3 +484,41 @@ def batch_log_run(*, job: Job, ctx: JobContext) -> dict[str, Any]:
         default_storage.delete(key)
     ctx.progress(100, f"{rows:,} predictions logged for monitoring")
     return {"logged": rows, "batch_job_id": batch.pk}
+
+
+def batch_files_expire(*, now: Any = None) -> dict[str, int]:
+    """Delete the input and output files of batch jobs that finished more than
+    `BATCH_FILE_RETENTION_DAYS` ago (the hourly housekeeping). The job keeps its counts and its
+    logged predictions; its result records when the files went (`files_expired_at`), so the
+    download says 410 with the reason instead of a missing file."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.BATCH_FILE_RETENTION_DAYS)
+    jobs = Job.objects.filter(kind=BATCH_JOB, finished_at__lt=cutoff).exclude(result__has_key="files_expired_at")
+    expired = files = 0
+    for job in jobs.only("pk", "params", "result").iterator(chunk_size=200):
+        keys = [k for k in ((job.params or {}).get("input_key"), (job.result or {}).get("output_key")) if k]
+        for key in keys:
+            if default_storage.exists(key):
+                default_storage.delete(key)
+                files += 1
+        result = dict(job.result or {})
+        result.pop("output_key", None)
+        result["files_expired_at"] = now.isoformat()
+        Job.objects.filter(pk=job.pk).update(result=result)
+        expired += 1
+    return {"batch_jobs_expired": expired, "batch_files_deleted": files}
+
+
+def batch_output_gone(job: Job) -> None:
+    """410 for the download of a batch job whose files retention deleted."""
+    when = (job.result or {}).get("files_expired_at")
+    if when:
+        raise Gone(
+            f"This batch job's files were deleted on {when[:10]}, {settings.BATCH_FILE_RETENTION_DAYS} days after it "
+            "finished (BATCH_FILE_RETENTION_DAYS); its counts and logged predictions remain.",
+            field="job",
+        )

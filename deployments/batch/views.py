@@ -50,6 +50,12 @@ def batch_view(request: HttpRequest, pk: int) -> HttpResponse:
 def batch_download_view(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
     deployment = access(request.user, Deployment, pk)
     job = selectors.batch_jobs(deployment).filter(pk=job_id, status="succeeded").first()
+    if job is not None and (job.result or {}).get("files_expired_at"):
+        return HttpResponse(
+            "This batch job's files were deleted by retention (BATCH_FILE_RETENTION_DAYS).",
+            status=410,
+            content_type="text/plain",
+        )
     if job is None or not (job.result or {}).get("output_key"):
         raise Http404
     fmt = job.result.get("output_format", "csv")

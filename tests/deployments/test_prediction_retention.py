@@ -125,3 +125,49 @@ def test_the_storage_card_in_a_browser(page, team, deployment):
         page.set_viewport_size({"width": width, "height": 900})
         page.locator("#storage").screenshot(path=str(path.parent / f"deployment-storage-card-{width}.png"))
         assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+@pytest.mark.django_db
+def test_batch_files_past_their_retention_are_deleted_and_the_download_says_410(team, api, deployment, settings):
+    from django.core.files.base import ContentFile
+
+    from deployments.batch.services import BATCH_JOB
+    from jobs.models import Job
+
+    settings.BATCH_FILE_RETENTION_DAYS = 30
+
+    def batch_job(days_ago: int) -> Job:
+        inp = default_storage.save(f"projects/{team.project.pk}/batch-inputs/in.csv", ContentFile(b"age\n1\n"))
+        out = default_storage.save(f"projects/{team.project.pk}/batch-outputs/out.csv", ContentFile(b"age,p\n1,no\n"))
+        return Job.objects.create(
+            project=team.project,
+            kind=BATCH_JOB,
+            created_by=team.editor,
+            target_type="deployment",
+            target_id=deployment.pk,
+            status="succeeded",
+            params={"input_key": inp, "input_format": "csv"},
+            result={"output_key": out, "output_format": "csv", "rows": 1},
+            finished_at=timezone.now() - timedelta(days=days_ago),
+        )
+
+    old, recent = batch_job(31), batch_job(29)
+    old_keys = [old.params["input_key"], old.result["output_key"]]
+    url = f"/api/v1/deployments/{deployment.pk}/batch/{old.pk}/download/"
+    assert api("viewer").get(url).status_code == 200  # before: downloadable
+
+    totals = prediction_store_housekeeping()
+    assert totals["batch_jobs_expired"] == 1 and totals["batch_files_deleted"] == 2
+    assert not any(default_storage.exists(k) for k in old_keys)  # the storage is really freed
+    old.refresh_from_db()
+    recent.refresh_from_db()
+    assert "output_key" not in old.result and old.result["rows"] == 1 and old.result["files_expired_at"]
+    assert default_storage.exists(recent.result["output_key"]) and default_storage.exists(recent.params["input_key"])
+
+    r = api("viewer").get(url)
+    assert r.status_code == 410 and "BATCH_FILE_RETENTION_DAYS" in r.json()["detail"]
+    assert api("outsider").get(url).status_code == 404  # the tenant wall first
+    page = client_for(team.viewer)
+    assert page.get(f"/deployments/{deployment.pk}/batch/{old.pk}/download/").status_code == 410
+    assert "deleted by retention" in client_for(team.editor).get(f"/deployments/{deployment.pk}/").content.decode()
+    assert prediction_store_housekeeping()["batch_jobs_expired"] == 0  # once
