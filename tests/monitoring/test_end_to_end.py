@@ -14,7 +14,10 @@ from tests.monitoring.helpers import make_deployment
 def test_drift_alert_performance_drop_retrain_and_promotion(worker, team, api):
     # The project cleared its problem statement: promotions go through the deployment gate.
     team.project.decision = "go"
-    team.project.success_metric, team.project.success_threshold, team.project.baseline_score = "accuracy", 0.6, 0.5
+    # The bar sits below what a challenger trained on the drifted traffic reaches on its fresh
+    # holdout (about 0.60-0.65 over runs; 0.597 once against a bar of 0.6): this test is about the
+    # loop, the gate's own refusals are tested in tests/deployments/test_deployments_api.py.
+    team.project.success_metric, team.project.success_threshold, team.project.baseline_score = "accuracy", 0.55, 0.5
     team.project.save()
     deployment = make_deployment(team.project, team.owner)
     champion = deployment.model_version
