@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from datasets.models import DatasetVersion
 from deployments.batch import selectors, services
 from deployments.models import Deployment
-from mlplatform.errors import DomainError
+from mlplatform.errors import DomainError, Gone
 from mlplatform.ui import report
 from projects.access import access
 from projects.roles import Action
@@ -50,12 +50,11 @@ def batch_view(request: HttpRequest, pk: int) -> HttpResponse:
 def batch_download_view(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
     deployment = access(request.user, Deployment, pk)
     job = selectors.batch_jobs(deployment).filter(pk=job_id, status="succeeded").first()
-    if job is not None and (job.result or {}).get("files_expired_at"):
-        return HttpResponse(
-            "This batch job's files were deleted by retention (BATCH_FILE_RETENTION_DAYS).",
-            status=410,
-            content_type="text/plain",
-        )
+    if job is not None:
+        try:
+            services.batch_output_gone(job)
+        except Gone as exc:  # the API's 410 and its reason, as text for the browser
+            return HttpResponse(exc.message, status=410, content_type="text/plain")
     if job is None or not (job.result or {}).get("output_key"):
         raise Http404
     fmt = job.result.get("output_format", "csv")
