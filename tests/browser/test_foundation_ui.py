@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from projects.models import Membership, Project
 from tests.conftest import login
@@ -17,7 +18,7 @@ def test_login_rejects_wrong_password_then_accepts(page, team):
     page.fill("#id_username", "olivia")
     page.fill("#id_password", "wrong")
     page.click("button[type=submit]")
-    assert page.locator(".errorlist").is_visible()
+    expect(page.locator(".errorlist")).to_be_visible()
     page.fill("#id_username", "olivia")
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
@@ -74,7 +75,7 @@ def test_edit_problem_statement_and_decide(page, team):
     # bad input: a negative threshold is refused with the field named, nothing saved
     page.fill("#id_success_threshold", "-1")
     page.click("button:has-text('Save problem statement')")
-    assert page.locator("#field-success_threshold .errorlist").is_visible()
+    expect(page.locator("#field-success_threshold .errorlist")).to_be_visible()
     team.project.refresh_from_db()
     assert team.project.success_threshold == 0.8
 
@@ -91,7 +92,7 @@ def test_owner_invites_reviewer(page, team):
     assert page.locator("tr[data-username=dr_house]").is_visible()
     page.fill("#id_username", "nobody_here")
     page.click("#add-member button[type=submit]")
-    assert page.get_by_text("No active user named 'nobody_here'.").is_visible()
+    expect(page.get_by_text("No active user named 'nobody_here'.")).to_be_visible()
 
 
 def test_forbidden_and_hidden_access(page, team):

@@ -8,6 +8,7 @@ import json
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from datasets.models import DatasetVersion, Recipe
 from datasets.profiling import profile_frame
@@ -164,7 +165,7 @@ def test_narrow_screens_get_a_menu_and_tabs_that_show_they_scroll(page, team):
     assert page.locator("#menu-toggle").is_visible()
     assert not page.get_by_role("link", name="API tokens").is_visible()
     page.click("#menu-toggle")
-    assert page.get_by_role("link", name="API tokens").is_visible()
+    expect(page.get_by_role("link", name="API tokens")).to_be_visible()
     tabs = page.locator("[data-tabs]")
     assert "more-right" in tabs.get_attribute("class")
     assert page.locator(".tabs-next").is_visible()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from deployments.models import Deployment, Prediction
 from tests.conftest import login
@@ -15,7 +16,7 @@ def test_editor_deploys_tries_creates_a_key_and_rolls_back(page, team, registere
     page.goto(f"/projects/{team.project.pk}/models/")
     assert page.locator("#versions tr[data-version='2']").is_visible()
     page.click("#versions tr[data-version='1'] >> text=Deploy")
-    assert page.locator("#gate[data-passed='1']").is_visible()
+    expect(page.locator("#gate[data-passed='1']")).to_be_visible()
     page.fill("#name", "loans")
     page.click("#create-deployment button[type=submit]")
     page.wait_for_url("**/deployments/*/")
@@ -36,9 +37,9 @@ def test_editor_deploys_tries_creates_a_key_and_rolls_back(page, team, registere
     # promote v2, then roll back in one click
     page.select_option("#promote-version", label=page.locator("#promote-version option").first.text_content())
     page.click("#promote-form button[type=submit]")
-    assert page.text_content("#active-version").strip() == "v2"
+    expect(page.locator("#active-version")).to_have_text("v2")  # the page after the redirect
     page.click("#rollback")
-    assert page.text_content("#active-version").strip() == "v1"
+    expect(page.locator("#active-version")).to_have_text("v1")  # the page after the redirect
     assert page.locator("#history tr[data-action='rollback']").count() == 1
     d.refresh_from_db()
     assert d.model_version_id == v1.pk

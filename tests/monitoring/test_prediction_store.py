@@ -196,8 +196,11 @@ def test_retention_rewrites_a_segment_straddling_the_cutoff(deployment):
 
 
 def test_compaction_merges_an_hours_segments_without_changing_the_window(deployment):
+    # Three segments inside one closed hour, whatever the clock says (180 minutes ago can straddle an hour).
+    now = timezone.now()
+    mid_hour = (now - timedelta(hours=3)).replace(minute=20, second=0, microsecond=0)
     for k in range(3):
-        drain(queued_rows(deployment, n=60, seed=k, minutes_ago=180 - k))
+        drain(queued_rows(deployment, n=60, seed=k, minutes_ago=(now - mid_hour).total_seconds() / 60 - k))
     start, end = timezone.now() - timedelta(hours=5), timezone.now()
     before = prediction_store.window_table(deployment, start, end, ["x0", "color"])
     paths = list(PredictionSegment.objects.filter(deployment=deployment).values_list("path", flat=True))

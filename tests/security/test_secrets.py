@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
+from playwright.sync_api import expect
 
 from jobs.models import Job
 from projects.models import AuditEvent, Project
@@ -300,7 +301,7 @@ def test_owner_sees_the_secret_once_on_the_webhook_page_and_rotates_it(page, tea
     assert page.locator("#webhook-secret-value").count() == 0
     page.fill("#id_url", "http://127.0.0.1/steal")
     page.click("#webhook-url button[type=submit]")
-    assert "private, loopback" in page.text_content("#webhook-url")
+    expect(page.locator("#webhook-url")).to_contain_text("private, loopback")
     page.fill("#id_url", "https://hooks.example.invalid/mlp")
     page.click("#webhook-url button[type=submit]")
     assert page.input_value("#id_url") == "https://hooks.example.invalid/mlp"
