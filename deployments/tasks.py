@@ -30,8 +30,10 @@ def drain_prediction_log() -> int:
 @shared_task(name="deployments.tasks.prediction_store_housekeeping", ignore_result=True)
 def prediction_store_housekeeping() -> dict:
     """Every deployment: delete predictions past their retention (rows and segment files), merge
-    closed hours' segments, delete orphan segment files; and batch files past their retention."""
+    closed hours' segments, delete orphan segment files; batch files past their retention; the
+    files of old model versions nothing can serve again (MODEL_VERSION_RETENTION_DAYS)."""
     from deployments import prediction_store
     from deployments.batch.services import batch_files_expire
+    from deployments.registry.services import model_versions_archive
 
-    return {**prediction_store.housekeeping_all(), **batch_files_expire()}
+    return {**prediction_store.housekeeping_all(), **batch_files_expire(), **model_versions_archive()}

@@ -291,6 +291,12 @@ PREDICTION_RETENTION_DAYS = env_int("PREDICTION_RETENTION_DAYS", 365, minimum=1)
 # A batch job's uploaded input and scored output are deleted this many days after it finished
 # (the job row, its counts and its logged predictions stay; the download then answers 410).
 BATCH_FILE_RETENTION_DAYS = env_int("BATCH_FILE_RETENTION_DAYS", 30, minimum=1)
+# Old model versions: the hourly housekeeping deletes the files (model, drift reference) of a
+# version older than this many days that nothing can serve again: not active, shadow or the
+# rollback target of a live deployment, and not among the project's newest
+# MODEL_VERSION_KEEP_LATEST versions. Its row, metrics, lineage and model card stay. 0: keep all.
+MODEL_VERSION_RETENTION_DAYS = env_int("MODEL_VERSION_RETENTION_DAYS", 0, minimum=0)
+MODEL_VERSION_KEEP_LATEST = env_int("MODEL_VERSION_KEEP_LATEST", 5, minimum=1)
 # Each web process keeps API keys and their deployment for this long, dropping them at once when a
 # deployment or key changes anywhere (a generation number in Redis, read with the rate limit). 0: off.
 SERVING_KEY_CACHE_SECONDS = env_int("SERVING_KEY_CACHE_SECONDS", 30, minimum=0)

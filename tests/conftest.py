@@ -200,8 +200,22 @@ def celery_worker_thread(django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def worker(transactional_db, celery_worker_thread):
-    """Use in tests whose jobs must run: the worker sees only committed rows."""
+    """Use in tests whose jobs must run: the worker sees only committed rows.
+
+    At the end the worker is let finish what it holds (a job the test did not wait for, such as a
+    batch's logging child still COPYing) before the database is emptied: TRUNCATE against its
+    open transactions deadlocks."""
     yield celery_worker_thread
+    _worker_idle()
+
+
+def _worker_idle(timeout: float = 60.0) -> None:
+    from celery.worker import state
+
+    deadline = time.monotonic() + timeout
+    time.sleep(0.1)  # a task the test's last commit queued may be on its way from Redis
+    while (state.active_requests or state.reserved_requests) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _die_with_parent() -> None:

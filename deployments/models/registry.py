@@ -48,6 +48,9 @@ class ModelVersion(models.Model):
     model_card = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the artefact retention deleted the version's files (model, drift reference): the row,
+    # its metrics, lineage and model card stay; it can no longer serve or be downloaded.
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-version"]

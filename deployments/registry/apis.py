@@ -57,12 +57,14 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "dataset_version",
             "created_by",
             "created_at",
+            "archived_at",
             "download_url",
         ]
         read_only_fields = fields
 
-    def get_download_url(self, obj: ModelVersion) -> str:
-        return f"/api/v1/models/{obj.pk}/download/"
+    def get_download_url(self, obj: ModelVersion) -> str | None:
+        """None once the model retention deleted the files (`archived_at`)."""
+        return None if obj.archived_at else f"/api/v1/models/{obj.pk}/download/"
 
 
 class GateSerializer(serializers.Serializer):
@@ -87,6 +89,7 @@ class ModelVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Proj
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         version = self.get_object()
+        services.model_file_gone(version)
         data = read_verified(version.artifact_key, version.sha256)  # a tampered file is never served
         response = FileResponse(
             io.BytesIO(data),

@@ -28,6 +28,11 @@ def model_version_list(*, user: Any, project: Any = None) -> QuerySet[ModelVersi
 def version_unready_reason(version: ModelVersion) -> str:
     """Why this version cannot serve yet ("" when it can): its preparation job builds the input
     schema the API validates against and the drift reference monitoring compares with."""
+    if version.archived_at is not None:
+        return (
+            f"v{version.version}'s files were deleted by the model retention on {version.archived_at:%Y-%m-%d} "
+            "(MODEL_VERSION_RETENTION_DAYS): it cannot serve again. To serve it again, train it again in a new experiment."
+        )
     if version.reference_status == ReferenceStatus.PENDING:
         return f"v{version.version} is being prepared (input schema, drift reference): deployable once that job ends."
     if version.reference_status == ReferenceStatus.FAILED:

@@ -12,10 +12,12 @@ training data: the job does, and the version can be deployed once it has finishe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Max
@@ -30,7 +32,7 @@ from deployments.registry.model_card import model_card, with_schema
 from jobs.runner import job_enqueue
 from jobs.webhooks import project_event
 from mlplatform.artifacts import bytes_save, model_load
-from mlplatform.errors import Conflict, InvalidInput
+from mlplatform.errors import Conflict, Gone, InvalidInput
 from projects.models import Project
 
 REFERENCE_MAX_ROWS = 200_000  # training rows kept as the drift reference (a bounded sample)
@@ -267,3 +269,66 @@ def model_version_prepare_run(*, model_version_id: int, features: list[str]) -> 
         model_version_prepare_failed(version=version, error=f"{type(exc).__name__}: {exc}")
         raise
     return {"model_version": version.pk, "reference_status": version.reference_status}
+
+
+# --- retention (the hourly housekeeping) -----------------------------------------------------------
+
+
+def versions_in_use() -> set[int]:
+    """Versions something may serve again: active, shadow or thresholded on a deployment that is
+    not retired, and each such deployment's rollback target (rollback is one ungated click)."""
+    from deployments.models import Deployment, DeploymentStatus
+    from deployments.rollout.selectors import previous_version
+
+    used: set[int] = set()
+    for d in Deployment.objects.exclude(status=DeploymentStatus.RETIRED):
+        used.update(v for v in (d.model_version_id, d.shadow_model_version_id, d.decision_threshold_version_id) if v)
+        previous = previous_version(d)
+        if previous is not None:
+            used.add(previous.pk)
+    return used
+
+
+def model_versions_archive(*, now: Any = None) -> dict[str, int]:
+    """Delete the files (model, drift reference) of versions older than MODEL_VERSION_RETENTION_DAYS
+    that nothing can serve again (`versions_in_use`) and that are not among their project's newest
+    MODEL_VERSION_KEEP_LATEST. The row stays, with `archived_at`: metrics, lineage, model card and
+    the predictions it made remain; the gate refuses it and its download answers 410.
+
+    Each version is re-checked under a lock on its row, with deploy, promote, shadow and rollback
+    reading `archived_at` (`version_unready_reason`) before they change a deployment; the files go
+    after the commit. A model file shared with another version (never made by registration) stays."""
+    days = settings.MODEL_VERSION_RETENTION_DAYS
+    if not days:
+        return {"model_versions_archived": 0, "model_files_deleted": 0}
+    now = now or timezone.now()
+    keep = settings.MODEL_VERSION_KEEP_LATEST
+    candidates = ModelVersion.objects.filter(archived_at__isnull=True, created_at__lt=now - timedelta(days=days))
+    in_use = versions_in_use()
+    archived = deleted = 0
+    for version in candidates.only("pk", "project_id", "version").order_by("project_id", "version"):
+        newest = ModelVersion.objects.filter(project_id=version.project_id).order_by("-version")[:keep]
+        if version.pk in in_use or version.pk in set(newest.values_list("pk", flat=True)):
+            continue
+        with transaction.atomic():
+            v = ModelVersion.objects.select_for_update().filter(pk=version.pk, archived_at__isnull=True).first()
+            if v is None or v.pk in versions_in_use():  # a deployment chose it meanwhile
+                continue
+            shared = ModelVersion.objects.exclude(pk=v.pk).filter(artifact_key=v.artifact_key).exists()
+            keys = [k for k in (v.reference_key, (v.reference_stats or {}).get("arrays_key")) if k]
+            keys += [] if shared else [v.artifact_key]
+            ModelVersion.objects.filter(pk=v.pk).update(archived_at=now)
+            transaction.on_commit(lambda keys=keys: [default_storage.delete(k) for k in keys])
+        archived += 1
+        deleted += len(keys)
+    return {"model_versions_archived": archived, "model_files_deleted": deleted}
+
+
+def model_file_gone(version: ModelVersion) -> None:
+    """410 for the download of a version whose files the retention deleted."""
+    if version.archived_at is not None:
+        raise Gone(
+            f"v{version.version}'s model file was deleted on {version.archived_at:%Y-%m-%d} by the model retention "
+            "(MODEL_VERSION_RETENTION_DAYS); its metrics, lineage and model card remain.",
+            field="model_version",
+        )

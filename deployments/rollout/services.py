@@ -57,6 +57,13 @@ def _require_ready(model_version: ModelVersion, field: str) -> None:
         raise Conflict(why, field=field)
 
 
+def _lock_servable(model_version: ModelVersion, field: str) -> None:
+    """In the caller's transaction, before it points a deployment at the version: lock the version's
+    row and check again. The model retention archives under the same lock and skips versions a
+    deployment uses, so a version is never archived while being deployed, nor deployed archived."""
+    _require_ready(ModelVersion.objects.select_for_update().get(pk=model_version.pk), field)
+
+
 def _require_live(deployment: Deployment) -> None:
     """A retired deployment is shut down for good: nothing changes it again (read the row locked)."""
     if deployment.status == DeploymentStatus.RETIRED:
@@ -129,6 +136,7 @@ def deployment_create(
         project=project, model_version=model_version, actor=actor, justification=justification
     )
     with transaction.atomic():
+        _lock_servable(model_version, "model_version")
         deployment = Deployment.objects.create(
             project=project,
             name=name,
@@ -184,6 +192,7 @@ def deployment_promote(
     with transaction.atomic():
         d = Deployment.objects.select_for_update().get(pk=deployment.pk)
         _require_live(d)
+        _lock_servable(model_version, "model_version")
         previous = d.model_version
         d.model_version = model_version
         if override:
@@ -245,6 +254,7 @@ def deployment_rollback(*, deployment: Deployment, actor: Any, reason: str = "")
         target = previous_version(d)
         if target is None:
             raise Conflict("There is no previous version to roll back to.", field="deployment")
+        _lock_servable(target, "deployment")
         current = d.model_version
         d.model_version = target
         d.save(update_fields=["model_version", "updated_at"])
@@ -302,6 +312,8 @@ def deployment_set_shadow(*, deployment: Deployment, actor: Any, model_version: 
     with transaction.atomic():
         d = Deployment.objects.select_for_update().get(pk=deployment.pk)
         _require_live(d)
+        if model_version is not None:
+            _lock_servable(model_version, "shadow_model_version")
         d.shadow_model_version = model_version
         d.save(update_fields=["shadow_model_version", "updated_at"])
         DeploymentChange.objects.create(

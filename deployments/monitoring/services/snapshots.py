@@ -28,7 +28,7 @@ from deployments.reviews import services as review_services
 from deployments.serving.services import predictions_flush
 from experiments.ml.metrics import bootstrap_ci, default_positive, positive_index
 from jobs.runner import job_enqueue
-from mlplatform.errors import InvalidInput
+from mlplatform.errors import Conflict, InvalidInput
 from projects.metrics import METRICS
 
 SNAPSHOT_JOB = "monitoring.snapshot"
@@ -380,6 +380,12 @@ def snapshot_request(*, deployment: Deployment, actor: Any, window_minutes: int 
         isinstance(window_minutes, bool) or not isinstance(window_minutes, int) or not 1 <= window_minutes <= 525_600
     ):
         raise InvalidInput("A whole number of minutes between 1 and 525600.", field="window_minutes")
+    if deployment.model_version.archived_at is not None:  # a retired deployment's, once retention ran
+        raise Conflict(
+            f"v{deployment.model_version.version}'s drift reference was deleted by the model retention: "
+            "no new snapshot; the stored ones remain.",
+            field="deployment",
+        )
     with transaction.atomic():
         return job_enqueue(
             project=deployment.project,
