@@ -13,7 +13,7 @@ What is measured (15 numeric + 5 categorical features, drift in 5, the frames of
    --json-rows (default 100,000: at 1M it takes minutes), same snapshot, same child process;
 4. bytes per logged prediction: the Prediction row with its JSON inputs vs without + its share
    of the Parquet segment;
-5. batch scoring end to end: raw predict_proba vs predict + logging every row (segment + COPY);
+5. batch scoring: raw predict_proba vs predict + logging every row (a segment per chunk);
 6. Evidently's DataDriftPreset on the same 1M frames (the venv of benchmarks/monitoring.py);
 7. the monitoring dashboard's server time (median of 20).
 """
@@ -217,14 +217,15 @@ def snapshot_in_child(deployment_id: int, sample: int) -> dict:
 
 def batch_end_to_end(deployment, ref, cur) -> dict[str, float]:
     """Raw pipeline.predict (+ predict_proba) over the frame vs the same plus logging every row
-    for monitoring through the batch logger (segment from Arrow + COPY of the rows, per 100k chunk)."""
+    for monitoring through the batch logger (one segment from Arrow per 100k chunk, no PostgreSQL
+    row per prediction). The real job path, output file included: benchmarks/serving.py --batch-only."""
     import pyarrow as pa
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from deployments.batch.log_source import LogChunk, LogTarget, _copy_chunk
+    from deployments.batch.log_source import LogChunk, LogTarget, _segment_chunk
     from jobs.models import Job
 
     num = [c for c in cur.columns if c.startswith("n")]
@@ -250,7 +251,7 @@ def batch_end_to_end(deployment, ref, cur) -> dict[str, float]:
         proba = pipe.predict_proba(part)
         labels = proba.argmax(1)
         chunk = LogChunk(pa.Table.from_pandas(part, preserve_index=False), labels, proba.max(1), proba, 1.0)
-        _copy_chunk(target, chunk)
+        _segment_chunk(target, chunk)
     logged = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"raw_predict_s": raw, "predict_and_log_s": logged, "ratio": raw / logged, "process_peak_mb": peak}

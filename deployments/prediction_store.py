@@ -2,8 +2,12 @@
 
 A logged prediction's features and outputs live in exactly one place:
 - in a Parquet segment (deployments.ml.columnar) when its Prediction row has `inputs` NULL: the
-  drainers (prediction_log, the batch logging job) write the file, then insert the Prediction
-  rows and the PredictionSegment row in ONE transaction. A crash after the write and before the
+  drainer (prediction_log) writes the file, then inserts the Prediction rows and the
+  PredictionSegment row in ONE transaction;
+- in a segment only, for a batch job's predictions (`segment_only_rows`): the batch logging job
+  writes one per chunk and commits its row; nothing looks those up by id (the output file has no
+  prediction ids), so PostgreSQL holds no row per prediction, and traffic counts add the
+  segments' counts (`segment_only_counts`). A crash after the write and before the
   commit leaves a file no segment row names: `orphans_sweep` deletes it, and the retried drain
   writes the rows again (their ids were not committed). A retried drain of rows already
   committed inserts nothing (ON CONFLICT DO NOTHING ... RETURNING) and writes no segment;
@@ -65,8 +69,11 @@ def segment_key(project_id: int, deployment_id: int, when: datetime) -> str:
     )
 
 
-def segment_write(*, project_id: int, deployment_id: int, table: pa.Table, caller: str = "") -> PredictionSegment:
-    """Write one segment file and its row. Call inside the transaction that inserts its Prediction rows."""
+def segment_write(
+    *, project_id: int, deployment_id: int, table: pa.Table, caller: str = "", segment_only: bool = False
+) -> PredictionSegment:
+    """Write one segment file and its row. Call inside the transaction that inserts its Prediction
+    rows; with `segment_only` (a batch chunk) there are none: the segment is the predictions' record."""
     times = table.column(columnar.CREATED_AT)
     lo, hi = pa.compute.min_max(times).values()
     lo, hi = lo.as_py(), hi.as_py()
@@ -82,7 +89,20 @@ def segment_write(*, project_id: int, deployment_id: int, table: pa.Table, calle
         max_time=hi,
         hour=lo.replace(minute=0, second=0, microsecond=0),
         caller=caller,
+        segment_only_rows=table.num_rows if segment_only else 0,
     )
+
+
+def segment_only_counts(deployment: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
+    """The window's predictions that live only in segments (batch chunks), from the segment rows:
+    a chunk's rows share one time, so a segment is wholly in or out of any window.
+    {"rows": n, "segments": k}; the traffic counts add them to the Prediction rows'."""
+    from django.db.models import Count, Sum
+
+    agg = PredictionSegment.objects.filter(
+        deployment=deployment, segment_only_rows__gt=0, min_time__gte=start, max_time__lt=end
+    ).aggregate(rows=Sum("segment_only_rows"), segments=Count("id"))
+    return {"rows": int(agg["rows"] or 0), "segments": int(agg["segments"] or 0)}
 
 
 def rows_write(rows: Sequence[dict[str, Any]]) -> int:
@@ -108,6 +128,18 @@ def window_segments(deployment: Deployment | int, start: datetime | None, end: d
     if end is not None:
         qs = qs.filter(min_time__lt=end)
     return list(qs.order_by("min_time").values_list("path", flat=True))
+
+
+def segment_only_table(
+    deployment: Deployment, start: datetime, end: datetime, columns: Sequence[str], *, model_version_id: int
+) -> pa.Table:
+    """The window's batch predictions (segment-only rows) of one version, `columns` only."""
+    paths = PredictionSegment.objects.filter(
+        deployment=deployment, segment_only_rows__gt=0, min_time__gte=start, max_time__lt=end
+    ).values_list("path", flat=True)
+    return columnar.read_tables(
+        default_storage, list(paths), columns, start=start, end=end, model_version_id=model_version_id
+    )
 
 
 def window_table(
@@ -229,7 +261,7 @@ def retention_apply(deployment: Deployment, *, now: datetime | None = None) -> d
 
     cutoff = (now or timezone.now()) - timedelta(days=retention_days(deployment))
     expired = PredictionSegment.objects.filter(deployment=deployment, max_time__lt=cutoff)
-    straddling = list(
+    straddling = list(  # never a batch chunk's (one time for all its rows)
         PredictionSegment.objects.filter(deployment=deployment, min_time__lt=cutoff, max_time__gte=cutoff)
     )
     with transaction.atomic():
@@ -241,6 +273,7 @@ def retention_apply(deployment: Deployment, *, now: datetime | None = None) -> d
             rows_deleted = cursor.rowcount
         paths = list(expired.values_list("path", flat=True))
         freed = sum(expired.values_list("bytes", flat=True))
+        rows_deleted += sum(expired.values_list("segment_only_rows", flat=True))
         expired.delete()
         replaced = []
         for seg in straddling:
@@ -262,14 +295,17 @@ def compact(deployment: Deployment, *, before: datetime | None = None, min_segme
     The new segment row replaces the old ones in one transaction; old files go after the commit."""
     before = before or (timezone.now() - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
     hours = (
-        PredictionSegment.objects.filter(deployment=deployment, hour__lt=before)
+        PredictionSegment.objects.filter(deployment=deployment, hour__lt=before, segment_only_rows=0)
         .values_list("hour", flat=True)
         .order_by("hour")
         .distinct()
     )
     merged = 0
     for hour in list(hours):
-        segs = list(PredictionSegment.objects.filter(deployment=deployment, hour=hour, max_time__lt=before))
+        # A batch chunk's segment is already large and is counted from its row: left as it is.
+        segs = list(
+            PredictionSegment.objects.filter(deployment=deployment, hour=hour, max_time__lt=before, segment_only_rows=0)
+        )
         if len(segs) < min_segments:
             continue
         table = columnar.read_tables(default_storage, [s.path for s in segs], None)

@@ -1,13 +1,13 @@
 """A batch's predictions for monitoring: what the batch job keeps of each scored chunk (an Arrow
-file, no per-row work) and how the logging job writes them to the Prediction table.
+file, no per-row work) and how the logging job puts them in the monitoring store.
 
-Scoring a million rows takes seconds; PostgreSQL takes several times longer to index a million
-JSON rows. The batch job therefore delivers its output at scoring speed and leaves the rows for
-monitoring in per-chunk Arrow files (inputs as received, prediction, confidence, probabilities:
-no JSON built here), which a child job, `deployment.batch_log`, COPYs into the Prediction table
-(LOG_CONNECTIONS chunks at once, each on its own connection, one transaction per chunk) with its
-own progress bar. One file per chunk: CSV chunks may type a column differently. The embedded
-SQLite mode logs in the job's own thread with bulk_create.
+With the columnar store (PostgreSQL, the default) each chunk becomes one Parquet segment, its
+PredictionSegment row committed with `segment_only_rows`: no Prediction row per batch prediction
+(the output file carries no prediction id, so nothing looks one up; traffic counts add the
+segments' counts). Without it, a child job COPYs Prediction rows with their inputs as JSON
+(LOG_CONNECTIONS chunks at once, each on its own connection, one transaction per chunk). The
+embedded SQLite mode logs in the job's own thread with bulk_create. One file per chunk: CSV
+chunks may type a column differently.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.feather as feather
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from deployments import prediction_store
@@ -33,7 +34,6 @@ from deployments.batch.arrow_json import (
     json_labels,
     json_objects,
     json_probabilities,
-    uuid7_hex,
     uuid7_raw,
     uuid7_strings,
 )
@@ -78,17 +78,16 @@ class LogTarget:
         return f"job:{self.job.pk}"
 
 
-def log_table(target: LogTarget, chunk: LogChunk, now: Any, ids: np.ndarray | None = None) -> pa.Table:
-    """The Prediction rows of a chunk as an Arrow table in COPY_COLUMNS order (JSON columns as text).
-    With `ids` (the rows' (n, 16) uuids, their features in a segment), `inputs` is left NULL."""
+def log_table(target: LogTarget, chunk: LogChunk, now: Any) -> pa.Table:
+    """The Prediction rows of a chunk as an Arrow table in COPY_COLUMNS order (JSON columns as text)."""
     n = chunk.inputs.num_rows
     columns = {
-        "id": pa.array(uuid7_strings(n) if ids is None else uuid7_hex(ids), type=pa.string()),
+        "id": pa.array(uuid7_strings(n), type=pa.string()),
         "project_id": pa.repeat(target.deployment.project_id, n),
         "deployment_id": pa.repeat(target.deployment.pk, n),
         "model_version_id": pa.repeat(target.version.pk, n),
         "source": pa.repeat("batch", n),
-        "inputs": json_objects(chunk.inputs) if ids is None else pa.nulls(n, pa.string()),
+        "inputs": json_objects(chunk.inputs),
         "prediction": json_labels(chunk.labels),
         "confidence": pa.array(chunk.conf, type=pa.float64()) if chunk.conf is not None else pa.nulls(n, pa.float64()),
         "probabilities": json_probabilities(chunk.proba, target.classes)
@@ -109,39 +108,42 @@ def log_table(target: LogTarget, chunk: LogChunk, now: Any, ids: np.ndarray | No
 _JSON_COLUMNS = ("inputs", "prediction", "probabilities")
 
 
-def _copy_chunk(target: LogTarget, chunk: LogChunk) -> None:
-    """One chunk of Prediction rows through COPY, in its own transaction (PostgreSQL). With the
-    columnar store on, the chunk's features and outputs go to one segment (written from the Arrow
-    columns, no JSON) recorded in the same transaction, and the rows' `inputs` stay NULL."""
+def _segment_chunk(target: LogTarget, chunk: LogChunk) -> None:
+    """PostgreSQL with the columnar store: the chunk's predictions as one segment and its row,
+    nothing per prediction in PostgreSQL (the batch output carries no prediction id: nothing looks
+    them up one by one). Features, prediction, confidence and probabilities, typed in Arrow."""
     now = timezone.now()
-    segment = None
-    ids = None
-    if prediction_store.enabled():
-        ids = uuid7_raw(chunk.inputs.num_rows)
-        types, numeric = prediction_store.version_types(target.version.pk)
-        segment = columnar.frame_table(
-            chunk.inputs,
-            ids=ids,
-            created_at=now,
-            model_version_id=target.version.pk,
-            source="batch",
-            predictions=chunk.labels,
-            confidences=chunk.conf,
-            types=types,
-            prediction_numeric=numeric,
+    types, numeric = prediction_store.version_types(target.version.pk)
+    table = columnar.frame_table(
+        chunk.inputs,
+        ids=uuid7_raw(chunk.inputs.num_rows),
+        created_at=now,
+        model_version_id=target.version.pk,
+        source="batch",
+        predictions=chunk.labels,
+        confidences=chunk.conf,
+        types=types,
+        prediction_numeric=numeric,
+        probabilities=chunk.proba,
+    )
+    with transaction.atomic():
+        prediction_store.segment_write(
+            project_id=target.deployment.project_id,
+            deployment_id=target.deployment.pk,
+            table=table,
+            caller=target.caller,
+            segment_only=True,
         )
+
+
+def _copy_chunk(target: LogTarget, chunk: LogChunk) -> None:
+    """PostgreSQL without the columnar store: one chunk of Prediction rows (inputs as JSON) through
+    COPY, in its own transaction."""
     sink = pa.BufferOutputStream()
-    pacsv.write_csv(log_table(target, chunk, now, ids), sink, pacsv.WriteOptions(include_header=False))
+    pacsv.write_csv(log_table(target, chunk, timezone.now()), sink, pacsv.WriteOptions(include_header=False))
     payload = sink.getvalue()
     table = Prediction._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
-        if segment is not None:
-            prediction_store.segment_write(
-                project_id=target.deployment.project_id,
-                deployment_id=target.deployment.pk,
-                table=segment,
-                caller=target.caller,
-            )
         with cursor.copy(f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN WITH (FORMAT csv)") as copy:
             copy.write(memoryview(payload))
 
@@ -211,12 +213,14 @@ class LogSourceWriter:
 
 
 def prediction_logger(target: LogTarget) -> Background:
-    """COPY on PostgreSQL, LOG_CONNECTIONS chunks at once, each thread on its own connection
-    (closed when it ends), one transaction per chunk; bulk_create in the job's thread on SQLite."""
+    """A segment per chunk with the columnar store, else COPY on PostgreSQL: LOG_CONNECTIONS chunks
+    at once, each thread on its own connection (closed when it ends), one transaction per chunk;
+    bulk_create in the job's thread on SQLite."""
     if connection.vendor == "postgresql":
+        write = _segment_chunk if prediction_store.enabled() else _copy_chunk
         return Background(
             f"job-{target.job.pk}-log",
-            lambda chunk: _copy_chunk(target, chunk),
+            lambda chunk: write(target, chunk),
             threads=LOG_CONNECTIONS,
             on_exit=lambda: connection.close(),  # the thread's own connection
         )
@@ -224,12 +228,17 @@ def prediction_logger(target: LogTarget) -> Background:
 
 
 def logged_count(deployment: Deployment, job: Job) -> int:
-    return Prediction.objects.filter(
+    """The predictions `job` logged: its segments' (columnar store) and its Prediction rows (without)."""
+    in_segments = PredictionSegment.objects.filter(deployment=deployment, caller=f"job:{job.pk}").aggregate(
+        n=Sum("segment_only_rows")
+    )["n"]
+    rows = Prediction.objects.filter(
         deployment=deployment,
         created_at__gte=job.created_at - timedelta(days=1),
         source="batch",
         caller=f"job:{job.pk}",
     ).count()
+    return int(in_segments or 0) + rows
 
 
 def logged_delete(*, deployment: Deployment, job: Job) -> int:

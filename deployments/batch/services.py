@@ -9,6 +9,7 @@ prepare thread, writing on a writer thread (`mlplatform.concurrency`).
 
 Predictions are logged for monitoring (source "batch", caller "job:<id>") by a child job,
 `deployment.batch_log` (`log_source`): the output is downloadable as soon as the scoring is done.
+With the columnar store (PostgreSQL) they go to one segment per chunk and no Prediction row.
 """
 
 from __future__ import annotations
@@ -455,8 +456,9 @@ def batch_run(*, job: Job, ctx: JobContext) -> dict[str, Any]:
 
 
 def batch_log_run(*, job: Job, ctx: JobContext) -> dict[str, Any]:
-    """The `deployment.batch_log` job: COPY a batch's predictions into the Prediction table
-    (source "batch", caller "job:<batch id>"); succeeds only once every chunk is committed."""
+    """The `deployment.batch_log` job: a batch's predictions into the monitoring store (a segment
+    per chunk, or Prediction rows without the columnar store; source "batch", caller
+    "job:<batch id>"); succeeds only once every chunk is committed."""
     p = job.params
     batch = Job.objects.get(pk=p["batch_job_id"])
     deployment = Deployment.objects.select_related("project").get(pk=batch.params["deployment_id"])

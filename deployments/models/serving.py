@@ -96,10 +96,10 @@ class Prediction(models.Model):
 
 class PredictionSegment(models.Model):
     """One Parquet file of the columnar prediction store: the features and outputs of the rows one
-    drain (or one batch chunk) inserted, written before and recorded IN THE SAME TRANSACTION as
-    those Prediction rows. A file no segment row points at is an orphan (a crash between write and
-    commit) and the sweeper deletes it: every logged row is in exactly one committed segment or
-    keeps its inputs in PostgreSQL."""
+    drain inserted, written before and recorded IN THE SAME TRANSACTION as those Prediction rows,
+    or one batch chunk's predictions (segment only: `segment_only_rows`). A file no segment row
+    points at is an orphan (a crash between write and commit) and the sweeper deletes it: every
+    logged row is in exactly one committed segment or keeps its inputs in PostgreSQL."""
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
     deployment = models.ForeignKey("deployments.Deployment", on_delete=models.CASCADE, related_name="segments")
@@ -111,6 +111,9 @@ class PredictionSegment(models.Model):
     hour = models.DateTimeField()  # the partition (min_time's hour)
     compacted = models.BooleanField(default=False)  # the hour's segments merged into this one
     caller = models.CharField(max_length=40, blank=True)  # "job:12": a batch job's (deleted if it is re-delivered)
+    # Rows that have no Prediction row: a batch job's predictions (its output carries no prediction
+    # id, so nothing looks them up one by one). All or none of a segment's rows; never compacted.
+    segment_only_rows = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

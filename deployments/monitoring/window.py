@@ -26,15 +26,17 @@ REQUEST_KEY = ("created_at", "caller", "source", "latency_ms")
 
 
 def _request_stats(deployment: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
-    """Latency percentiles per request (a 40-row call counts once, not 40 times) and the rows
-    per request, in the database on PostgreSQL, in Python elsewhere (SQLite)."""
+    """Latency percentiles per predict request (a 40-row call counts once, not 40 times) and the
+    rows per request, in the database on PostgreSQL, in Python elsewhere (SQLite). Batch jobs and
+    shadow copies are not requests: a 50,000-row chunk's seconds would swamp the API's figures."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
             cur.execute(
                 "SELECT count(*), percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY lat), "
                 "avg(n_rows), percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY n_rows), max(n_rows) "
                 f"FROM (SELECT max(latency_ms) AS lat, count(*) AS n_rows FROM deployments_prediction "
-                "WHERE deployment_id = %s AND created_at >= %s AND created_at < %s AND source <> 'shadow' "
+                "WHERE deployment_id = %s AND created_at >= %s AND created_at < %s "
+                "AND source NOT IN ('shadow', 'batch') "
                 f"GROUP BY {', '.join(REQUEST_KEY)}) r",
                 [deployment.pk, start, end],
             )
@@ -42,7 +44,7 @@ def _request_stats(deployment: Deployment, start: datetime, end: datetime) -> di
     else:
         groups = Counter(
             Prediction.objects.filter(deployment=deployment, created_at__gte=start, created_at__lt=end)
-            .exclude(source="shadow")
+            .exclude(source__in=("shadow", "batch"))
             .values_list(*REQUEST_KEY)
         )
         count = len(groups)
@@ -94,6 +96,10 @@ def traffic_compute(deployment: Deployment, start: datetime, end: datetime) -> d
         other = row[3 + len(SOURCES)] - sum(by_source.values())
         if other:
             by_source["other"] = other
+        batch_only = prediction_store.segment_only_counts(deployment, start, end)["rows"]  # no Prediction rows
+        if batch_only:
+            agg["predictions"] += batch_only
+            by_source["batch"] = by_source.get("batch", 0) + batch_only
     else:
         qs = Prediction.objects.filter(deployment=deployment, created_at__gte=start, created_at__lt=end)
         agg = qs.exclude(source="shadow").aggregate(

@@ -196,7 +196,8 @@ def _per_class_and_reviewer(
 
 
 def _advice(deployment: Deployment, decided: list[tuple], *, since: Any, now: Any) -> list[dict[str, Any]]:
-    preds = Prediction.objects.filter(deployment=deployment, created_at__gte=since)
+    # What the API served (batch predictions are never routed to review).
+    preds = Prediction.objects.filter(deployment=deployment, created_at__gte=since).exclude(source="batch")
     first = preds.aggregate(m=Min("created_at"))["m"]
     # Under a day of traffic, per-day figures would extrapolate minutes: count it as one day.
     days = max((now - first).total_seconds() / 86400, 1.0) if first else 0

@@ -1,17 +1,29 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pandas as pd
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from deployments import prediction_store
-from deployments.models import Prediction
+from deployments.ml import columnar
+from deployments.models import Prediction, PredictionSegment
 from deployments.prediction_store import prediction_inputs
 from tests.conftest import wait_for_job
 from tests.deployments.conftest import FEATURES, loan_frame
+
+
+def batch_logged(deployment, job_id=None) -> list[dict]:
+    """A deployment's batch predictions in the monitoring store (segment-only rows) as records."""
+    from django.core.files.storage import default_storage
+
+    segments = PredictionSegment.objects.filter(deployment=deployment, segment_only_rows__gt=0)
+    if job_id is not None:
+        segments = segments.filter(caller=f"job:{job_id}")
+    assert all(s.segment_only_rows == s.rows for s in segments)
+    return columnar.read_tables(default_storage, list(segments.values_list("path", flat=True)), None).to_pylist()
 
 
 def _logging_done(job) -> None:
@@ -59,14 +71,21 @@ def test_batch_over_an_upload_scores_every_row_and_logs_them(
         assert str(out.loc[4, "color"]).startswith("'=")
     _logging_done(job)
     assert listed[0]["logging"]["job"] == job.result["logging_job_id"]
-    logged = Prediction.objects.filter(deployment=deployment, source="batch")
-    assert logged.count() == 248
-    row = logged.first()
-    assert row.inputs is None  # in the columnar store's segment
+    logged = batch_logged(deployment, job.pk)
+    assert len(logged) == 248  # in the columnar store, one segment per chunk
+    assert not Prediction.objects.filter(deployment=deployment, source="batch").exists()  # no row per prediction
+    rec = logged[0]
     assert (
-        set(prediction_inputs(row)) == set(FEATURES) and row.prediction in ("yes", "no") and 0.5 <= row.confidence <= 1
+        set(FEATURES) <= set(rec) and rec[columnar.PREDICTION] in ("yes", "no") and 0.5 <= rec[columnar.CONFIDENCE] <= 1
     )
-    assert set(row.probabilities) == {"no", "yes"} and row.caller == f"job:{job.pk}"
+    assert rec[columnar.SOURCE] == "batch" and rec[columnar.VERSION] == deployment.model_version_id
+    assert max(rec[columnar.PROBABILITIES]) == pytest.approx(rec[columnar.CONFIDENCE])
+    # Monitoring counts them: the window's traffic adds the segments' rows to the Prediction rows'.
+    from deployments.monitoring.window import traffic_compute
+
+    traffic = traffic_compute(deployment, timezone.now() - timedelta(hours=1), timezone.now())
+    assert traffic["predictions"] == 248 and traffic["by_source"] == {"batch": 248}
+    assert traffic["requests"] == 0  # a batch chunk is not a predict request
 
 
 def test_batch_over_a_dataset_version(team, api, deployment, worker):
@@ -78,7 +97,7 @@ def test_batch_over_a_dataset_version(team, api, deployment, worker):
     assert job.status == "succeeded", job.error
     assert job.result["rows"] == 300 and job.result["errors"] == 0
     _logging_done(job)
-    assert Prediction.objects.filter(deployment=deployment, source="batch").count() == 300
+    assert len(batch_logged(deployment, job.pk)) == 300
 
 
 def test_batch_permissions_and_bad_input(team, api, deployment, registered, settings):
@@ -224,9 +243,7 @@ def test_json_text_matches_json_dumps_of_each_value():
 
 
 def _logged_rows(deployment, job_id):
-    rows = list(Prediction.objects.filter(deployment=deployment, source="batch", caller=f"job:{job_id}"))
-    stored = prediction_store.inputs_for(deployment, [(p.pk, p.created_at) for p in rows])
-    return {tuple(sorted(stored[p.pk].items())): p for p in rows}
+    return {tuple(sorted((f, rec[f]) for f in FEATURES)): rec for rec in batch_logged(deployment, job_id)}
 
 
 def test_logged_rows_hold_each_scored_row_and_match_the_output_file(team, api, deployment, worker, monkeypatch):
@@ -265,15 +282,13 @@ def test_logged_rows_hold_each_scored_row_and_match_the_output_file(team, api, d
             "member": bool(row["member"]),
         }
         p = logged[tuple(sorted(inputs.items()))]
-        assert p.prediction == out.loc[i, "prediction"] and p.prediction in ("no", "yes")
-        assert p.confidence == pytest.approx(float(out.loc[i, "confidence"]))
-        assert p.probabilities == {
-            "no": round(float(out.loc[i, "proba_no"]), 6),
-            "yes": round(float(out.loc[i, "proba_yes"]), 6),
-        }
-        assert p.confidence == pytest.approx(max(p.probabilities.values()), abs=1e-6)
-        assert p.status == "accepted" and p.model_version_id == deployment.model_version_id and p.latency_ms > 0
-        assert p.project_id == team.project.pk and p.actual_source == "" and p.actual is None
+        assert p[columnar.PREDICTION] == out.loc[i, "prediction"] and p[columnar.PREDICTION] in ("no", "yes")
+        assert p[columnar.CONFIDENCE] == pytest.approx(float(out.loc[i, "confidence"]))
+        assert p[columnar.PROBABILITIES] == pytest.approx(
+            [float(out.loc[i, "proba_no"]), float(out.loc[i, "proba_yes"])]
+        )
+        assert p[columnar.CONFIDENCE] == pytest.approx(max(p[columnar.PROBABILITIES]))
+        assert p[columnar.VERSION] == deployment.model_version_id and p[columnar.SOURCE] == "batch"
         matched += 1
     assert matched == 119
 
@@ -298,7 +313,7 @@ def test_a_redelivered_job_replaces_what_the_first_delivery_logged(team, api, de
     job = wait_for_job(r.json()["id"])
     assert job.status == "succeeded", job.error
     _logging_done(job)
-    first = set(Prediction.objects.filter(caller=f"job:{job.pk}").values_list("pk", flat=True))
+    first = {rec[columnar.ID] for rec in batch_logged(deployment, job.pk)}
     assert len(first) == 90
     # The broker delivers it again (a late ack after the worker died mid-way).
     Job.objects.filter(pk=job.pk).update(status="queued", claim_token=None, finished_at=None)
@@ -306,7 +321,7 @@ def test_a_redelivered_job_replaces_what_the_first_delivery_logged(team, api, de
     job.refresh_from_db()
     assert job.status == "succeeded" and job.attempts == 2
     _logging_done(job)
-    second = set(Prediction.objects.filter(caller=f"job:{job.pk}").values_list("pk", flat=True))
+    second = {rec[columnar.ID] for rec in batch_logged(deployment, job.pk)}
     assert len(second) == 90 and not first & second
     assert Prediction.objects.filter(pk=other.pk).exists()
 
@@ -325,7 +340,7 @@ def test_a_redelivered_logging_job_logs_each_prediction_once(team, api, deployme
     keys = Job.objects.get(pk=log_id).params["keys"]
     # Delivered again before it could start: it does the whole work, once.
     log = wait_for_job(log_id)
-    assert log.status == "succeeded" and Prediction.objects.filter(caller=f"job:{job.pk}").count() == 60
+    assert log.status == "succeeded" and len(batch_logged(deployment, job.pk)) == 60
     from django.core.files.storage import default_storage
 
     assert not any(default_storage.exists(k) for k in keys)  # the chunk files go once all is committed
@@ -333,7 +348,7 @@ def test_a_redelivered_logging_job_logs_each_prediction_once(team, api, deployme
     Job.objects.filter(pk=log_id).update(status="queued", claim_token=None, finished_at=None)
     assert execute(log_id) == "ran"
     assert Job.objects.get(pk=log_id).status == "succeeded"
-    assert Prediction.objects.filter(caller=f"job:{job.pk}").count() == 60
+    assert len(batch_logged(deployment, job.pk)) == 60
 
 
 def test_a_chunk_whose_rows_are_all_refused_keeps_the_columns(team, api, deployment, worker, monkeypatch):
@@ -358,7 +373,8 @@ def test_a_chunk_whose_rows_are_all_refused_keeps_the_columns(team, api, deploym
 
 
 def test_the_embedded_mode_logs_the_same_rows_as_copy(team, deployment, transactional_db):
-    """The SQLite path (bulk_create) and the PostgreSQL path (COPY) write the same content."""
+    """The SQLite path (bulk_create), the PostgreSQL path without the columnar store (COPY) and the
+    columnar store's segment write the same content."""
     import json
 
     import numpy as np
@@ -387,3 +403,21 @@ def test_the_embedded_mode_logs_the_same_rows_as_copy(team, deployment, transact
     assert len(rows[900001]) == 50 and rows[900001] == rows[900002]
     assert any(r[0]["color"] == 'sq"uote\\' for r in rows[900001])
     assert any(r[0]["income"] is None for r in rows[900001])
+    # The columnar store's segment (PostgreSQL's default) holds the same content, probabilities unrounded.
+    from deployments.batch.log_source import _segment_chunk
+
+    _segment_chunk(LogTarget(deployment, deployment.model_version, Job(pk=900003), ["no", "yes"]), chunk)
+    segment = sorted(
+        [
+            (
+                {f: rec[f] for f in FEATURES},
+                rec[columnar.PREDICTION],
+                rec[columnar.CONFIDENCE],
+                {"no": round(rec[columnar.PROBABILITIES][0], 6), "yes": round(rec[columnar.PROBABILITIES][1], 6)},
+                rec[columnar.SOURCE],
+            )
+            for rec in batch_logged(deployment, 900003)
+        ],
+        key=lambda row: (row[2], json.dumps(row[3], sort_keys=True)),
+    )
+    assert segment == [(r[0], r[1], r[2], r[3], r[5]) for r in rows[900002]]

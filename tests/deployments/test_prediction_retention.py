@@ -76,7 +76,7 @@ def test_a_batch_jobs_predictions_land_in_segments_and_a_redelivery_replaces_the
     import numpy as np
     import pyarrow as pa
 
-    from deployments.batch.log_source import LogChunk, LogTarget, _copy_chunk, logged_count, logged_delete
+    from deployments.batch.log_source import LogChunk, LogTarget, _segment_chunk, logged_count, logged_delete
     from jobs.models import Job
 
     job = Job.objects.create(project=team.project, kind="deployment.batch_predict", created_by=team.editor)
@@ -91,14 +91,11 @@ def test_a_batch_jobs_predictions_land_in_segments_and_a_redelivery_replaces_the
         }
     )
     chunk = LogChunk(inputs, np.array(["yes", "no", "yes"]), np.array([0.9, 0.8, 0.7]), None, 12.0)
-    _copy_chunk(target, chunk)
+    _segment_chunk(target, chunk)
     (seg,) = PredictionSegment.objects.filter(deployment=deployment)
-    assert seg.rows == 3 and seg.caller == f"job:{job.pk}"
+    assert seg.rows == seg.segment_only_rows == 3 and seg.caller == f"job:{job.pk}"
     assert logged_count(deployment, job) == 3
-    row = Prediction.objects.filter(deployment=deployment).order_by("id").first()
-    assert row.inputs is None and row.prediction in ("yes", "no")
-    got = prediction_store.prediction_inputs(row)
-    assert got in inputs.to_pylist()
+    assert not Prediction.objects.filter(deployment=deployment).exists()  # the segment is their record
     start = timezone.now() - timedelta(hours=1)
     table = prediction_store.window_table(deployment, start, timezone.now(), ["income", "__prediction"])
     assert sorted(table.column("income").to_pylist()) == [1.0, 2.5, 3.0]
@@ -171,3 +168,27 @@ def test_batch_files_past_their_retention_are_deleted_and_the_download_says_410(
     assert page.get(f"/deployments/{deployment.pk}/batch/{old.pk}/download/").status_code == 410
     assert "deleted by retention" in client_for(team.editor).get(f"/deployments/{deployment.pk}/").content.decode()
     assert prediction_store_housekeeping()["batch_jobs_expired"] == 0  # once
+
+
+@pytest.mark.django_db
+def test_batch_segments_expire_with_the_retention_and_are_never_compacted(team, deployment):
+    import numpy as np
+    import pyarrow as pa
+
+    from deployments.batch.log_source import LogChunk, LogTarget, _segment_chunk
+    from jobs.models import Job
+
+    inputs = pa.table({"age": [30, 40], "income": [1.0, 2.0], "score": [0.1, 0.2], "color": ["red", "blue"]})
+    for _ in range(3):
+        job = Job.objects.create(project=team.project, kind="deployment.batch_predict", created_by=team.editor)
+        chunk = LogChunk(inputs, np.array(["yes", "no"]), np.array([0.9, 0.8]), np.array([[0.1, 0.9], [0.8, 0.2]]), 1.0)
+        _segment_chunk(LogTarget(deployment, deployment.model_version, job, ["no", "yes"]), chunk)
+    three_hours_ago = (timezone.now() - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+    PredictionSegment.objects.update(hour=three_hours_ago, min_time=three_hours_ago, max_time=three_hours_ago)
+    assert prediction_store.compact(deployment) == 0  # a chunk's segment is counted from its row: left whole
+    old = PredictionSegment.objects.order_by("pk").first()
+    long_ago = timezone.now() - timedelta(days=400)
+    PredictionSegment.objects.filter(pk=old.pk).update(hour=long_ago, min_time=long_ago, max_time=long_ago)
+    totals = prediction_store.retention_apply(deployment)
+    assert totals["predictions"] == 2 and totals["segments"] == 1  # its rows count as deleted predictions
+    assert not default_storage.exists(old.path) and PredictionSegment.objects.count() == 2

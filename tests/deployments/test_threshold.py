@@ -208,5 +208,9 @@ def test_a_batch_decides_with_the_threshold_and_logs_it(team, api, deployment, w
     assert (out["proba_yes"] < 0.5).any() and (out["prediction"] == "yes").sum() > (out["proba_yes"] >= 0.5).sum()
     log = wait_for_job(job.result["logging_job_id"])
     assert log.status == "succeeded", log.error
-    logged = Prediction.objects.filter(deployment=deployment, source="batch")
-    assert logged.count() == 300 and set(logged.values_list("decision_threshold", flat=True)) == {0.15}
+    from deployments.ml import columnar
+    from tests.deployments.test_batch import batch_logged
+
+    logged = batch_logged(deployment, job.pk)  # the monitoring store holds the labels the threshold decided
+    assert len(logged) == 300 and job.params["decision_threshold"] == 0.15
+    assert all(r[columnar.PREDICTION] == ("yes" if r[columnar.PROBABILITIES][1] >= 0.15 else "no") for r in logged)

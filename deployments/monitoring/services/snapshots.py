@@ -16,7 +16,8 @@ from django.db.models import Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from deployments.ml import drift, estimation
+from deployments import prediction_store
+from deployments.ml import columnar, drift, estimation
 from deployments.ml.reference import CONFIDENCE, PREDICTION
 from deployments.models import Deployment, DeploymentStatus, ModelVersion, MonitoringSnapshot, Prediction
 from deployments.monitoring.services.alerts import alerts_evaluate
@@ -187,10 +188,37 @@ def _window_query(deployment: Deployment, start: datetime, end: datetime):
 
 
 def _window_rows(deployment: Deployment, start: datetime, end: datetime) -> list[tuple]:
-    """The window's newest ESTIMATION_ROWS predictions. Predictions, probabilities and labels are
-    PostgreSQL columns: no feature is read."""
+    """The window's newest ESTIMATION_ROWS predictions as (prediction, actual, created_at,
+    probabilities): PostgreSQL columns (no feature is read), and the batch predictions that live
+    only in segments (prediction and probabilities columns; no label: nothing can send one)."""
     rows = _window_query(deployment, start, end).order_by("-created_at")
-    return list(rows.values_list("prediction", "actual", "created_at", "probabilities")[:ESTIMATION_ROWS])
+    rows = list(rows.values_list("prediction", "actual", "created_at", "probabilities")[:ESTIMATION_ROWS])
+    if not prediction_store.enabled():
+        return rows
+    mv = deployment.model_version
+    table = prediction_store.segment_only_table(
+        deployment,
+        start,
+        end,
+        [columnar.CREATED_AT, columnar.PREDICTION, columnar.PROBABILITIES],
+        model_version_id=mv.pk,
+    )
+    if not table.num_rows or columnar.PROBABILITIES not in table.column_names:
+        return rows
+    table = table.sort_by([(columnar.CREATED_AT, "descending")]).slice(0, ESTIMATION_ROWS)
+    classes = [str(c) for c in mv.classes or []]
+    for when, pred, proba in zip(
+        table.column(columnar.CREATED_AT).to_pylist(),
+        table.column(columnar.PREDICTION).to_pylist(),
+        table.column(columnar.PROBABILITIES).to_pylist(),
+        strict=True,
+    ):
+        probabilities = (
+            dict(zip(classes, proba, strict=True)) if proba is not None and len(proba) == len(classes) else None
+        )
+        rows.append((pred, None, when, probabilities))
+    rows.sort(key=lambda r: r[2], reverse=True)
+    return rows[:ESTIMATION_ROWS]
 
 
 def _usable(deployment: Deployment, rows: list[tuple]) -> list[tuple]:
