@@ -88,7 +88,7 @@ def _upload_profile_split(page, project: Project, csv_path) -> None:
     _until(page, "#split-form")
     assert page.input_value("#id_column") == "approved"  # the target, chosen from a list
     page.click("#split-form button[type=submit]")
-    page.wait_for_selector("#split-summary")
+    _until(page, "#split-summary")  # the split is a job: the worker may still be busy with the profile
     assert "stratified" in page.inner_text("#split-summary")
 
 

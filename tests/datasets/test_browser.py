@@ -78,7 +78,7 @@ def test_upload_explore_recipe_split(page, team, worker, tmp_path):
     page.select_option("#id_strategy", "stratified")
     page.select_option("#id_column", "churn")
     page.click("#split-form button[type=submit]")
-    page.wait_for_selector("#test-locked")
+    page.wait_for_selector("#test-locked", timeout=60000)  # a job: the page reloads when it ends
     assert "locked" in page.inner_text("#split-summary")
     version = DatasetVersion.objects.get(pk=version_id)
     assert version.test_locked and version.split["strategy"] == "stratified"
