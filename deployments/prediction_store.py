@@ -3,14 +3,14 @@
 A logged prediction's features and outputs live in exactly one place:
 - in a Parquet segment (deployments.ml.columnar) when its Prediction row has `inputs` NULL: the
   drainer (prediction_log) writes the file, then inserts the Prediction rows and the
-  PredictionSegment row in ONE transaction;
+  PredictionSegment row in ONE transaction. A crash after the write and before the commit leaves
+  a file no segment row names: `orphans_sweep` deletes it, and the retried drain writes the rows
+  again (their ids were not committed). A retried drain of rows already committed inserts
+  nothing (ON CONFLICT DO NOTHING ... RETURNING) and writes no segment;
 - in a segment only, for a batch job's predictions (`segment_only_rows`): the batch logging job
   writes one per chunk and commits its row; nothing looks those up by id (the output file has no
   prediction ids), so PostgreSQL holds no row per prediction, and traffic counts add the
-  segments' counts (`segment_only_counts`). A crash after the write and before the
-  commit leaves a file no segment row names: `orphans_sweep` deletes it, and the retried drain
-  writes the rows again (their ids were not committed). A retried drain of rows already
-  committed inserts nothing (ON CONFLICT DO NOTHING ... RETURNING) and writes no segment;
+  segments' counts (`segment_only_counts`);
 - in `Prediction.inputs` otherwise (held for review, the request's own fallback write, the
   embedded SQLite mode, rows logged before the store).
 Readers (monitoring windows, retrain, exports) read both sides and never count a row twice.
@@ -31,6 +31,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from deployments.ml import columnar
@@ -93,16 +94,17 @@ def segment_write(
     )
 
 
-def segment_only_counts(deployment: Deployment, start: datetime, end: datetime) -> dict[str, Any]:
-    """The window's predictions that live only in segments (batch chunks), from the segment rows:
-    a chunk's rows share one time, so a segment is wholly in or out of any window.
-    {"rows": n, "segments": k}; the traffic counts add them to the Prediction rows'."""
-    from django.db.models import Count, Sum
-
-    agg = PredictionSegment.objects.filter(
+def _segment_only(deployment: Deployment, start: datetime, end: datetime):
+    """The window's segments that are their predictions' only record (batch chunks). A chunk's rows
+    share one time, so such a segment is wholly in or out of any window."""
+    return PredictionSegment.objects.filter(
         deployment=deployment, segment_only_rows__gt=0, min_time__gte=start, max_time__lt=end
-    ).aggregate(rows=Sum("segment_only_rows"), segments=Count("id"))
-    return {"rows": int(agg["rows"] or 0), "segments": int(agg["segments"] or 0)}
+    )
+
+
+def segment_only_counts(deployment: Deployment, start: datetime, end: datetime) -> int:
+    """How many of the window's predictions live only in segments (the traffic counts add them)."""
+    return int(_segment_only(deployment, start, end).aggregate(n=Sum("segment_only_rows"))["n"] or 0)
 
 
 def rows_write(rows: Sequence[dict[str, Any]]) -> int:
@@ -134,9 +136,7 @@ def segment_only_table(
     deployment: Deployment, start: datetime, end: datetime, columns: Sequence[str], *, model_version_id: int
 ) -> pa.Table:
     """The window's batch predictions (segment-only rows) of one version, `columns` only."""
-    paths = PredictionSegment.objects.filter(
-        deployment=deployment, segment_only_rows__gt=0, min_time__gte=start, max_time__lt=end
-    ).values_list("path", flat=True)
+    paths = _segment_only(deployment, start, end).values_list("path", flat=True)
     return columnar.read_tables(
         default_storage, list(paths), columns, start=start, end=end, model_version_id=model_version_id
     )

@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
+from django.utils import timezone
 from threadpoolctl import threadpool_limits
 
 from datasets.models import DatasetVersion
@@ -493,10 +495,6 @@ def batch_files_expire(*, now: Any = None) -> dict[str, int]:
     `BATCH_FILE_RETENTION_DAYS` ago (the hourly housekeeping). The job keeps its counts and its
     logged predictions; its result records when the files went (`files_expired_at`), so the
     download says 410 with the reason instead of a missing file."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.BATCH_FILE_RETENTION_DAYS)
     jobs = Job.objects.filter(kind=BATCH_JOB, finished_at__lt=cutoff).exclude(result__has_key="files_expired_at")

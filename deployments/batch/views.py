@@ -13,8 +13,8 @@ from django.views.decorators.http import require_POST
 from datasets.models import DatasetVersion
 from deployments.batch import selectors, services
 from deployments.models import Deployment
-from mlplatform.errors import DomainError, Gone
-from mlplatform.ui import report
+from mlplatform.errors import DomainError
+from mlplatform.ui import gone_as_text, report
 from projects.access import access
 from projects.roles import Action
 
@@ -50,11 +50,9 @@ def batch_view(request: HttpRequest, pk: int) -> HttpResponse:
 def batch_download_view(request: HttpRequest, pk: int, job_id: int) -> HttpResponse:
     deployment = access(request.user, Deployment, pk)
     job = selectors.batch_jobs(deployment).filter(pk=job_id, status="succeeded").first()
-    if job is not None:
-        try:
-            services.batch_output_gone(job)
-        except Gone as exc:  # the API's 410 and its reason, as text for the browser
-            return HttpResponse(exc.message, status=410, content_type="text/plain")
+    gone = gone_as_text(services.batch_output_gone, job) if job is not None else None
+    if gone is not None:
+        return gone
     if job is None or not (job.result or {}).get("output_key"):
         raise Http404
     fmt = job.result.get("output_format", "csv")

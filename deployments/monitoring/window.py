@@ -96,7 +96,7 @@ def traffic_compute(deployment: Deployment, start: datetime, end: datetime) -> d
         other = row[3 + len(SOURCES)] - sum(by_source.values())
         if other:
             by_source["other"] = other
-        batch_only = prediction_store.segment_only_counts(deployment, start, end)["rows"]  # no Prediction rows
+        batch_only = prediction_store.segment_only_counts(deployment, start, end)  # no Prediction rows
         if batch_only:
             agg["predictions"] += batch_only
             by_source["batch"] = by_source.get("batch", 0) + batch_only

@@ -305,10 +305,13 @@ def model_versions_archive(*, now: Any = None) -> dict[str, int]:
     keep = settings.MODEL_VERSION_KEEP_LATEST
     candidates = ModelVersion.objects.filter(archived_at__isnull=True, created_at__lt=now - timedelta(days=days))
     in_use = versions_in_use()
+    newest: dict[int, set[int]] = {}  # per project, read once
     archived = deleted = 0
     for version in candidates.only("pk", "project_id", "version").order_by("project_id", "version"):
-        newest = ModelVersion.objects.filter(project_id=version.project_id).order_by("-version")[:keep]
-        if version.pk in in_use or version.pk in set(newest.values_list("pk", flat=True)):
+        if version.project_id not in newest:
+            latest = ModelVersion.objects.filter(project_id=version.project_id).order_by("-version")[:keep]
+            newest[version.project_id] = set(latest.values_list("pk", flat=True))
+        if version.pk in in_use or version.pk in newest[version.project_id]:
             continue
         with transaction.atomic():
             v = ModelVersion.objects.select_for_update().filter(pk=version.pk, archived_at__isnull=True).first()

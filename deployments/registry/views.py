@@ -18,8 +18,8 @@ from deployments.registry import selectors, services
 from deployments.rollout import services as rollout_services
 from experiments.models import Run
 from mlplatform.artifacts import read_verified
-from mlplatform.errors import DomainError, Gone, InvalidInput
-from mlplatform.ui import report
+from mlplatform.errors import DomainError, InvalidInput
+from mlplatform.ui import gone_as_text, report
 from projects import services as project_services
 from projects.access import access, project_for, require
 from projects.models import Decision
@@ -151,10 +151,9 @@ def run_register_view(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 def model_version_download_view(request: HttpRequest, pk: int) -> HttpResponse:
     version = access(request.user, ModelVersion, pk)
-    try:
-        services.model_file_gone(version)
-    except Gone as exc:  # the API's 410 and its reason, as text for the browser
-        return HttpResponse(exc.message, status=410, content_type="text/plain")
+    gone = gone_as_text(services.model_file_gone, version)
+    if gone is not None:
+        return gone
     data = read_verified(version.artifact_key, version.sha256)
     response = FileResponse(io.BytesIO(data), as_attachment=True, filename=f"model-v{version.version}.skops")
     response["X-Content-SHA256"] = version.sha256
